@@ -1,0 +1,122 @@
+"""Conditional affine transformation (CAT) from DF-GAN/GALIP: the baseline that RAT replaces."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
+from .modulation import ModulationHead, modulate, modulate_twice
+
+__all__ = ["Affine", "DFBlock"]
+
+
+def check_feature_and_cond(x: Tensor, cond: Tensor, num_features: int, cond_dim: int) -> None:
+    """Validate the ``(x, cond)`` pair every conditioned layer takes."""
+    check_tensor("x", x, 4, "(B, C, H, W)")
+    check_tensor("cond", cond, 2, "(B, cond_dim)")
+    check_size("x", x, 1, num_features, "channels C")
+    check_size("cond", cond, 1, cond_dim, "cond_dim")
+    check_same_batch((("x", x), ("cond", cond)))
+    check_same_device((("x", x), ("cond", cond)))
+
+
+class Affine(nn.Module):
+    """Conditional affine transformation: ``gamma(cond) * x + beta(cond)``.
+
+    ``gamma`` and ``beta`` come from two MLPs of the condition (:class:`ModulationHead`) and
+    broadcast over height and width. A fresh layer is the identity.
+
+    Args:
+        cond_dim: size of the condition vector (612 in RATLIP: 100 noise + 512 CLIP).
+        num_features: number of channels ``C`` of ``x``.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - x: :math:`(B, C, H, W)`
+        - cond: :math:`(B, \\text{cond\\_dim})`
+        - output: :math:`(B, C, H, W)`, dtype of ``x``
+
+    Example:
+        >>> layer = Affine(16, 8)
+        >>> x = torch.randn(2, 8, 4, 4)
+        >>> torch.equal(layer(x, torch.randn(2, 16)), x)
+        True
+    """
+
+    def __init__(
+        self,
+        cond_dim: int,
+        num_features: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        self.num_features = check_positive_int("num_features", num_features)
+        self.head = ModulationHead(cond_dim, num_features, device=device, dtype=dtype)
+
+    def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(gamma, beta)``, each ``(B, C)``, without touching a feature map."""
+        return self.head(cond)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        return modulate(x, *self.head(cond))
+
+    def extra_repr(self) -> str:
+        return f"cond_dim={self.cond_dim}, num_features={self.num_features}"
+
+
+class DFBlock(nn.Module):
+    """DF-GAN's fusion block: Affine, LeakyReLU, Affine, LeakyReLU, with one condition.
+
+    Args:
+        cond_dim: size of the condition vector.
+        num_features: number of channels ``C`` of ``x``.
+        negative_slope: slope of the LeakyReLUs.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - x: :math:`(B, C, H, W)`
+        - cond: :math:`(B, \\text{cond\\_dim})`
+        - output: :math:`(B, C, H, W)`
+
+    Example:
+        >>> block = DFBlock(16, 8)
+        >>> block(torch.randn(2, 8, 4, 4), torch.randn(2, 16)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    def __init__(
+        self,
+        cond_dim: int,
+        num_features: int,
+        negative_slope: float = 0.2,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        self.num_features = check_positive_int("num_features", num_features)
+        self.negative_slope = float(negative_slope)
+        self.affine1 = Affine(cond_dim, num_features, device=device, dtype=dtype)
+        self.affine2 = Affine(cond_dim, num_features, device=device, dtype=dtype)
+
+    def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Return ``(gamma1, beta1, gamma2, beta2)`` for :func:`modulate_twice`."""
+        return (*self.affine1.modulation(cond), *self.affine2.modulation(cond))
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        return modulate_twice(x, *self.modulation(cond), self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return (
+            f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
+            f"negative_slope={self.negative_slope}"
+        )

@@ -1,0 +1,145 @@
+"""Shuffle Attention (SA-Net, Zhang & Yang, ICASSP 2021) and the reference's SA convolution."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from .._checks import check_divisible, check_positive_int, check_size, check_tensor
+
+__all__ = ["ShuffleAttention", "SAConv"]
+
+
+class ShuffleAttention(nn.Module):
+    """SA-Net's shuffle attention: grouped channel and spatial gating, then a channel shuffle.
+
+    The channels are split into ``groups`` groups, each group into two halves. One half is gated by
+    its global average (channel attention), the other by its own group-normalised values (spatial
+    attention); the halves are concatenated and the channels shuffled across the two halves.
+    Parameter names (``cweight``, ``cbias``, ``sweight``, ``sbias``, ``gn``) follow SA-Net, so
+    SA-Net state dicts load.
+
+    Args:
+        channels: number of channels ``C``; must be divisible by ``2 * groups``.
+        groups: number of groups ``G``.
+        eps: epsilon of the group norm.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - input: :math:`(B, C, H, W)`
+        - output: :math:`(B, C, H, W)`
+
+    Example:
+        >>> sa = ShuffleAttention(32, groups=8)
+        >>> sa(torch.randn(2, 32, 5, 5)).shape
+        torch.Size([2, 32, 5, 5])
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        groups: int = 8,
+        *,
+        eps: float = 1e-5,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.groups = check_positive_int("groups", groups)
+        check_divisible("channels", channels, 2 * groups, "2 * groups")
+        half = channels // (2 * groups)
+        factory = {"device": device, "dtype": dtype}
+        self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
+        self.cbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
+        self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
+        self.sbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
+        self.gn = nn.GroupNorm(half, half, eps=eps, **factory)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_tensor("x", x, 4, "(B, C, H, W)")
+        check_size("x", x, 1, self.channels, "channels C")
+        dtype = x.dtype
+        grouped = rearrange(x, "b (g c) h w -> (b g) c h w", g=self.groups)
+        x_channel, x_spatial = grouped.chunk(2, dim=1)
+        pooled = x_channel.mean(dim=(2, 3), keepdim=True)
+        x_channel = x_channel * torch.sigmoid(self.cweight.to(dtype) * pooled + self.cbias.to(dtype))
+        normed = F.group_norm(
+            x_spatial, self.gn.num_groups, self.gn.weight.to(dtype), self.gn.bias.to(dtype), self.gn.eps
+        )
+        x_spatial = x_spatial * torch.sigmoid(self.sweight.to(dtype) * normed + self.sbias.to(dtype))
+        out = torch.cat((x_channel, x_spatial), dim=1)
+        out = rearrange(out, "(b g) c h w -> b (g c) h w", g=self.groups)
+        # Channel shuffle with two groups: (B, 2, C/2, H, W) -> (B, C/2, 2, H, W).
+        return rearrange(out, "b (two c) h w -> b (c two) h w", two=2)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, groups={self.groups}"
+
+
+class SAConv(nn.Module):
+    """The reference's SA convolution: Conv2d (no bias), norm, activation, :class:`ShuffleAttention`.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels; must be divisible by ``2 * groups``.
+        kernel_size: convolution kernel size.
+        stride: convolution stride.
+        padding: convolution padding; ``None`` means ``kernel_size // 2`` ("same" at stride 1).
+        groups: shuffle-attention groups (not convolution groups).
+        norm_layer: builds the norm from the channel count and factory kwargs.
+        act_layer: builds the activation; LeakyReLU(0.01) by default, as in the reference.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - input: :math:`(B, C_{in}, H, W)`
+        - output: :math:`(B, C_{out}, H', W')`
+
+    Example:
+        >>> layer = SAConv(32, 64)
+        >>> layer(torch.randn(2, 32, 7, 7)).shape
+        torch.Size([2, 64, 7, 7])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        groups: int = 8,
+        *,
+        norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
+        act_layer: Callable[[], nn.Module] = functools.partial(nn.LeakyReLU, 0.01),
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("stride", stride)
+        check_positive_int("groups", groups)
+        check_divisible("out_channels", out_channels, 2 * groups, "2 * groups")
+        if padding is None:
+            padding = kernel_size // 2
+        elif isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be None or a non-negative int, got {padding!r}")
+        factory = {"device": device, "dtype": dtype}
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False, **factory)
+        self.norm = norm_layer(out_channels, **factory)
+        self.act = act_layer()
+        self.attn = ShuffleAttention(out_channels, groups, **factory)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_tensor("x", x, 4, "(B, C, H, W)")
+        check_size("x", x, 1, self.in_channels, "channels C_in")
+        return self.attn(self.act(self.norm(self.conv(x))))

@@ -1,0 +1,256 @@
+"""Recurrent affine transformation (RAT): an LSTM cell whose time axis is the layer index."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_positive_int, check_state, check_tensor
+from .affine import check_feature_and_cond
+from .modulation import ModulationHead, modulate, modulate_twice
+
+__all__ = ["LSTMState", "LSTMAffine", "RATBlock", "StateFromNoise", "zero_state"]
+
+LSTMState = tuple[Tensor, Tensor]
+"""An LSTM state ``(h, c)``, each of shape ``(B, hidden_size)``."""
+
+
+def zero_state(
+    batch_size: int,
+    hidden_size: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> LSTMState:
+    """The all-zero LSTM state, what :class:`LSTMAffine` uses when given ``state=None``.
+
+    Args:
+        batch_size: number of samples ``B``.
+        hidden_size: LSTM hidden size.
+        device: device of the tensors.
+        dtype: dtype of the tensors.
+
+    Returns:
+        ``(h, c)``, each of shape ``(batch_size, hidden_size)``.
+
+    Example:
+        >>> h, c = zero_state(2, 64)
+        >>> h.shape, bool(c.abs().sum() == 0)
+        (torch.Size([2, 64]), True)
+    """
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("hidden_size", hidden_size)
+    h = torch.zeros(batch_size, hidden_size, device=device, dtype=dtype)
+    return h, torch.zeros_like(h)
+
+
+class StateFromNoise(nn.Module):
+    """Starts the recurrent state from the noise, as RAT-GAN does: ``h0 = Linear(z)``, ``c0 = Linear(z)``.
+
+    Both projections are packed into one ``Linear(noise_dim -> 2 * hidden_size)``.
+
+    Args:
+        noise_dim: size of the noise vector ``z``.
+        hidden_size: LSTM hidden size of the RAT layers the state feeds.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - noise: :math:`(B, \\text{noise\\_dim})`
+        - output: ``(h0, c0)``, each :math:`(B, \\text{hidden\\_size})`
+
+    Example:
+        >>> init = StateFromNoise(100, 64)
+        >>> h0, c0 = init(torch.randn(4, 100))
+        >>> h0.shape, c0.shape
+        (torch.Size([4, 64]), torch.Size([4, 64]))
+    """
+
+    def __init__(
+        self,
+        noise_dim: int,
+        hidden_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.noise_dim = check_positive_int("noise_dim", noise_dim)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.proj = nn.Linear(noise_dim, 2 * hidden_size, device=device, dtype=dtype)
+
+    def forward(self, noise: Tensor) -> LSTMState:
+        check_tensor("noise", noise, 2, "(B, noise_dim)")
+        if noise.shape[1] != self.noise_dim:
+            raise ValueError(
+                f"noise must have noise_dim = {self.noise_dim} features, got shape {tuple(noise.shape)}"
+            )
+        h, c = self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
+        return h, c
+
+    def extra_repr(self) -> str:
+        return f"noise_dim={self.noise_dim}, hidden_size={self.hidden_size}"
+
+
+def _make_cell(
+    cond_dim: int,
+    hidden_size: int,
+    cell: nn.LSTMCell | None,
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> nn.LSTMCell:
+    """Return ``cell`` after checking it fits, or a new ``nn.LSTMCell(cond_dim, hidden_size)``."""
+    if cell is None:
+        return nn.LSTMCell(cond_dim, hidden_size, device=device, dtype=dtype)
+    if not isinstance(cell, nn.LSTMCell):
+        raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
+    if (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
+        raise ValueError(
+            "cell must be nn.LSTMCell(cond_dim, hidden_size) = "
+            f"nn.LSTMCell({cond_dim}, {hidden_size}), got nn.LSTMCell({cell.input_size}, {cell.hidden_size})"
+        )
+    return cell
+
+
+class LSTMAffine(nn.Module):
+    """Recurrent affine transformation: one LSTM step, then ``gamma(h_t) * x + beta(h_t)``.
+
+    Each call steps the LSTM cell once with the condition as input and the incoming state
+    ``(h_{t-1}, c_{t-1})``, predicts ``gamma`` and ``beta`` from the new hidden state ``h_t`` and
+    returns the new state beside the output, so a chain of layers shares one memory of the text.
+    Every sample has its own state: sample ``i``'s output depends only on sample ``i``'s inputs
+    (the reference implementation ran its LSTM along the batch axis instead).
+
+    Args:
+        cond_dim: size of the condition vector (the LSTM's input).
+        num_features: number of channels ``C`` of ``x``.
+        hidden_size: LSTM hidden size.
+        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` to share with other layers; by default the
+            layer owns a new one.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - x: :math:`(B, C, H, W)`
+        - cond: :math:`(B, \\text{cond\\_dim})`
+        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
+
+    Example:
+        >>> layer = LSTMAffine(16, 8, hidden_size=32)
+        >>> x = torch.randn(2, 8, 4, 4)
+        >>> out, (h, c) = layer(x, torch.randn(2, 16))
+        >>> torch.equal(out, x), h.shape
+        (True, torch.Size([2, 32]))
+    """
+
+    def __init__(
+        self,
+        cond_dim: int,
+        num_features: int,
+        hidden_size: int = 64,
+        *,
+        cell: nn.LSTMCell | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        self.num_features = check_positive_int("num_features", num_features)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.cell = _make_cell(cond_dim, hidden_size, cell, device, dtype)
+        self.head = ModulationHead(hidden_size, num_features, device=device, dtype=dtype)
+
+    def step(self, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, Tensor, LSTMState]:
+        """Step the LSTM once; return ``(gamma, beta, (h, c))`` without touching a feature map.
+
+        Unlike :meth:`forward`, this does not validate its inputs.
+        """
+        weight_dtype = self.cell.weight_ih.dtype
+        if state is not None:
+            state = (state[0].to(weight_dtype), state[1].to(weight_dtype))
+        h, c = self.cell(cond.to(weight_dtype), state)
+        gamma, beta = self.head(h)
+        return gamma, beta, (h, c)
+
+    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        if state is not None:
+            check_state(state, x.shape[0], self.hidden_size)
+        gamma, beta, state = self.step(cond, state)
+        return modulate(x, gamma, beta), state
+
+    def extra_repr(self) -> str:
+        return f"cond_dim={self.cond_dim}, num_features={self.num_features}, hidden_size={self.hidden_size}"
+
+
+class RATBlock(nn.Module):
+    """RAT block: LSTMAffine, LeakyReLU, LSTMAffine, LeakyReLU, with the state threaded through.
+
+    The drop-in replacement for a DF-GAN/GALIP :class:`DFBlock`: the call site changes from
+    ``h = block(h, cond)`` to ``h, state = block(h, cond, state)``.
+
+    Args:
+        cond_dim: size of the condition vector.
+        num_features: number of channels ``C`` of ``x``.
+        hidden_size: LSTM hidden size.
+        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` that both affines (and any other layer given
+            it) share, RAT-GAN style; by default each affine owns its cell.
+        negative_slope: slope of the LeakyReLUs.
+        device: factory device.
+        dtype: factory dtype.
+
+    Shape:
+        - x: :math:`(B, C, H, W)`
+        - cond: :math:`(B, \\text{cond\\_dim})`
+        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
+
+    Example:
+        >>> block = RATBlock(16, 8, hidden_size=32)
+        >>> out, state = block(torch.randn(2, 8, 4, 4), torch.randn(2, 16))
+        >>> out, state = block(out, torch.randn(2, 16), state)
+        >>> out.shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    def __init__(
+        self,
+        cond_dim: int,
+        num_features: int,
+        hidden_size: int = 64,
+        *,
+        cell: nn.LSTMCell | None = None,
+        negative_slope: float = 0.2,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        self.num_features = check_positive_int("num_features", num_features)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.negative_slope = float(negative_slope)
+        factory = {"device": device, "dtype": dtype}
+        self.affine1 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
+        self.affine2 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
+
+    def modulation(
+        self, cond: Tensor, state: LSTMState | None = None
+    ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], LSTMState]:
+        """Step both affines; return ``((gamma1, beta1, gamma2, beta2), state)``, no feature map needed."""
+        gamma1, beta1, state = self.affine1.step(cond, state)
+        gamma2, beta2, state = self.affine2.step(cond, state)
+        return (gamma1, beta1, gamma2, beta2), state
+
+    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        if state is not None:
+            check_state(state, x.shape[0], self.hidden_size)
+        params, state = self.modulation(cond, state)
+        return modulate_twice(x, *params, self.negative_slope), state
+
+    def extra_repr(self) -> str:
+        return (
+            f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
+            f"hidden_size={self.hidden_size}, negative_slope={self.negative_slope}"
+        )
