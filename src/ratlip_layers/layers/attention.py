@@ -65,6 +65,11 @@ class ShuffleAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_tensor("x", x, 4, "(B, C, H, W)")
         check_size("x", x, 1, self.channels, "channels C")
+        if x.shape[2] * x.shape[3] < 2:
+            raise ValueError(
+                "ShuffleAttention normalises each channel over its spatial positions, so it needs "
+                f"H * W >= 2, got x of shape {tuple(x.shape)}"
+            )
         dtype = x.dtype
         grouped = rearrange(x, "b (g c) h w -> (b g) c h w", g=self.groups)
         x_channel, x_spatial = grouped.chunk(2, dim=1)
