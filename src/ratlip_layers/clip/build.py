@@ -1,0 +1,144 @@
+"""Building and freezing open_clip models: the only place that calls open_clip's factory."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import open_clip
+import torch
+from torch import nn
+
+from .._checks import check_divisible, check_positive_int, floating_dtype
+
+__all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "freeze_clip", "tiny_clip"]
+
+CLIP_SPEC_ATTR = "ratlip_clip_spec"
+"""Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
+
+
+def freeze_clip(model: nn.Module) -> nn.Module:
+    """Freeze an open_clip model in place: no parameter requires a gradient, and it is in eval mode.
+
+    The modules of this library that hold a CLIP model (:class:`CLIPTextAdapter`,
+    :class:`CLIPImageEncoder`, :class:`CLIPMapper` and the networks built on them) keep it this way:
+    their ``train()`` leaves it in eval mode and their ``requires_grad_()`` leaves it frozen.
+
+    Args:
+        model: any ``nn.Module``, usually an open_clip ``CLIP``.
+
+    Returns:
+        ``model`` itself.
+
+    Example:
+        >>> clip_model = freeze_clip(nn.Linear(2, 2).train())
+        >>> clip_model.training, clip_model.weight.requires_grad
+        (False, False)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def clip_spec(model: nn.Module) -> dict[str, Any] | None:
+    """How ``model`` was built by :func:`build_clip` (``model_name``, ``pretrained``, ``model_kwargs``).
+
+    Returns ``None`` for a model built some other way; such a model cannot be rebuilt from a saved
+    generator's config and must be passed to ``from_pretrained`` explicitly.
+    """
+    spec = getattr(model, CLIP_SPEC_ATTR, None)
+    return copy.deepcopy(spec) if spec is not None else None
+
+
+def build_clip(
+    model_name: str,
+    pretrained: str | None = None,
+    *,
+    device: torch.device | str | None = None,
+    **model_kwargs: Any,
+) -> tuple[nn.Module, Any]:
+    """Build a frozen open_clip model and its tokenizer.
+
+    Nothing is downloaded unless ``pretrained`` names an open_clip tag (such as ``"openai"`` for
+    ``"ViT-B-32-quickgelu"``); a local weights file is loaded through open_clip's own loader, and
+    ``pretrained=None`` gives random weights. The returned model records ``model_name``,
+    ``pretrained`` and ``model_kwargs`` (see :func:`clip_spec`) so that a saved generator can
+    rebuild it.
+
+    Args:
+        model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
+        pretrained: an open_clip pretrained tag, a path to a local weights file, or ``None``.
+        device: where to build the model; CPU by default.
+        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``,
+            ``text_cfg`` (a given ``vision_cfg``/``text_cfg`` replaces the named model's).
+
+    Returns:
+        ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
+
+    Example:
+        >>> clip_model, tokenizer = build_clip(
+        ...     "ViT-B-32", embed_dim=16,
+        ...     vision_cfg=dict(image_size=16, layers=1, width=32, patch_size=8, head_width=16),
+        ...     text_cfg=dict(context_length=8, width=32, heads=2, layers=1))
+        >>> tokenizer(["a bird"]).shape, clip_spec(clip_model)["model_name"]
+        (torch.Size([1, 8]), 'ViT-B-32')
+    """
+    if not isinstance(model_name, str) or not model_name:
+        raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
+    if pretrained is not None and not isinstance(pretrained, str):
+        raise TypeError(f"pretrained must be None, an open_clip tag or a file path (str), got {pretrained!r}")
+    model = open_clip.create_model(
+        model_name, pretrained=pretrained, device=device if device is not None else "cpu", **model_kwargs
+    )
+    tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
+    setattr(
+        model,
+        CLIP_SPEC_ATTR,
+        {"model_name": model_name, "pretrained": pretrained, "model_kwargs": copy.deepcopy(model_kwargs)},
+    )
+    return freeze_clip(model), tokenizer
+
+
+def tiny_clip(
+    *,
+    image_size: int = 32,
+    embed_dim: int = 32,
+    context_length: int = 16,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[nn.Module, Any]:
+    """A randomly initialised tiny ViT CLIP for tests, CPU runs and the built-in default training.
+
+    Vision tower: width 64, 2 blocks, patch 8 (a 4x4 grid at 32 px); text tower: width 64, 2 blocks,
+    CLIP's 49,408-token vocabulary, so the standard tokenizer works.
+
+    Args:
+        image_size: input size of the vision tower; a multiple of 8.
+        embed_dim: size of the joint embedding (the sentence embedding).
+        context_length: tokens per caption.
+        device: where to build the model.
+        dtype: floating dtype of the model; float32 by default.
+
+    Returns:
+        ``(clip_model, tokenizer)``, frozen, as :func:`build_clip` returns them.
+
+    Example:
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> clip_model.encode_text(tokenizer(["a red bird"])).shape
+        torch.Size([1, 32])
+    """
+    check_positive_int("image_size", image_size)
+    check_divisible("image_size", image_size, 8, "the patch size")
+    check_positive_int("embed_dim", embed_dim)
+    check_positive_int("context_length", context_length)
+    model, tokenizer = build_clip(
+        "ViT-B-32",
+        device=device,
+        embed_dim=embed_dim,
+        vision_cfg={"image_size": image_size, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+        text_cfg={"context_length": context_length, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    )
+    if floating_dtype(dtype) is not None:
+        model.to(dtype=dtype)
+    return model, tokenizer

@@ -1,0 +1,87 @@
+"""Keeping a shared CLIP frozen inside trainable networks.
+
+A network here (generator, discriminator, text adapter) registers its CLIP model as a submodule so
+that ``.to(device)`` moves it, but wraps it in :class:`FrozenCLIP`, whose ``train()`` never leaves
+eval mode. :class:`WithFrozenCLIP` gives the network a ``requires_grad_`` that leaves CLIP frozen
+and a state dict of its own weights only, without CLIP's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from .build import freeze_clip
+
+__all__ = ["FrozenCLIP", "WithFrozenCLIP"]
+
+
+class FrozenCLIP(nn.Module):
+    """Holds a frozen open_clip model: its parameters get no gradients and it stays in eval mode.
+
+    The same model may be wrapped by several networks at once (generator, discriminator, text
+    adapter); the wrappers share its parameters.
+
+    Args:
+        model: the open_clip model; frozen in place by :func:`freeze_clip`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = freeze_clip(model)
+
+    def __repr__(self) -> str:
+        # One line instead of CLIP's full module tree, which would repeat in every holder's repr.
+        num_params = sum(p.numel() for p in self.model.parameters())
+        return f"FrozenCLIP({type(self.model).__name__}, {num_params:,} frozen parameters)"
+
+    def train(self, mode: bool = True) -> FrozenCLIP:
+        # Ignore ``mode``: a parent's ``.train()`` reaches here and must not switch CLIP's dropout
+        # or norm layers to training behaviour.
+        return super().train(False)
+
+
+class WithFrozenCLIP(nn.Module):
+    """Base class of the modules that hold a :class:`FrozenCLIP` somewhere below them."""
+
+    def _frozen_prefixes(self) -> tuple[str, ...]:
+        return tuple(
+            f"{name}." for name, module in self.named_modules(remove_duplicate=False) if isinstance(module, FrozenCLIP)
+        )
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Set ``requires_grad`` on this module's own parameters; the frozen CLIP stays frozen."""
+        super().requires_grad_(requires_grad)
+        for module in self.modules():
+            if isinstance(module, FrozenCLIP):
+                module.model.requires_grad_(False)
+        return self
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """The state dict without the frozen CLIP's weights (parameters and buffers of this module)."""
+        prefixes = self._frozen_prefixes()
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(prefixes)}
+
+    def load_trainable_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
+        """Load what :meth:`trainable_state_dict` returned; CLIP's weights are left as they are.
+
+        Raises:
+            ValueError: if keys are missing or unexpected, or a tensor's shape differs.
+        """
+        expected = self.trainable_state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"state dict does not fit {type(self).__name__}: missing keys {missing[:8]}"
+                f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
+                f"{' ...' if len(unexpected) > 8 else ''}"
+            )
+        for key, value in state_dict.items():
+            if tuple(value.shape) != tuple(expected[key].shape):
+                raise ValueError(
+                    f"state dict entry {key!r} must have shape {tuple(expected[key].shape)}, "
+                    f"got {tuple(value.shape)}"
+                )
+        self.load_state_dict(dict(state_dict), strict=False)

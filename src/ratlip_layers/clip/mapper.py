@@ -1,0 +1,103 @@
+"""GALIP's CLIP mapper: the frozen CLIP vision transformer run on a generator feature map."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from .._checks import check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
+from ._vit import check_block_indices, default_prompt_blocks, embed_patches, run_blocks, vision_tower
+from .frozen import FrozenCLIP, WithFrozenCLIP
+
+__all__ = ["CLIPMapper"]
+
+
+class CLIPMapper(WithFrozenCLIP):
+    """The frozen CLIP vision transformer fed a feature map, with one learned prompt token per block.
+
+    The (B, width, g, g) map takes the place of the patch embeddings: CLIP's class token and
+    positional embedding are added and ``ln_pre`` applied, then the blocks run. Before each block
+    in ``prompt_blocks`` a prompt token, predicted from the condition by ``fc_prompt``
+    (``Linear(cond_dim -> len(prompt_blocks) * width)``), is appended, and it is dropped after
+    that block. The patch tokens after the last block come back as a map. Only ``fc_prompt`` is
+    trained; gradients flow through CLIP to the map and the prompts.
+
+    Args:
+        clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
+        cond_dim: size of the condition vector the prompts are predicted from.
+        prompt_blocks: indices of the blocks that get a prompt; by default blocks 1 to 8 of a
+            12-block tower, the same span of the depth for other towers (``default_prompt_blocks``).
+        device: factory device of ``fc_prompt``.
+        dtype: factory dtype of ``fc_prompt``.
+
+    Shape:
+        - x: :math:`(B, \\text{width}, g, g)`, CLIP's width and grid
+        - cond: :math:`(B, \\text{cond\\_dim})`
+        - output: :math:`(B, \\text{width}, g, g)`
+
+    Example:
+        >>> clip_model, _ = tiny_clip()
+        >>> mapper = CLIPMapper(clip_model, cond_dim=48)
+        >>> mapper(torch.randn(2, 64, 4, 4), torch.randn(2, 48)).shape
+        torch.Size([2, 64, 4, 4])
+    """
+
+    def __init__(
+        self,
+        clip_model: nn.Module,
+        cond_dim: int,
+        *,
+        prompt_blocks: Sequence[int] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        _, geometry = vision_tower(clip_model)
+        self.clip = FrozenCLIP(clip_model)
+        self.width, self.grid, self.cond_dim = geometry.width, geometry.grid, check_positive_int("cond_dim", cond_dim)
+        self.prompt_blocks = (
+            default_prompt_blocks(geometry.depth)
+            if prompt_blocks is None
+            else check_block_indices("prompt_blocks", prompt_blocks, geometry.depth)
+        )
+        self.fc_prompt = nn.Linear(cond_dim, len(self.prompt_blocks) * self.width, device=device, dtype=dtype)
+
+    def prompts(self, cond: Tensor) -> Tensor:
+        """The prompt tokens predicted from ``cond``: (B, len(prompt_blocks), width)."""
+        check_tensor("cond", cond, 2, "(B, cond_dim)")
+        check_size("cond", cond, 1, self.cond_dim, "cond_dim")
+        out = self.fc_prompt(cond.to(self.fc_prompt.weight.dtype))
+        return rearrange(out, "b (p d) -> b p d", d=self.width)
+
+    def transform(self, x: Tensor, prompts: Tensor) -> Tensor:
+        """Run CLIP on the map ``x`` with precomputed ``prompts`` (from :meth:`prompts`)."""
+        check_tensor("x", x, 4, "(B, width, g, g)")
+        if tuple(x.shape[1:]) != (self.width, self.grid, self.grid):
+            raise ValueError(
+                f"x must have shape (B, width, g, g) = (B, {self.width}, {self.grid}, {self.grid}) to match "
+                f"the CLIP tower, got {tuple(x.shape)}"
+            )
+        check_tensor("prompts", prompts, 3, "(B, num_prompts, width)")
+        if tuple(prompts.shape[1:]) != (len(self.prompt_blocks), self.width):
+            raise ValueError(
+                f"prompts must have shape (B, {len(self.prompt_blocks)}, {self.width}), got {tuple(prompts.shape)}"
+            )
+        check_same_batch((("x", x), ("prompts", prompts)))
+        check_same_device((("x", x), ("prompts", prompts)))
+        visual = self.clip.model.visual
+        clip_dtype = visual.conv1.weight.dtype
+        tokens = embed_patches(visual, rearrange(x.to(clip_dtype), "b c h w -> b (h w) c"))
+        prompts = prompts.to(clip_dtype)
+        tokens, _ = run_blocks(
+            visual.transformer, tokens, prompts={b: prompts[:, i] for i, b in enumerate(self.prompt_blocks)}
+        )
+        return rearrange(tokens[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(x.dtype)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return self.transform(x, self.prompts(cond))
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, grid={self.grid}, cond_dim={self.cond_dim}, prompt_blocks={self.prompt_blocks}"

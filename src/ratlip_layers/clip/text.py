@@ -1,0 +1,182 @@
+"""The frozen CLIP text tower as a conditioning source: sentence embedding, token features, padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import open_clip
+import torch
+from open_clip.transformer import TextTransformer, text_global_pool
+from torch import Tensor, nn
+
+from .._checks import check_same_device
+from ._vit import run_blocks
+from .build import build_clip
+from .frozen import FrozenCLIP, WithFrozenCLIP
+
+__all__ = ["CLIPTextAdapter", "TextEncoding"]
+
+
+class TextEncoding(NamedTuple):
+    """What :class:`CLIPTextAdapter` returns for a batch of captions.
+
+    Attributes:
+        sentence: (B, embed_dim) sentence embeddings, unnormalised, equal to CLIP's ``encode_text``.
+        tokens: (B, L, width) token features after the final layer norm.
+        padding_mask: (B, L) bool, True at the positions after each caption's end-of-text token.
+    """
+
+    sentence: Tensor
+    tokens: Tensor
+    padding_mask: Tensor
+
+
+def _text_root(clip_model: nn.Module) -> nn.Module:
+    """The module holding the text tower's parts: ``clip_model.text`` or, for ``CLIP``, the model."""
+    text = getattr(clip_model, "text", None)
+    root = text if isinstance(text, TextTransformer) else clip_model
+    parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+    if not all(hasattr(root, part) for part in parts):
+        raise ValueError(
+            "clip_model must have an open_clip text transformer (token_embedding, positional_embedding, "
+            f"transformer, ln_final, text_projection); got {type(clip_model).__name__} with text tower "
+            f"{type(text).__name__ if text is not None else 'None'}"
+        )
+    if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
+        raise ValueError("clip_model's text tower must be CLIP's causal text transformer, got a CoCa/padded variant")
+    pool_type = _pool_type(root)
+    if pool_type not in ("argmax", "eos"):
+        raise ValueError(f"clip_model's text tower must pool at the end-of-text token, got pool_type {pool_type!r}")
+    return root
+
+
+def _pool_type(root: nn.Module) -> str:
+    # ``TextTransformer`` names it ``pool_type``, ``CLIP`` (text parts at the top) ``text_pool_type``.
+    return getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
+
+
+def _eos_id(root: nn.Module) -> int | None:
+    return getattr(root, "eos_id", getattr(root, "text_eos_id", None))
+
+
+class CLIPTextAdapter(WithFrozenCLIP):
+    """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
+
+    The sentence embedding is the final-layer-norm feature at the end-of-text token times the text
+    projection, computed with CLIP's causal attention mask, so it equals
+    ``clip_model.encode_text(tokens)``. Token sequences shorter than the context length are
+    accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
+
+    Args:
+        clip_model: an open_clip CLIP model (shared, not copied; frozen in place).
+        tokenizer: turns a list of captions into token ids; by default open_clip's CLIP tokenizer
+            with the model's context length, created on first use.
+
+    Shape:
+        - input: token ids :math:`(B, L)` with :math:`L \\le` ``context_length``, or a list of B strings
+        - output: :class:`TextEncoding` with ``sentence`` :math:`(B, E)`, ``tokens``
+          :math:`(B, L, \\text{width})` and ``padding_mask`` :math:`(B, L)`
+
+    Example:
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
+        >>> enc = text(["a small red bird", "a yellow flower"])
+        >>> enc.sentence.shape, enc.tokens.shape, enc.padding_mask[0, :7].tolist()
+        (torch.Size([2, 32]), torch.Size([2, 16, 64]), [False, False, False, False, False, False, True])
+    """
+
+    def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None) -> None:
+        super().__init__()
+        root = _text_root(clip_model)
+        if tokenizer is not None and not callable(tokenizer):
+            raise TypeError(f"tokenizer must be callable (list of str -> token ids), got {type(tokenizer).__name__}")
+        self.clip = FrozenCLIP(clip_model)
+        self._text_in_submodule = root is not clip_model
+        self._tokenizer = tokenizer
+        self.context_length: int = root.positional_embedding.shape[0]
+        self.vocab_size: int = root.token_embedding.num_embeddings
+        self.width: int = root.positional_embedding.shape[1]
+        projection = root.text_projection
+        if isinstance(projection, nn.Linear):
+            self.embed_dim: int = projection.out_features
+        else:
+            self.embed_dim = projection.shape[1] if projection is not None else self.width
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name: str,
+        pretrained: str | None = None,
+        *,
+        device: torch.device | str | None = None,
+        **model_kwargs: Any,
+    ) -> CLIPTextAdapter:
+        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path.
+
+        Downloads nothing unless ``pretrained`` is an open_clip tag; see :func:`build_clip`.
+        """
+        clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
+        return cls(clip_model, tokenizer=tokenizer)
+
+    @property
+    def _root(self) -> nn.Module:
+        return self.clip.model.text if self._text_in_submodule else self.clip.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer used for string input (open_clip's CLIP tokenizer unless one was given)."""
+        if self._tokenizer is None:
+            self._tokenizer = open_clip.SimpleTokenizer(context_length=self.context_length)
+        return self._tokenizer
+
+    def tokenize(self, captions: Sequence[str]) -> Tensor:
+        """Token ids (B, context_length) of ``captions``, on the model's device."""
+        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+            raise TypeError(
+                f"captions must be a list of str (wrap a single caption in a list), got {type(captions).__name__}"
+            )
+        return self.tokenizer(list(captions)).to(self._root.positional_embedding.device)
+
+    def _check_tokens(self, tokens: Tensor) -> None:
+        if tokens.dim() != 2 or tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise ValueError(
+                f"token ids must be an integer tensor of shape (B, L), got dtype {tokens.dtype} and "
+                f"shape {tuple(tokens.shape)}"
+            )
+        if not 1 <= tokens.shape[1] <= self.context_length:
+            raise ValueError(
+                f"token ids must have 1 <= L <= context_length = {self.context_length}, "
+                f"got shape {tuple(tokens.shape)}"
+            )
+        check_same_device((("token ids", tokens), ("the CLIP model", self._root.positional_embedding)))
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(
+                f"token ids must lie in [0, {self.vocab_size - 1}] (the vocabulary), got "
+                f"[{int(tokens.min())}, {int(tokens.max())}]"
+            )
+
+    def forward(self, text: Tensor | Sequence[str]) -> TextEncoding:
+        tokens = text if isinstance(text, Tensor) else self.tokenize(text)
+        self._check_tokens(tokens)
+        root = self._root
+        length = tokens.shape[1]
+        cast_dtype = root.transformer.get_cast_dtype()
+        x = root.token_embedding(tokens).to(cast_dtype) + root.positional_embedding[:length].to(cast_dtype)
+        attn_mask = root.attn_mask[:length, :length] if root.attn_mask is not None else None
+        x, _ = run_blocks(root.transformer, x, attn_mask=attn_mask)
+        x = root.ln_final(x)
+        pool_type = _pool_type(root)
+        eos_id = _eos_id(root)
+        sentence = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
+        projection = root.text_projection
+        if isinstance(projection, nn.Linear):
+            sentence = projection(sentence)
+        elif projection is not None:
+            sentence = sentence @ projection
+        end = tokens.argmax(dim=-1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(dim=-1)
+        padding_mask = torch.arange(length, device=tokens.device) > end[:, None]
+        return TextEncoding(sentence, x, padding_mask)
+
+    def extra_repr(self) -> str:
+        return f"context_length={self.context_length}, width={self.width}, embed_dim={self.embed_dim}"

@@ -1,0 +1,106 @@
+"""The frozen CLIP vision tower as a feature extractor for images in [-1, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torch import Tensor, nn
+
+from .._checks import check_same_device, check_size, check_tensor
+from ._vit import check_block_indices, default_feature_blocks, embed_patches, pool_tokens, run_blocks, vision_tower
+from .frozen import FrozenCLIP, WithFrozenCLIP
+
+__all__ = ["CLIPImageEncoder", "ImageFeatures"]
+
+
+class ImageFeatures(NamedTuple):
+    """What :class:`CLIPImageEncoder` returns.
+
+    Attributes:
+        maps: the patch tokens after each chosen block, each (B, width, g, g).
+        embedding: (B, embed_dim) projected, unnormalised image embedding, equal to ``encode_image``.
+    """
+
+    maps: tuple[Tensor, ...]
+    embedding: Tensor
+
+
+class CLIPImageEncoder(WithFrozenCLIP):
+    """Frozen CLIP ViT on generated or real images: intermediate patch-token maps and the embedding.
+
+    Images in [-1, 1] of any size go in. They are mapped to [0, 1] once, centre-cropped to a square
+    if they are not square, resized to the tower's input size with the model's interpolation
+    (bicubic by default, antialiased) and normalised with the model's mean and std (OpenAI's if
+    the model has none). Gradients reach the images; CLIP's parameters get none, and CLIP stays in
+    eval mode.
+
+    Args:
+        clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
+        layers: indices of the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a
+            12-block tower, at the same fractions of the depth for other towers
+            (see ``default_feature_blocks``).
+
+    Shape:
+        - images: :math:`(B, 3, H, W)` in [-1, 1]
+        - output: :class:`ImageFeatures` with ``len(layers)`` maps :math:`(B, \\text{width}, g, g)` and
+          ``embedding`` :math:`(B, E)`
+
+    Example:
+        >>> clip_model, _ = tiny_clip()
+        >>> encoder = CLIPImageEncoder(clip_model)
+        >>> features = encoder(torch.rand(2, 3, 64, 64) * 2 - 1)
+        >>> encoder.layers, features.maps[0].shape, features.embedding.shape
+        ((0, 1), torch.Size([2, 64, 4, 4]), torch.Size([2, 32]))
+    """
+
+    def __init__(self, clip_model: nn.Module, *, layers: Sequence[int] | None = None) -> None:
+        super().__init__()
+        visual, geometry = vision_tower(clip_model)
+        self.clip = FrozenCLIP(clip_model)
+        self.width, self.depth, self.grid, self.image_size, self.embed_dim = geometry
+        self.layers = (
+            default_feature_blocks(self.depth) if layers is None else check_block_indices("layers", layers, self.depth)
+        )
+        cfg = getattr(visual, "preprocess_cfg", None) or {}
+        mean = cfg.get("mean", getattr(visual, "image_mean", None) or OPENAI_DATASET_MEAN)
+        std = cfg.get("std", getattr(visual, "image_std", None) or OPENAI_DATASET_STD)
+        self.interpolation = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
+        device = visual.class_embedding.device
+        self.register_buffer("mean", torch.tensor(mean, device=device).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, device=device).view(1, 3, 1, 1), persistent=False)
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """Map images in [-1, 1] to CLIP's input: [0, 1], square, resized, normalised."""
+        check_tensor("images", images, 4, "(B, 3, H, W)")
+        check_size("images", images, 1, 3, "channels")
+        check_same_device((("images", images), ("the CLIP model", self.mean)))
+        x = images * 0.5 + 0.5
+        height, width = x.shape[-2:]
+        if height != width:
+            side = min(height, width)
+            top, left = (height - side) // 2, (width - side) // 2
+            x = x[..., top : top + side, left : left + side]
+        if x.shape[-1] != self.image_size:
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode=self.interpolation, align_corners=False, antialias=True
+            )
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def forward(self, images: Tensor) -> ImageFeatures:
+        visual = self.clip.model.visual
+        x = self.preprocess(images).to(visual.conv1.weight.dtype)
+        tokens = embed_patches(visual, rearrange(visual.conv1(x), "b c h w -> b (h w) c"))
+        tokens, tapped = run_blocks(visual.transformer, tokens, taps=self.layers)
+        maps = tuple(rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype) for t in tapped)
+        return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
+
+    def extra_repr(self) -> str:
+        return (
+            f"width={self.width}, grid={self.grid}, image_size={self.image_size}, "
+            f"embed_dim={self.embed_dim}, layers={self.layers}"
+        )

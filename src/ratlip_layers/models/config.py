@@ -1,0 +1,153 @@
+"""The generator's configuration and its named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .._checks import check_divisible, check_positive_int
+
+__all__ = ["GeneratorConfig"]
+
+FUSIONS = ("cat", "rat")
+STATE_INITS = ("zeros", "noise")
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The reference code's network: RAT in the mapper, CAT in the G-blocks, shuffle attention.
+    "paper": {},
+    # The ablation rows of the paper, on the reference layout; "ratlip" is the full model ("paper").
+    "galip": {"mapper_fusion": "cat", "shuffle_attention": False},
+    "galip+sa": {"mapper_fusion": "cat"},
+    "galip+rat": {"shuffle_attention": False},
+    "ratlip": {},
+    # Every feature switched on at toy sizes, for tests and CPU runs with ``tiny_clip()``.
+    "tiny": {
+        "image_size": 32,
+        "ngf": 8,
+        "z_dim": 16,
+        "hidden_size": 16,
+        "code_channels": 16,
+        "mapper_mid_channels": 8,
+        "mapper_blocks": 2,
+        "fusion": "rat",
+        "sa_groups": 2,
+        "state_init": "noise",
+    },
+}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Shapes and switches of :class:`RATLIPGenerator`; the defaults are the ``"paper"`` preset.
+
+    The CLIP-dependent shapes (CLIP width, grid ``g``, sentence size ``E``) come from the CLIP
+    model the generator is built on; the condition is ``cat(noise, sentence)`` of
+    ``z_dim + E`` features (612 on ViT-B/32).
+
+    Args:
+        image_size: output size ``S``; the G-blocks upsample the ``g x g`` map through the powers of
+            two between ``g`` and ``S``, then to ``S``, so ``S`` must exceed ``g``.
+        ngf: base channel count; the G-blocks run ``8 ngf`` down to ``ngf`` channels.
+        z_dim: noise size.
+        hidden_size: LSTM hidden size of every RAT layer (the state is threaded through all).
+        code_channels: channels of the noise map ``fc_code`` makes and of the mapper blocks.
+        mapper_mid_channels: inner channels of a mapper block.
+        mapper_blocks: number of mapper blocks.
+        mapper_fusion: ``"rat"`` (RATBlock) or ``"cat"`` (DFBlock) in the mapper blocks.
+        fusion: ``"rat"`` or ``"cat"`` in the G-blocks.
+        shuffle_attention: SA convolutions (conv, BatchNorm, LeakyReLU, shuffle attention) instead of
+            plain convolutions in the blocks.
+        sa_groups: shuffle-attention groups; ``2 * sa_groups`` must divide ``ngf`` and ``code_channels``.
+        share_cell: one LSTM cell for every RAT layer (RAT-GAN) instead of one per affine.
+        state_init: ``"zeros"`` or ``"noise"`` (``StateFromNoise``) for the initial LSTM state.
+        prompt_blocks: CLIP blocks that get a prompt token in the mapper; ``None`` scales the
+            reference's blocks 1 to 8 of 12 to the tower's depth.
+
+    Example:
+        >>> cfg = GeneratorConfig.preset("tiny")
+        >>> cfg.image_size, cfg.fusion, GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+        (32, 'rat', True)
+    """
+
+    image_size: int = 224
+    ngf: int = 64
+    z_dim: int = 100
+    hidden_size: int = 64
+    code_channels: int = 64
+    mapper_mid_channels: int = 32
+    mapper_blocks: int = 4
+    mapper_fusion: str = "rat"
+    fusion: str = "cat"
+    shuffle_attention: bool = True
+    sa_groups: int = 8
+    share_cell: bool = False
+    state_init: str = "zeros"
+    prompt_blocks: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "ngf", "z_dim", "hidden_size", "code_channels", "mapper_mid_channels",
+                     "mapper_blocks", "sa_groups"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("shuffle_attention", "share_cell"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("mapper_fusion", "fusion"):
+            if getattr(self, name) not in FUSIONS:
+                raise ValueError(f"{name} must be one of {FUSIONS}, got {getattr(self, name)!r}")
+        if self.state_init not in STATE_INITS:
+            raise ValueError(f"state_init must be one of {STATE_INITS}, got {self.state_init!r}")
+        if not self.uses_rat and (self.share_cell or self.state_init != "zeros"):
+            raise ValueError(
+                "share_cell=True and state_init='noise' need a RAT fusion (mapper_fusion or fusion = 'rat'), "
+                f"got mapper_fusion={self.mapper_fusion!r}, fusion={self.fusion!r}, "
+                f"share_cell={self.share_cell}, state_init={self.state_init!r}"
+            )
+        if self.shuffle_attention:
+            check_divisible("ngf", self.ngf, 2 * self.sa_groups, "2 * sa_groups")
+            check_divisible("code_channels", self.code_channels, 2 * self.sa_groups, "2 * sa_groups")
+        if self.prompt_blocks is not None:
+            if isinstance(self.prompt_blocks, (str, bytes)) or not hasattr(self.prompt_blocks, "__iter__"):
+                raise TypeError(f"prompt_blocks must be None or a sequence of ints, got {self.prompt_blocks!r}")
+            # Normalised to a tuple so a config read back from JSON (a list) compares equal.
+            object.__setattr__(self, "prompt_blocks", tuple(self.prompt_blocks))
+
+    @property
+    def uses_rat(self) -> bool:
+        """Whether any block uses RAT fusion (and so an LSTM state is threaded)."""
+        return "rat" in (self.mapper_fusion, self.fusion)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> GeneratorConfig:
+        """A named configuration, optionally with some fields replaced.
+
+        ``"paper"``: the reference network on ViT-B/32 shapes (224 px, ngf 64, z 100, LSTM hidden 64,
+        RAT in the mapper, CAT in the G-blocks, SA with 8 groups, one LSTM cell per affine).
+        ``"galip"``, ``"galip+sa"``, ``"galip+rat"``, ``"ratlip"``: the paper's ablation rows (CAT
+        and no SA; adding SA; adding RAT in the mapper; both, which is ``"paper"``).
+        ``"tiny"``: 32 px, RAT everywhere, state from the noise, for tests and CPU runs.
+        """
+        if name not in _PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(_PRESETS)}")
+        return dataclasses.replace(cls(**_PRESETS[name]), **overrides)
+
+    @staticmethod
+    def presets() -> tuple[str, ...]:
+        """The names :meth:`preset` accepts."""
+        return tuple(_PRESETS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict."""
+        out = dataclasses.asdict(self)
+        if self.prompt_blocks is not None:
+            out["prompt_blocks"] = list(self.prompt_blocks)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        """Rebuild a config from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown GeneratorConfig fields {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data)

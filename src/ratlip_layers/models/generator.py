@@ -1,0 +1,344 @@
+"""RATLIP's generator for any open_clip ViT, with its two phases: conditioning, then synthesis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .._checks import check_same_batch, check_same_device, check_tensor
+from ..clip._vit import vision_tower
+from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
+from ..clip.frozen import WithFrozenCLIP
+from ..clip.mapper import CLIPMapper
+from ..clip.text import CLIPTextAdapter
+from ..layers import LSTMState, StateFromNoise
+from .blocks import BlockModulation, GBlock, MapperBlock
+from .config import GeneratorConfig
+
+__all__ = ["GeneratorConditioning", "GeneratorConfig", "RATLIPGenerator", "upsample_sizes"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CLIP_WEIGHTS_FILE = "clip.safetensors"
+FORMAT = "ratlip-generator"
+
+MAPPED_SCALE = 0.1
+"""Weight of CLIP's output in ``fuse + 0.1 * mapped`` (GALIP's and the reference's constant)."""
+
+
+def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
+    """The G-blocks' output sizes: the powers of two between ``grid`` and ``image_size``, then ``image_size``.
+
+    Example:
+        >>> upsample_sizes(7, 224), upsample_sizes(4, 32)
+        ((8, 16, 32, 64, 128, 224), (8, 16, 32))
+    """
+    if image_size <= grid:
+        raise ValueError(
+            f"image_size must be larger than the CLIP grid ({grid}x{grid}) that the G-blocks upsample "
+            f"from, got image_size={image_size}"
+        )
+    sizes = []
+    size = 1
+    while size * 2 < image_size:
+        size *= 2
+        if size > grid:
+            sizes.append(size)
+    return (*sizes, image_size)
+
+
+class GeneratorConditioning(NamedTuple):
+    """Everything the generator computes from ``(noise, sentence)`` alone (phase 1), in network order.
+
+    Attributes:
+        mapper: each mapper block's ``((gamma1, beta1, gamma2, beta2), (gamma1, ...))``, each (B, C).
+        prompts: (B, num_prompts, width) prompt tokens of the CLIP mapper.
+        blocks: each G-block's modulations, as ``mapper``.
+        state: the LSTM state ``(h, c)`` after the last RAT layer, or ``None`` without RAT layers.
+    """
+
+    mapper: tuple[BlockModulation, ...]
+    prompts: Tensor
+    blocks: tuple[BlockModulation, ...]
+    state: LSTMState | None
+
+
+class RATLIPGenerator(WithFrozenCLIP):
+    """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
+
+    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid); mapper blocks fuse the
+    condition ``cat(noise, sentence)`` into it; ``conv_fuse`` lifts it to CLIP's width and the
+    :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts;
+    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to ``8 ngf`` channels; the G-blocks upsample to
+    the output size; ``to_rgb`` (LeakyReLU, conv3x3) makes the image, unbounded (no tanh).
+
+    The forward pass runs in two phases. :meth:`conditioning` computes, from the noise and the
+    sentence only, every LSTM step and every ``gamma``/``beta`` of the network in network order:
+    the LSTM state starts from the noise (``StateFromNoise``) or zeros and is threaded per sample
+    through every RAT layer (mapper blocks, then G-blocks). :meth:`synthesize` then runs the
+    convolutions and CLIP on the feature maps with those precomputed modulations.
+
+    Args:
+        config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
+        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); its
+            width, depth, grid and embedding size set the CLIP-dependent shapes.
+        tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
+        device: factory device of the trainable layers.
+        dtype: factory dtype of the trainable layers.
+
+    Shape:
+        - noise: :math:`(B, \\text{z\\_dim})`
+        - sentence: :math:`(B, E)`, CLIP sentence embeddings
+        - output: :math:`(B, 3, S, S)`
+
+    Example:
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> G(torch.randn(2, 16), torch.randn(2, 32)).shape
+        torch.Size([2, 3, 32, 32])
+        >>> G.generate(["a red bird"], seed=0).shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        config: GeneratorConfig,
+        clip_model: nn.Module,
+        *,
+        tokenizer: Any = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, GeneratorConfig):
+            raise TypeError(f"config must be a GeneratorConfig, got {type(config).__name__}")
+        _, geometry = vision_tower(clip_model)
+        factory = {"device": device, "dtype": dtype}
+        self.config = config
+        self.z_dim = config.z_dim
+        self.sentence_dim = geometry.embed_dim
+        self.cond_dim = config.z_dim + geometry.embed_dim
+        self.grid = geometry.grid
+        sizes = upsample_sizes(geometry.grid, config.image_size)
+        channels = [config.ngf * min(2**i, 8) for i in range(len(sizes) + 1)][::-1]
+        cell = nn.LSTMCell(self.cond_dim, config.hidden_size, **factory) if config.share_cell else None
+        block_kwargs = {
+            "hidden_size": config.hidden_size,
+            "cell": cell,
+            "shuffle_attention": config.shuffle_attention,
+            "sa_groups": config.sa_groups,
+            **factory,
+        }
+
+        self.state_init = (
+            StateFromNoise(config.z_dim, config.hidden_size, **factory) if config.state_init == "noise" else None
+        )
+        self.fc_code = nn.Linear(config.z_dim, config.code_channels * self.grid**2, **factory)
+        self.mapper_blocks = nn.ModuleList(
+            MapperBlock(
+                self.cond_dim, config.code_channels, config.mapper_mid_channels, config.code_channels,
+                fusion=config.mapper_fusion, **block_kwargs,
+            )
+            for _ in range(config.mapper_blocks)
+        )
+        self.conv_fuse = nn.Conv2d(config.code_channels, geometry.width, 5, 1, 2, **factory)
+        self.clip_mapper = CLIPMapper(clip_model, self.cond_dim, prompt_blocks=config.prompt_blocks, **factory)
+        self.conv_mapped = nn.Conv2d(geometry.width, channels[0], 5, 1, 2, **factory)
+        self.blocks = nn.ModuleList(
+            GBlock(self.cond_dim, c_in, c_out, size, fusion=config.fusion, **block_kwargs)
+            for c_in, c_out, size in zip(channels[:-1], channels[1:], sizes)
+        )
+        self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels[-1], 3, 3, 1, 1, **factory))
+        self.text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
+
+    @property
+    def clip_model(self) -> nn.Module:
+        """The frozen open_clip model this generator is built on."""
+        return self.clip_mapper.clip.model
+
+    def _check_inputs(self, noise: Tensor, sentence: Tensor | None = None) -> None:
+        check_tensor("noise", noise, 2, "(B, z_dim)")
+        if noise.shape[1] != self.z_dim:
+            raise ValueError(f"noise must have z_dim = {self.z_dim} features, got shape {tuple(noise.shape)}")
+        if sentence is None:
+            return
+        check_tensor("sentence", sentence, 2, "(B, embed_dim)")
+        if sentence.shape[1] != self.sentence_dim:
+            raise ValueError(
+                f"sentence must have the CLIP model's embed_dim = {self.sentence_dim} features, "
+                f"got shape {tuple(sentence.shape)}"
+            )
+        check_same_batch((("noise", noise), ("sentence", sentence)))
+        check_same_device((("noise", noise), ("sentence", sentence)))
+
+    def conditioning(self, noise: Tensor, sentence: Tensor) -> GeneratorConditioning:
+        """Phase 1: every LSTM step, ``gamma``/``beta`` and prompt, from the noise and sentence only.
+
+        The condition is ``cat(noise, sentence)``. The LSTM state starts from
+        ``StateFromNoise(noise)`` or zeros (``config.state_init``) and goes through the RAT layers
+        in network order: both fusions of each mapper block, then of each G-block. Each sample's
+        state and modulations depend on that sample's inputs only.
+        """
+        self._check_inputs(noise, sentence)
+        cond = torch.cat((noise, sentence.to(noise.dtype)), dim=1)
+        state = self.state_init(noise) if self.state_init is not None else None
+        mapper = []
+        for block in self.mapper_blocks:
+            params, state = block.modulation(cond, state)
+            mapper.append(params)
+        prompts = self.clip_mapper.prompts(cond)
+        blocks = []
+        for block in self.blocks:
+            params, state = block.modulation(cond, state)
+            blocks.append(params)
+        return GeneratorConditioning(tuple(mapper), prompts, tuple(blocks), state)
+
+    def synthesize(self, noise: Tensor, conditioning: GeneratorConditioning) -> Tensor:
+        """Phase 2: the convolutions and the CLIP mapper, with the modulations of :meth:`conditioning`."""
+        self._check_inputs(noise)
+        if (len(conditioning.mapper), len(conditioning.blocks)) != (len(self.mapper_blocks), len(self.blocks)):
+            raise ValueError(
+                f"conditioning must hold {len(self.mapper_blocks)} mapper and {len(self.blocks)} G-block "
+                f"modulations, got {len(conditioning.mapper)} and {len(conditioning.blocks)}"
+            )
+        x = self.fc_code(noise.to(self.fc_code.weight.dtype)).view(noise.shape[0], -1, self.grid, self.grid)
+        for block, params in zip(self.mapper_blocks, conditioning.mapper):
+            x = block(x, params)
+        fuse = self.conv_fuse(x)
+        mapped = self.clip_mapper.transform(fuse, conditioning.prompts)
+        x = self.conv_mapped(fuse + MAPPED_SCALE * mapped)
+        for block, params in zip(self.blocks, conditioning.blocks):
+            x = block(x, params)
+        return self.to_rgb(x)
+
+    def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
+        return self.synthesize(noise, self.conditioning(noise, sentence))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        captions_or_sentences: Sequence[str] | Tensor,
+        *,
+        noise: Tensor | None = None,
+        seed: int | None = None,
+    ) -> Tensor:
+        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad.
+
+        Args:
+            captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
+            noise: (B, z_dim) noise; drawn from N(0, I) when not given.
+            seed: seed of the noise draw (reproducible images); not allowed together with ``noise``.
+
+        Returns:
+            (B, 3, S, S) images clamped to [-1, 1]. The module's train/eval mode is restored afterwards.
+        """
+        inputs = captions_or_sentences
+        if isinstance(inputs, Tensor) and inputs.is_floating_point():
+            sentence = inputs
+        else:
+            sentence = self.text(inputs).sentence
+        weight = self.fc_code.weight
+        if noise is None:
+            generator = torch.Generator(weight.device).manual_seed(seed) if seed is not None else None
+            noise = torch.randn(
+                sentence.shape[0], self.z_dim, generator=generator, device=weight.device, dtype=weight.dtype
+            )
+        elif seed is not None:
+            raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
+        was_training = self.training
+        self.eval()
+        try:
+            return self(noise, sentence).clamp(-1.0, 1.0)
+        finally:
+            self.train(was_training)
+
+    def save_pretrained(self, directory: str | Path, *, include_clip: bool | None = None) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (and ``clip.safetensors``) to ``directory``.
+
+        The weights file holds :meth:`trainable_state_dict`, without CLIP. ``config.json`` holds the
+        generator config and how to rebuild CLIP (open_clip model name, pretrained tag or path,
+        model kwargs) when the CLIP model came from :func:`build_clip`.
+
+        Args:
+            directory: the folder to write; created if missing.
+            include_clip: also store CLIP's weights in ``clip.safetensors``. By default they are
+                stored only when the tag or path cannot restore them, i.e. for a randomly initialised
+                CLIP built by :func:`build_clip` (``pretrained=None``, as in tests).
+        """
+        spec = clip_spec(self.clip_model)
+        if include_clip is None:
+            include_clip = spec is not None and spec["pretrained"] is None
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(_unshared(self.trainable_state_dict()), str(path / WEIGHTS_FILE))
+        if include_clip:
+            save_file(_unshared(self.clip_model.state_dict()), str(path / CLIP_WEIGHTS_FILE))
+        meta = {
+            "format": FORMAT,
+            "version": 1,
+            "generator": self.config.to_dict(),
+            "clip": spec,
+            "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None,
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        clip_model: nn.Module | None = None,
+        *,
+        device: torch.device | str | None = None,
+    ) -> RATLIPGenerator:
+        """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
+
+        Args:
+            directory: the folder :meth:`save_pretrained` wrote.
+            clip_model: the CLIP model to build on; by default it is rebuilt from the saved open_clip
+                name, tag and kwargs (with the saved CLIP weights if they were included).
+            device: where to put the generator (and a rebuilt CLIP).
+        """
+        path = Path(directory)
+        meta = json.loads((path / CONFIG_FILE).read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path / CONFIG_FILE} must have format {FORMAT!r}, got {meta.get('format')!r}")
+        config = GeneratorConfig.from_dict(meta["generator"])
+        tokenizer = None
+        if clip_model is None:
+            spec = meta.get("clip")
+            if spec is None:
+                raise ValueError(
+                    f"{path} does not say how to build its CLIP model (it was not made by build_clip); "
+                    "pass clip_model=..."
+                )
+            weights = meta.get("clip_weights")
+            clip_model, tokenizer = build_clip(
+                spec["model_name"], None if weights else spec["pretrained"], device=device, **spec["model_kwargs"]
+            )
+            if weights:
+                clip_model.load_state_dict(load_file(str(path / weights), device="cpu"))
+            setattr(clip_model, CLIP_SPEC_ATTR, spec)
+        generator = cls(config, clip_model, tokenizer=tokenizer, device=device)
+        generator.load_trainable_state_dict(load_file(str(path / WEIGHTS_FILE), device="cpu"))
+        return generator
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, image_size={self.config.image_size}"
+
+
+def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Copies of tensors whose storage an earlier entry already uses (a shared LSTM cell, aliases),
+    since safetensors refuses shared storage; the copies load back into the same shared parameter."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
+        seen.add(ptr)
+    return out
