@@ -1,0 +1,53 @@
+"""Datasets of captioned images: the built-in ``shapes``, CUB, Oxford-102 and CelebA-tiny."""
+
+from .build import DATASETS, SHAPES_SIZES, build_dataset
+from .collate import CaptionBatch, CaptionCollate
+from .errors import PREPARE_DOCS, DataFileError, DatasetLayoutError, UnsafePickleError
+from .folder import CUB_LAYOUT, FOLDER_LAYOUT, CaptionedImageFolder, CUBDataset
+from .keys import DrawKey, draw_seed, split_key
+from .safe_pickle import RestrictedUnpickler, load_filenames
+from .sampler import ResumableSampler
+from .shapes import (
+    PALETTE,
+    PHRASINGS,
+    SHAPES,
+    ShapesDataset,
+    ShapeSpec,
+    parse_shapes_caption,
+    render_shape,
+    shapes_caption,
+)
+from .transforms import eval_transform, pil_to_tensor, train_transform
+
+__all__ = [
+    "CUB_LAYOUT",
+    "DATASETS",
+    "FOLDER_LAYOUT",
+    "PALETTE",
+    "PHRASINGS",
+    "PREPARE_DOCS",
+    "SHAPES",
+    "SHAPES_SIZES",
+    "CUBDataset",
+    "CaptionBatch",
+    "CaptionCollate",
+    "CaptionedImageFolder",
+    "DataFileError",
+    "DatasetLayoutError",
+    "DrawKey",
+    "RestrictedUnpickler",
+    "ResumableSampler",
+    "ShapeSpec",
+    "ShapesDataset",
+    "UnsafePickleError",
+    "build_dataset",
+    "draw_seed",
+    "eval_transform",
+    "load_filenames",
+    "parse_shapes_caption",
+    "pil_to_tensor",
+    "render_shape",
+    "shapes_caption",
+    "split_key",
+    "train_transform",
+]

@@ -1,0 +1,44 @@
+"""Batching captioned images: stack the images and tokenise the captions with the CLIP tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["CaptionBatch", "CaptionCollate"]
+
+
+class CaptionBatch(NamedTuple):
+    """A batch: ``images`` (B, 3, S, S) in [-1, 1], ``tokens`` (B, L) token ids, the ``captions``."""
+
+    images: Tensor
+    tokens: Tensor
+    captions: list[str]
+
+
+class CaptionCollate:
+    """``collate_fn`` for datasets of ``(image, caption)``; tokenising here keeps it in the workers.
+
+    Args:
+        tokenizer: a CLIP tokenizer, called on a list of strings and returning ``(B, L)`` token ids.
+
+    Example:
+        >>> from ratlip_layers.data import CaptionCollate
+        >>> collate = CaptionCollate(lambda texts: torch.zeros(len(texts), 4, dtype=torch.long))
+        >>> batch = collate([(torch.zeros(3, 8, 8), "a"), (torch.ones(3, 8, 8), "b")])
+        >>> batch.images.shape, batch.tokens.shape, batch.captions
+        (torch.Size([2, 3, 8, 8]), torch.Size([2, 4]), ['a', 'b'])
+    """
+
+    def __init__(self, tokenizer: Callable[[list[str]], Tensor]) -> None:
+        if not callable(tokenizer):
+            raise TypeError(f"tokenizer must be callable, got {type(tokenizer).__name__}")
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: Sequence[tuple[Tensor, str]]) -> CaptionBatch:
+        images = torch.stack([image for image, _ in items])
+        captions = [caption for _, caption in items]
+        return CaptionBatch(images, self.tokenizer(captions), captions)

@@ -1,0 +1,83 @@
+"""Reading the reference's ``filenames.pickle`` split files without running code from them.
+
+A pickle can import and call any global (``os.system`` included) through ``find_class``. Lists,
+tuples and strings are built from opcodes alone, so an unpickler whose ``find_class`` refuses
+everything still reads a split file, and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+from .errors import DataFileError, UnsafePickleError
+
+__all__ = ["RestrictedUnpickler", "load_filenames"]
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that imports no global, so it can only build plain containers and scalars.
+
+    Example:
+        >>> import io, pickle
+        >>> from ratlip_layers.data import RestrictedUnpickler
+        >>> RestrictedUnpickler(io.BytesIO(pickle.dumps(["a/b", "c/d"]))).load()
+        ['a/b', 'c/d']
+    """
+
+    def find_class(self, module: str, name: str):  # noqa: D102 - documented on the class
+        raise UnsafePickleError(
+            f"refusing to load {module}.{name}: split pickles may only hold lists, tuples and strings"
+        )
+
+    def persistent_load(self, pid):  # noqa: D102
+        raise UnsafePickleError(
+            "refusing a persistent id: split pickles may only hold lists, tuples and strings"
+        )
+
+
+def load_filenames(path: str | Path) -> list[str]:
+    """Read a ``train|test/filenames.pickle`` split file: a list (or tuple) of image keys.
+
+    Python 2 pickles of ``str`` are decoded as Latin-1, as the reference's files need.
+
+    Args:
+        path: the pickle file.
+
+    Returns:
+        The keys, e.g. ``"001.Black_footed_Albatross/Black_Footed_Albatross_0046_18"``.
+
+    Raises:
+        DataFileError: the file cannot be read or is not a pickle.
+        UnsafePickleError: the pickle imports a global or holds anything but a list/tuple of strings.
+
+    Example:
+        >>> import pickle, tempfile, pathlib
+        >>> from ratlip_layers.data import load_filenames
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "filenames.pickle"
+        >>> _ = path.write_bytes(pickle.dumps(["001.A/a_1", "002.B/b_2"]))
+        >>> load_filenames(path)
+        ['001.A/a_1', '002.B/b_2']
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataFileError(f"cannot read split file {path}: {err.strerror or err}") from err
+    try:
+        obj = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"{path}: {err}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, IndexError) as err:
+        raise DataFileError(f"{path} is not a readable pickle: {err}") from None
+    if not isinstance(obj, (list, tuple)):
+        raise UnsafePickleError(
+            f"{path}: expected a list or tuple of strings, got {type(obj).__name__}"
+        )
+    for i, key in enumerate(obj):
+        if not isinstance(key, str):
+            raise UnsafePickleError(
+                f"{path}: expected a list or tuple of strings, item {i} is {type(key).__name__} ({key!r:.60})"
+            )
+    return list(obj)

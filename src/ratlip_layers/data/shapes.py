@@ -1,0 +1,243 @@
+"""The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly.
+
+Nothing is read from disk. Sample ``i`` of a dataset is a pure function of ``(seed, split, i)``, so
+two processes (DDP ranks, data-loader workers, a resumed run) draw the same image for the same index.
+The captions name the shape's colour and the background's colour, which makes the conditioning
+measurable: :class:`ratlip_layers.metrics.ShapesColourAccuracy` reads both colours back from a
+generated image.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .._checks import check_positive_int
+from .keys import DrawKey, split_key
+
+__all__ = [
+    "PALETTE",
+    "PHRASINGS",
+    "SHAPES",
+    "ShapeSpec",
+    "ShapesDataset",
+    "parse_shapes_caption",
+    "render_shape",
+    "shapes_caption",
+]
+
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 205, 40),
+    "purple": (140, 60, 180),
+    "orange": (245, 140, 30),
+    "white": (240, 240, 240),
+    "black": (20, 20, 20),
+}
+"""The sRGB colours a shape or a background may take."""
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+
+PHRASINGS: tuple[str, ...] = (
+    "{a_colour} {shape} on {a_background} background",
+    "{a_colour} {shape} against {a_background} background",
+    "{a_background} background with {a_colour} {shape}",
+    "a picture of {a_colour} {shape} on {a_background} background",
+)
+"""Caption templates; every one names the shape, its colour and the background colour."""
+
+_SPLIT_IDS = {"train": 0, "test": 1}
+_SUPERSAMPLE = 2  # draw at twice the size and average, so edges are anti-aliased
+
+
+def _with_article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) -> str:
+    """The caption of a shape of ``colour`` on a ``background``.
+
+    Args:
+        shape: one of :data:`SHAPES`.
+        colour: the shape's colour, a key of :data:`PALETTE`.
+        background: the background's colour, a key of :data:`PALETTE`, different from ``colour``.
+        phrasing: index into :data:`PHRASINGS`.
+
+    Returns:
+        The caption.
+
+    Example:
+        >>> from ratlip_layers.data import shapes_caption
+        >>> shapes_caption("circle", "red", "blue")
+        'a red circle on a blue background'
+        >>> shapes_caption("square", "orange", "white", phrasing=2)
+        'a white background with an orange square'
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    for name, value in (("colour", colour), ("background", background)):
+        if value not in PALETTE:
+            raise ValueError(f"{name} must be one of {tuple(PALETTE)}, got {value!r}")
+    if colour == background:
+        raise ValueError(f"colour and background must differ, both are {colour!r}")
+    if not 0 <= phrasing < len(PHRASINGS):
+        raise ValueError(f"phrasing must be in [0, {len(PHRASINGS)}), got {phrasing}")
+    return PHRASINGS[phrasing].format(
+        a_colour=_with_article(colour), shape=shape, a_background=_with_article(background)
+    )
+
+
+_COLOUR_RE = "|".join(PALETTE)
+_SHAPE_RE = re.compile(rf"\b({_COLOUR_RE})\s+({'|'.join(SHAPES)})\b")
+_BACKGROUND_RE = re.compile(rf"\b({_COLOUR_RE})\s+background\b")
+
+
+def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
+    """Read ``(shape, colour, background)`` back from a caption in any of the :data:`PHRASINGS`.
+
+    Args:
+        caption: text naming "<colour> <shape>" and "<colour> background".
+
+    Returns:
+        ``(shape, colour, background)``.
+
+    Raises:
+        ValueError: the caption does not name a coloured shape and a background colour.
+
+    Example:
+        >>> from ratlip_layers.data import parse_shapes_caption
+        >>> parse_shapes_caption("a blue background with a red circle")
+        ('circle', 'red', 'blue')
+    """
+    text = caption.lower()
+    shape_match = _SHAPE_RE.search(text)
+    background_match = _BACKGROUND_RE.search(text)
+    if shape_match is None or background_match is None:
+        raise ValueError(
+            f"caption {caption!r} does not name '<colour> <shape>' and '<colour> background' "
+            f"with colours from {tuple(PALETTE)} and shapes from {SHAPES}"
+        )
+    return shape_match.group(2), shape_match.group(1), background_match.group(1)
+
+
+class ShapeSpec(NamedTuple):
+    """Everything that determines one ``shapes`` image (sizes are fractions of the image side)."""
+
+    shape: str
+    colour: str
+    background: str
+    cx: float
+    cy: float
+    radius: float
+
+
+def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
+    """Draw ``spec`` as an ``(image_size, image_size, 3)`` uint8 sRGB array.
+
+    Example:
+        >>> from ratlip_layers.data import ShapeSpec, render_shape
+        >>> img = render_shape(ShapeSpec("square", "red", "blue", 0.5, 0.5, 0.3), 16)
+        >>> img.shape, img[0, 0].tolist(), img[8, 8].tolist()
+        ((16, 16, 3), [40, 80, 220], [220, 40, 40])
+    """
+    check_positive_int("image_size", image_size)
+    n = image_size * _SUPERSAMPLE
+    coords = (np.arange(n, dtype=np.float64) + 0.5) / n
+    y, x = np.meshgrid(coords, coords, indexing="ij")
+    dx, dy, r = x - spec.cx, y - spec.cy, spec.radius
+    if spec.shape == "circle":
+        mask = dx**2 + dy**2 <= r**2
+    elif spec.shape == "square":
+        # A square of half-side 0.85 r has about the area of the circle of radius r.
+        mask = (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+    elif spec.shape == "triangle":
+        # Apex at cy - 1.1 r, base at cy + 0.9 r with half-width 1.15 r: about the circle's area.
+        mask = (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
+    else:
+        raise ValueError(f"shape must be one of {SHAPES}, got {spec.shape!r}")
+    colour = np.asarray(PALETTE[spec.colour], dtype=np.float64)
+    background = np.asarray(PALETTE[spec.background], dtype=np.float64)
+    big = np.where(mask[..., None], colour, background)
+    small = big.reshape(image_size, _SUPERSAMPLE, image_size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
+    return np.rint(small).astype(np.uint8)
+
+
+class ShapesDataset(Dataset):
+    """Procedural captioned images: "a {colour} {shape} on a {colour} background".
+
+    Shapes are circles, squares and triangles; colours come from :data:`PALETTE`; the shape's colour
+    never equals the background's; position and size jitter. Items are ``(image, caption)`` with
+    ``image`` a float tensor in ``[-1, 1]``. An item key is an index or a ``(index, draw_seed)`` pair
+    (what :class:`ratlip_layers.data.ResumableSampler` yields): the index fixes the picture, the draw
+    seed picks the phrasing.
+
+    Args:
+        num_samples: the dataset's length.
+        image_size: side of the square images in pixels.
+        seed: fixes every picture.
+        split: ``"train"`` or ``"test"``; the two splits draw from different streams.
+
+    Shape:
+        - image: :math:`(3, S, S)`, ``S = image_size``
+
+    Example:
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> ds = ShapesDataset(100, image_size=32, seed=0)
+        >>> image, caption = ds[3]
+        >>> image.shape, float(image.min()) >= -1.0, float(image.max()) <= 1.0
+        (torch.Size([3, 32, 32]), True, True)
+        >>> torch.equal(ShapesDataset(100, image_size=32, seed=0)[3][0], image)
+        True
+    """
+
+    def __init__(self, num_samples: int = 10_000, *, image_size: int = 32, seed: int = 0, split: str = "train") -> None:
+        self.num_samples = check_positive_int("num_samples", num_samples)
+        self.image_size = check_positive_int("image_size", image_size)
+        if split not in _SPLIT_IDS:
+            raise ValueError(f"split must be one of {tuple(_SPLIT_IDS)}, got {split!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = seed
+        self.split = split
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def spec(self, index: int) -> ShapeSpec:
+        """The :class:`ShapeSpec` of item ``index``."""
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} is out of range for a dataset of {self.num_samples} samples")
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
+        names = list(PALETTE)
+        colour = names[rng.integers(len(names))]
+        background = [n for n in names if n != colour][rng.integers(len(names) - 1)]
+        radius = rng.uniform(0.22, 0.34)
+        margin = 1.2 * radius + 0.02  # keeps every shape, the triangle's base included, inside
+        cx, cy = rng.uniform(margin, 1.0 - margin, size=2)
+        return ShapeSpec(SHAPES[rng.integers(len(SHAPES))], colour, background, float(cx), float(cy), float(radius))
+
+    def caption(self, key: int | DrawKey) -> str:
+        """The caption ``self[key]`` has, without drawing the image."""
+        index, generator = split_key(key)
+        spec = self.spec(index)
+        phrasing = int(torch.randint(len(PHRASINGS), (), generator=generator))
+        return shapes_caption(spec.shape, spec.colour, spec.background, phrasing)
+
+    def __getitem__(self, key: int | DrawKey) -> tuple[Tensor, str]:
+        index, _ = split_key(key)
+        pixels = render_shape(self.spec(index), self.image_size)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return image, self.caption(key)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_samples={self.num_samples}, image_size={self.image_size}, "
+            f"seed={self.seed}, split={self.split!r})"
+        )

@@ -1,0 +1,63 @@
+"""CLIP score: how well generated images match their captions according to a CLIP model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+from ..clip import CLIPImageEncoder, CLIPTextAdapter
+
+__all__ = ["CLIPScore"]
+
+
+class CLIPScore(Metric):
+    """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs.
+
+    Any open_clip ViT model scores: the run's own CLIP or another one (e.g. a pretrained ViT-B/32
+    while training with a tiny one). Sums are gathered across DDP ranks.
+
+    Args:
+        clip_model: the open_clip model that scores (frozen in place; shared, not copied).
+        tokenizer: its tokenizer (open_clip's CLIP tokenizer by default).
+
+    Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.metrics import CLIPScore
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> metric = CLIPScore(clip_model, tokenizer=tokenizer)
+        >>> metric.update(torch.rand(2, 3, 32, 32) * 2 - 1, ["a red circle", "a blue square"])
+        >>> sorted(metric.compute())
+        ['clip_score']
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image_encoder = CLIPImageEncoder(clip_model)
+        self.text_encoder = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
+        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @torch.no_grad()
+    def update(self, images: Tensor, captions: Sequence[str]) -> None:
+        """Score ``images`` (in ``[-1, 1]``) against ``captions``."""
+        if len(captions) != images.shape[0]:
+            raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
+        image_embedding = self.image_encoder(images.float()).embedding
+        text_embedding = self.text_encoder(list(captions)).sentence
+        cosine = F.cosine_similarity(image_embedding.float(), text_embedding.float(), dim=-1)
+        self.score_sum += 100.0 * cosine.double().sum()
+        self.total += len(captions)
+
+    def compute(self) -> dict[str, float]:
+        """Return ``{"clip_score": value}``."""
+        if int(self.total) == 0:
+            raise RuntimeError("CLIPScore.compute() called before any update()")
+        return {"clip_score": float(self.score_sum / self.total)}

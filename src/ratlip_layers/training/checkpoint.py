@@ -1,0 +1,222 @@
+"""Atomic, resumable checkpoints: weights in safetensors, the rest in a ``weights_only`` torch file.
+
+A checkpoint is a directory ``step-00001234/`` holding one ``<name>.safetensors`` per network,
+``state.pt`` (optimisers, scalers, counters, RNG states; plain tensors and Python types only) and
+``config.json``. It is written under a temporary name, every file and the directory are fsynced,
+and only then is it renamed into place, so a crash never leaves a half-written checkpoint where
+``--resume`` would find it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors.torch import load_file, save
+from torch import Tensor
+
+__all__ = ["Checkpoint", "CheckpointManager", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+
+STATE_FILE = "state.pt"
+CONFIG_FILE = "config.json"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint: ``weights[name]`` per network, the training ``state`` and the ``config``."""
+
+    path: Path
+    weights: dict[str, dict[str, Tensor]]
+    state: dict[str, Any]
+    config: dict[str, Any]
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    weights: Mapping[str, Mapping[str, Tensor]],
+    state: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> Path:
+    """Write a checkpoint directory atomically (temporary directory, fsync, rename).
+
+    An existing checkpoint at ``path`` is replaced only once the new one is complete.
+
+    Args:
+        path: the checkpoint directory to create, e.g. ``run/checkpoints/step-00000100``.
+        weights: per network name, its state dict (saved as ``<name>.safetensors``).
+        state: everything else; tensors and plain Python types only.
+        config: the run's resolved configuration (JSON-serialisable).
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ratlip_layers.training import save_checkpoint, load_checkpoint
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = save_checkpoint(root / "step-1", weights={"net": {"w": torch.ones(2)}},
+        ...                     state={"step": 1}, config={"lr": 0.1})
+        >>> ckpt = load_checkpoint(root / "step-1")
+        >>> ckpt.weights["net"]["w"].tolist(), ckpt.state["step"], ckpt.config["lr"]
+        ([1.0, 1.0], 1, 0.1)
+    """
+    path = Path(path)
+    for name in weights:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name) or name == STATE_FILE.split(".")[0]:
+            raise ValueError(f"weights name {name!r} must be a plain file stem other than 'state'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for name, tensors in weights.items():
+        # Clone so that tied or strided views serialise; safetensors refuses shared storage.
+        plain = {key: t.detach().to("cpu", copy=True).contiguous() for key, t in tensors.items()}
+        _write_synced(tmp / f"{name}.safetensors", save(plain))
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    _write_synced(tmp / STATE_FILE, buffer.getvalue())
+    _write_synced(tmp / CONFIG_FILE, json.dumps(dict(config), indent=2, sort_keys=True).encode())
+    _fsync_dir(tmp)
+    old = None
+    if path.exists():
+        old = path.parent / f".old-{path.name}-{os.getpid()}"
+        os.rename(path, old)
+    os.rename(tmp, path)
+    _fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint directory: safetensors weights and a ``weights_only=True`` state file.
+
+    Args:
+        path: the checkpoint directory.
+        map_location: where to put the tensors.
+
+    Returns:
+        The :class:`Checkpoint`.
+    """
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(
+            f"{path} is not a checkpoint: it has no {STATE_FILE} (a checkpoint directory holds "
+            f"{STATE_FILE}, {CONFIG_FILE} and one .safetensors file per network)"
+        )
+    device = str(map_location)
+    weights = {file.stem: load_file(file, device=device) for file in sorted(path.glob("*.safetensors"))}
+    state = torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
+    config = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).is_file() else {}
+    return Checkpoint(path, weights, state, config)
+
+
+def _step_of(path: Path) -> int | None:
+    match = _STEP_DIR.match(path.name)
+    if match is None or not (path / STATE_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        return None
+    return int(match.group(1))
+
+
+class CheckpointManager:
+    """Saves ``step-XXXXXXXX`` checkpoints under ``root`` and keeps only the newest ``keep``.
+
+    Args:
+        root: the directory of the checkpoints (``<run>/checkpoints``).
+        keep: how many to keep; older ones are deleted after each save.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.training import CheckpointManager
+        >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
+        >>> for step in (1, 2, 3):
+        ...     _ = manager.save(step, weights={}, state={"step": step}, config={})
+        >>> [p.name for p in manager.checkpoints()]
+        ['step-00000002', 'step-00000003']
+    """
+
+    def __init__(self, root: str | Path, *, keep: int = 3) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+        self.root = Path(root)
+        self.keep = keep
+
+    def path_for(self, step: int) -> Path:
+        """Where the checkpoint of ``step`` goes."""
+        return self.root / f"step-{step:08d}"
+
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoints, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [(step, p) for p in self.root.iterdir() if p.is_dir() and (step := _step_of(p)) is not None]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint, or ``None``."""
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save(
+        self,
+        step: int,
+        *,
+        weights: Mapping[str, Mapping[str, Tensor]],
+        state: Mapping[str, Any],
+        config: Mapping[str, Any],
+    ) -> Path:
+        """Save the checkpoint of ``step`` atomically, then delete all but the newest ``keep``."""
+        path = save_checkpoint(self.path_for(step), weights=weights, state=state, config=config)
+        for stale in self.checkpoints()[: -self.keep]:
+            shutil.rmtree(stale)
+        for leftover in self.root.glob(".tmp-*"):
+            # Left by a run killed mid-write; never a checkpoint anyone can resume from.
+            shutil.rmtree(leftover, ignore_errors=True)
+        return path
+
+    def __repr__(self) -> str:
+        return f"CheckpointManager(root={str(self.root)!r}, keep={self.keep})"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Turn a checkpoint directory, a run directory or a ``checkpoints/`` directory into the
+    checkpoint to load (the newest one for the latter two).
+
+    Raises:
+        FileNotFoundError: nothing loadable is there; the message says what was looked for.
+    """
+    path = Path(path)
+    if _step_of(path) is not None or (path / STATE_FILE).is_file():
+        return path
+    for root in (path / "checkpoints", path):
+        latest = CheckpointManager(root).latest()
+        if latest is not None:
+            return latest
+    raise FileNotFoundError(
+        f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}) or a run "
+        "directory with checkpoints/step-XXXXXXXX/ inside"
+    )

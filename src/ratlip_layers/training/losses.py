@@ -1,0 +1,132 @@
+"""The losses of the RATLIP/GALIP recipe, as functions of tensors so any networks can use them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._checks import check_same_batch
+
+__all__ = ["discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty"]
+
+
+def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
+    for name, t in named:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B,), got {type(t).__name__}")
+        if t.dim() != 1:
+            raise ValueError(f"{name} must be logits of shape (B,), got shape {tuple(t.shape)}")
+
+
+def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> Tensor:
+    """Hinge loss of the discriminator with mismatched captions as extra negatives.
+
+    ``relu(1 - real).mean() + (relu(1 + fake).mean() + relu(1 + mismatched).mean()) / 2``
+
+    Args:
+        real: logits of real images with their own captions.
+        fake: logits of generated images with the captions they were generated from.
+        mismatched: logits of real images with another image's caption.
+
+    Returns:
+        The scalar loss.
+
+    Shape:
+        - real, fake, mismatched: :math:`(B,)`
+
+    Example:
+        >>> from ratlip_layers.training import discriminator_hinge_loss
+        >>> discriminator_hinge_loss(torch.tensor([2.0]), torch.tensor([-2.0]), torch.tensor([0.0]))
+        tensor(0.5000)
+    """
+    _check_logits((("real", real), ("fake", fake), ("mismatched", mismatched)))
+    return F.relu(1.0 - real).mean() + (F.relu(1.0 + fake).mean() + F.relu(1.0 + mismatched).mean()) / 2
+
+
+def matching_aware_gradient_penalty(
+    logits: Tensor,
+    inputs: Sequence[Tensor],
+    *,
+    weight: float = 2.0,
+    power: float = 6.0,
+    grad_scale: float = 1.0,
+) -> Tensor:
+    """MA-GP: ``weight * mean(||d logits / d inputs||_2 ** power)`` on real images with their captions.
+
+    The gradients of every input (the CLIP feature maps of the real images and the sentence
+    embeddings) are flattened per sample and concatenated before the norm. The graph is kept, so
+    the penalty trains the discriminator.
+
+    Args:
+        logits: the discriminator's logits for real images and matching captions; built from ``inputs``.
+        inputs: tensors with ``requires_grad=True`` that ``logits`` was computed from, batch first.
+        weight: the penalty's weight (2 in the recipe).
+        power: the exponent of the norm (6 in the recipe).
+        grad_scale: the fp16 GradScaler's current scale; the gradients are taken of the scaled
+            logits (so they do not underflow in half precision) and divided by it.
+
+    Returns:
+        The scalar penalty.
+
+    Shape:
+        - logits: :math:`(B,)`
+        - inputs: each :math:`(B, *)`
+
+    Example:
+        >>> from ratlip_layers.training import matching_aware_gradient_penalty
+        >>> x = torch.ones(3, 4, requires_grad=True)
+        >>> s = torch.ones(3, 2, requires_grad=True)
+        >>> logits = 0.5 * x.sum(1) + 0.5 * s.sum(1)   # per-sample gradient norm = 0.5 * sqrt(6)
+        >>> round(float(matching_aware_gradient_penalty(logits, [x, s], weight=1.0, power=2.0)), 4)
+        1.5
+    """
+    _check_logits((("logits", logits),))
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("inputs must hold at least one tensor")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise ValueError(f"inputs[{i}] (shape {tuple(t.shape)}) must require grad to take the penalty's gradient")
+    check_same_batch([("logits", logits)] + [(f"inputs[{i}]", t) for i, t in enumerate(inputs)])
+    grads = torch.autograd.grad(logits.float().sum() * grad_scale, inputs, create_graph=True)
+    flat = torch.cat([g.float().flatten(1) for g in grads], dim=1) / grad_scale
+    return weight * flat.norm(dim=1).pow(power).mean()
+
+
+def generator_loss(
+    fake_logits: Tensor, image_embedding: Tensor, sentence: Tensor, *, sim_weight: float = 4.0
+) -> tuple[Tensor, Tensor]:
+    """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``.
+
+    Args:
+        fake_logits: the discriminator's logits for generated images and their captions.
+        image_embedding: the CLIP image embeddings of the generated images (gradients flow through
+            the frozen CLIP to the images).
+        sentence: the CLIP sentence embeddings of the captions.
+        sim_weight: weight of the CLIP similarity term (4 in the recipe).
+
+    Returns:
+        ``(loss, similarity)``: the scalar loss and the mean cosine similarity (for logging).
+
+    Shape:
+        - fake_logits: :math:`(B,)`
+        - image_embedding, sentence: :math:`(B, D)`
+
+    Example:
+        >>> from ratlip_layers.training import generator_loss
+        >>> e = torch.tensor([[1.0, 0.0]])
+        >>> generator_loss(torch.tensor([0.5]), e, e, sim_weight=4.0)
+        (tensor(-4.5000), tensor(1.))
+    """
+    _check_logits((("fake_logits", fake_logits),))
+    if image_embedding.shape != sentence.shape or image_embedding.dim() != 2:
+        raise ValueError(
+            "image_embedding and sentence must both have shape (B, D), got "
+            f"{tuple(image_embedding.shape)} and {tuple(sentence.shape)}"
+        )
+    check_same_batch((("fake_logits", fake_logits), ("image_embedding", image_embedding)))
+    similarity = F.cosine_similarity(image_embedding.float(), sentence.float(), dim=-1).mean()
+    return -fake_logits.float().mean() - sim_weight * similarity, similarity
