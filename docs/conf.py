@@ -1,0 +1,96 @@
+"""Sphinx configuration of the ratlip-layers documentation.
+
+Build: ``make -C docs html`` (or ``sphinx-build -W --keep-going -b html docs docs/_build/html``);
+doctests: ``make -C docs doctest``. The local extensions in ``_ext/`` generate what would otherwise
+be maintained by hand: the API reference (from each package's ``__all__``), the figures, the
+benchmark tables and the link inventories.
+"""
+
+from __future__ import annotations
+
+import doctest
+import sys
+from pathlib import Path
+
+import ratlip_layers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+
+project = "ratlip-layers"
+author = "ratlip-layers developers"
+copyright = f"2026, {author}"
+release = ratlip_layers.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "sphinx_copybutton",
+    "api_reference",
+    "benchmark_tables",
+    "canonical_refs",
+    "figures",
+    "offline_inventories",
+]
+
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+templates_path: list[str] = []
+
+# Every cross-reference must resolve: a broken link fails the build like any other warning under -W.
+nitpicky = True
+
+# --- API reference (_ext/api_reference.py) ---------------------------------------------------------
+api_reference_package = "ratlip_layers"
+api_reference_dir = "api"
+# Pages follow the data path: layers, CLIP, the assembled networks, then training and its helpers.
+api_reference_order = ("layers", "clip", "models", "training", "data", "metrics")
+
+autosummary_generate = False  # the stub pages are written by api_reference
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "all"
+autoclass_content = "class"
+autodoc_preserve_defaults = True
+# An undocumented override (forward, train) must not show nn.Module's docstring as if it were ours.
+autodoc_inherit_docstrings = False
+
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_custom_sections = ["Shape"]
+
+# --- Links to Python, PyTorch, NumPy (TorchMetrics, Pillow) without a network -----------------------------------------
+# The build runs offline (CI has no internet), and intersphinx would fail to fetch the projects'
+# objects.inv, which -W turns into an error. Instead each project has a small plain-text inventory in
+# _inventories/ listing exactly the objects these docs reference, mapped to their real URLs;
+# _ext/offline_inventories.py compresses them into objects.inv files at build time. With nitpicky on,
+# a reference missing from them fails the build: add one line to the matching .txt file (same format
+# as `python -m sphinx.ext.intersphinx <url>/objects.inv` prints, or `sphobjinv convert plain`).
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", "_inventories/python.txt"),
+    "torch": ("https://docs.pytorch.org/docs/stable", "_inventories/pytorch.txt"),
+    "numpy": ("https://numpy.org/doc/stable", "_inventories/numpy.txt"),
+    "torchmetrics": ("https://lightning.ai/docs/torchmetrics/latest", "_inventories/torchmetrics.txt"),
+    "pillow": ("https://pillow.readthedocs.io/en/stable", "_inventories/pillow.txt"),
+}
+
+# --- Doctests: the same namespace as pytest's src/ratlip_layers/conftest.py gives docstrings --------
+doctest_global_setup = """
+import torch
+from torch import nn
+import ratlip_layers
+from ratlip_layers import *
+torch.manual_seed(0)
+"""
+doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
+
+# --- HTML -------------------------------------------------------------------------------------------
+html_theme = "furo"
+html_title = f"ratlip-layers {release}"
+html_theme_options = {"navigation_with_keys": True}
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
