@@ -126,6 +126,11 @@ class RATLIPGenerator(WithFrozenCLIP):
         self.cond_dim = config.z_dim + geometry.embed_dim
         self.grid = geometry.grid
         sizes = upsample_sizes(geometry.grid, config.image_size)
+        if config.shuffle_attention and geometry.grid < 2:
+            raise ValueError(
+                "shuffle attention in the mapper blocks needs a CLIP grid of at least 2x2, got "
+                f"{geometry.grid}x{geometry.grid}; use shuffle_attention=False or a smaller patch size"
+            )
         channels = [config.ngf * min(2**i, 8) for i in range(len(sizes) + 1)][::-1]
         cell = nn.LSTMCell(self.cond_dim, config.hidden_size, **factory) if config.share_cell else None
         block_kwargs = {
