@@ -69,15 +69,13 @@ def draw_cat_vs_rat() -> Figure:
         ax.axis("off")
     cat, rat = panels
 
-    cat.text(-0.1, 3.9, "CAT (DF-GAN, GALIP): every affine layer on its own", fontsize=11, weight="bold")
+    cat.text(-0.1, 3.9, "CAT (DF-GAN, GALIP): every affine layer on its own, no memory", fontsize=11, weight="bold")
     mods = _feature_row(cat, xs, 0.0)
     cond = box(cat, (4.45, 3.0), (7.6, 0.5), r"condition $y = [z, s]$", ORANGE)
     for t, (x, mod) in enumerate(zip(xs, mods), start=1):
         mlp = box(cat, (x, 1.2), (1.2, 0.5), f"MLP {t}")
         arrow(cat, (x, cond.y), mlp.top, colour=ORANGE[1])
         arrow(cat, mlp.bottom, mod.top, label=rf"$\gamma_{t}, \beta_{t}$")
-    cat.text(4.45, 2.15, "no memory: layer t never sees what layers 1..t-1 did", ha="center", fontsize=9,
-             style="italic", color=GREY[1], bbox={"facecolor": "white", "edgecolor": "none"})
 
     rat.text(-0.1, 3.9, "RAT (RAT-GAN, RATLIP): one LSTM state flows through the layers", fontsize=11,
              weight="bold")
