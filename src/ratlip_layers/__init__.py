@@ -3,16 +3,21 @@ drop-in PyTorch modules."""
 
 from .layers import (
     Affine,
+    ConditioningSchedule,
     DFBlock,
     LSTMAffine,
     LSTMState,
     ModulationHead,
     RATBlock,
     SAConv,
+    ScheduledModulations,
     ShuffleAttention,
     StateFromNoise,
+    is_fast_path_enabled,
+    lstm_pointwise,
     modulate,
     modulate_twice,
+    set_fast_path,
     zero_state,
 )
 from .clip import (
@@ -31,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Affine",
+    "ConditioningSchedule",
     "CLIPDiscriminator",
     "CLIPImageEncoder",
     "CLIPMapper",
@@ -45,14 +51,18 @@ __all__ = [
     "RATBlock",
     "RATLIPGenerator",
     "SAConv",
+    "ScheduledModulations",
     "ShuffleAttention",
     "StateFromNoise",
     "TextEncoding",
     "__version__",
     "build_clip",
     "freeze_clip",
+    "is_fast_path_enabled",
+    "lstm_pointwise",
     "modulate",
     "modulate_twice",
+    "set_fast_path",
     "tiny_clip",
     "zero_state",
 ]

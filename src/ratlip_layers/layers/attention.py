@@ -11,6 +11,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .._checks import check_divisible, check_positive_int, check_size, check_tensor
+from .fast_path import is_channels_last, use_fast_path
 
 __all__ = ["ShuffleAttention", "SAConv"]
 
@@ -70,6 +71,17 @@ class ShuffleAttention(nn.Module):
                 "ShuffleAttention normalises each channel over its spatial positions, so it needs "
                 f"H * W >= 2, got x of shape {tuple(x.shape)}"
             )
+        if not (use_fast_path() and self.groups % 2 == 0):
+            return self._forward_plain(x)
+        if x.is_contiguous():
+            return self._forward_fast(x)
+        # Measured on CPU: gating strided channels_last views costs more than two layout copies, so
+        # compute in NCHW and hand the next (channels_last) convolution the layout it expects.
+        memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        return self._forward_fast(x.contiguous()).contiguous(memory_format=memory_format)
+
+    def _forward_plain(self, x: Tensor) -> Tensor:
+        """SA-Net's formulation: regroup, gate both halves, concatenate, shuffle (two copies)."""
         dtype = x.dtype
         grouped = rearrange(x, "b (g c) h w -> (b g) c h w", g=self.groups)
         x_channel, x_spatial = grouped.chunk(2, dim=1)
@@ -83,6 +95,31 @@ class ShuffleAttention(nn.Module):
         out = rearrange(out, "(b g) c h w -> b (g c) h w", g=self.groups)
         # Channel shuffle with two groups: (B, 2, C/2, H, W) -> (B, C/2, 2, H, W).
         return rearrange(out, "b (two c) h w -> b (c two) h w", two=2)
+
+    def _forward_fast(self, x: Tensor) -> Tensor:
+        """The same maths with one copy instead of two, for NCHW-contiguous ``x`` and even ``groups``.
+
+        Input channel ``((t * G/2 + r) * 2 + s) * c + j`` is (shuffle half ``t``, group ``r`` within
+        it, branch ``s``, channel ``j``); after attention and the shuffle it lands at
+        ``((r * 2 + s) * c + j) * 2 + t``. Both branches gate strided views of ``x`` and a single
+        ``stack`` writes them to their shuffled places.
+        """
+        dtype = x.dtype
+        batch, channels, height, width = x.shape
+        per_branch = channels // (2 * self.groups)
+        x_channel, x_spatial = x.view(batch * self.groups, 2 * per_branch, height, width).chunk(2, dim=1)
+        pooled = x_channel.mean(dim=(2, 3), keepdim=True)
+        y_channel = x_channel * torch.sigmoid(torch.addcmul(self.cbias.to(dtype), self.cweight.to(dtype), pooled))
+        normed = F.group_norm(
+            x_spatial, self.gn.num_groups, self.gn.weight.to(dtype), self.gn.bias.to(dtype), self.gn.eps
+        )
+        y_spatial = x_spatial * torch.sigmoid(torch.addcmul(self.sbias.to(dtype), self.sweight.to(dtype), normed))
+        split = (batch, 2, self.groups // 2, per_branch, height, width)
+        to_shuffled = (0, 2, 3, 1, 4, 5)
+        out = torch.stack(
+            (y_channel.view(split).permute(to_shuffled), y_spatial.view(split).permute(to_shuffled)), dim=2
+        )
+        return out.view(batch, channels, height, width)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, groups={self.groups}"

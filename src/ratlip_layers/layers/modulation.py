@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from .fast_path import use_fast_path
+from .fused import fused_modulate_twice, scale_shift
 
 __all__ = ["ModulationHead", "modulate", "modulate_twice"]
 
@@ -22,6 +24,9 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     Returns:
         The modulated feature map, same shape, dtype and memory format as ``x``.
 
+    On the fast path (:class:`~ratlip_layers.set_fast_path`) the op sequence follows ``x``'s
+    device and memory format; the result is the same.
+
     Shape:
         - x: :math:`(B, C, H, W)`
         - gamma, beta: :math:`(B, C)`
@@ -32,7 +37,11 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         >>> modulate(x, torch.full((2, 3), 2.0), torch.ones(2, 3))[0, 0, 0, 0].item()
         3.0
     """
-    return torch.addcmul(beta.to(x.dtype)[:, :, None, None], gamma.to(x.dtype)[:, :, None, None], x)
+    gamma = gamma.to(x.dtype)[:, :, None, None]
+    beta = beta.to(x.dtype)[:, :, None, None]
+    if use_fast_path():
+        return scale_shift(x, gamma, beta)
+    return torch.addcmul(beta, gamma, x)
 
 
 def modulate_twice(
@@ -58,6 +67,10 @@ def modulate_twice(
     Returns:
         The block's output, same shape and dtype as ``x``.
 
+    On the fast path (:class:`~ratlip_layers.set_fast_path`, on by default) this is one autograd
+    node with a hand-written backward, and one Triton kernel each way on CUDA when Triton is
+    installed; under ``torch.compile`` it is the plain composition, which Inductor fuses.
+
     Shape:
         - x: :math:`(B, C, H, W)`
         - gamma1, beta1, gamma2, beta2: :math:`(B, C)`
@@ -69,6 +82,8 @@ def modulate_twice(
         >>> modulate_twice(x, one, zero, one, zero, 0.5)[0, 0, 0, 0].item()
         -0.25
     """
+    if use_fast_path() and negative_slope >= 0 and x.dim() == 4 and gamma1.dim() == 2:
+        return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)
     h = F.leaky_relu(modulate(x, gamma1, beta1), negative_slope)
     return F.leaky_relu(modulate(h, gamma2, beta2), negative_slope)
 

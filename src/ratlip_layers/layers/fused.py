@@ -1,0 +1,106 @@
+"""Fused modulation: the DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)`` as one autograd node.
+
+Autograd's own graph for the block body holds eight nodes and stores three full-size
+intermediates; this node stores ``x`` and one intermediate (none on the Triton path) and computes
+every gradient in a hand-written backward. On CPU the forward runs in place after its first op; on
+CUDA, with Triton installed and an NCHW-contiguous ``x``, forward and backward are one kernel each.
+:func:`~ratlip_layers.modulate_twice` dispatches here on the fast path; under ``torch.compile`` it
+takes the plain path instead, which Inductor fuses itself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .fast_path import is_channels_last
+from ._triton_modulation import modulate_twice_backward, modulate_twice_forward, triton_available
+
+__all__ = ["fused_modulate_twice", "scale_shift", "TRITON", "TORCH"]
+
+TRITON = "triton"
+TORCH = "torch"
+
+_HAS_TRITON = triton_available()
+
+
+def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """``gamma * x + beta`` with ``(B, C, 1, 1)`` scales, by the fastest op sequence for ``x``'s layout.
+
+    With NCHW on CPU, ``addcmul`` broadcasting a per-channel operand runs several times slower than
+    a multiply followed by an in-place add (measured by ``benchmarks/bench_blocks.py``); with
+    channels_last or on CUDA, the single ``addcmul`` pass is fastest. The in-place add is only
+    taken outside autograd, where nothing saved the product.
+    """
+    if x.device.type == "cpu" and not is_channels_last(x):
+        out = x * gamma
+        if torch.is_grad_enabled() and (out.requires_grad or beta.requires_grad):
+            return out + beta
+        return out.add_(beta)
+    return torch.addcmul(beta, gamma, x)
+
+
+def _triton_eligible(x: Tensor) -> bool:
+    return _HAS_TRITON and x.is_cuda and x.is_contiguous()
+
+
+class _ModulateTwice(torch.autograd.Function):
+    """``lrelu(g2 * lrelu(g1 * x + b1) + b2)`` with ``(B, C)`` scales and shifts; ``slope >= 0``."""
+
+    @staticmethod
+    def forward(ctx, x, gamma1, beta1, gamma2, beta2, slope, backend):  # type: ignore[override]
+        ctx.slope = slope
+        ctx.backend = backend
+        ctx.param_dtypes = (gamma1.dtype, beta1.dtype, gamma2.dtype, beta2.dtype)
+        if backend == TRITON:
+            params = torch.stack((gamma1, beta1, gamma2, beta2)).float().contiguous()
+            ctx.save_for_backward(x, params)
+            return modulate_twice_forward(x, params, slope)
+        g1, b1, g2, b2 = (p.to(x.dtype)[:, :, None, None] for p in (gamma1, beta1, gamma2, beta2))
+        # Forward runs without autograd, so every op after the first can overwrite its input.
+        hidden = F.leaky_relu_(scale_shift(x, g1, b1), slope)
+        out = F.leaky_relu_(scale_shift(hidden, g2, b2), slope)
+        ctx.save_for_backward(x, hidden, out, g1, g2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        slope = ctx.slope
+        if ctx.backend == TRITON:
+            x, params = ctx.saved_tensors
+            grad_x, grad_params = modulate_twice_backward(x, grad, params, slope)
+            grads = tuple(g.to(dt) for g, dt in zip(grad_params.unbind(0), ctx.param_dtypes))
+            return (grad_x, *grads, None, None)
+        x, hidden, out, g1, g2 = ctx.saved_tensors
+        # leaky_relu_backward with self_is_result=True reads the sign from the output, valid for slope >= 0.
+        d_out = torch.ops.aten.leaky_relu_backward(grad, out, slope, True)
+        grad_gamma2 = (d_out * hidden).sum((2, 3))
+        grad_beta2 = d_out.sum((2, 3))
+        d_hidden = torch.ops.aten.leaky_relu_backward(d_out.mul_(g2), hidden, slope, True)
+        grad_gamma1 = (d_hidden * x).sum((2, 3))
+        grad_beta1 = d_hidden.sum((2, 3))
+        grads = (grad_gamma1, grad_beta1, grad_gamma2, grad_beta2)
+        grads = tuple(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes))
+        grad_x = d_hidden.mul_(g1) if ctx.needs_input_grad[0] else None
+        return (grad_x, *grads, None, None)
+
+
+def fused_modulate_twice(
+    x: Tensor,
+    gamma1: Tensor,
+    beta1: Tensor,
+    gamma2: Tensor,
+    beta2: Tensor,
+    negative_slope: float,
+    *,
+    backend: str | None = None,
+) -> Tensor:
+    """The fused block body; ``backend`` is ``"triton"``, ``"torch"`` or ``None`` (pick by device).
+
+    Requires ``negative_slope >= 0``. Inputs are not validated: callers (the layers and
+    :func:`~ratlip_layers.modulate_twice`) have done so.
+    """
+    if backend is None:
+        backend = TRITON if _triton_eligible(x) else TORCH
+    return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), backend)
