@@ -46,6 +46,11 @@ def clip_spec(model: nn.Module) -> dict[str, Any] | None:
 
     Returns ``None`` for a model built some other way; such a model cannot be rebuilt from a saved
     generator's config and must be passed to ``from_pretrained`` explicitly.
+
+    Example:
+        >>> from ratlip_layers.clip import clip_spec
+        >>> clip_spec(tiny_clip()[0])["model_name"], clip_spec(nn.Linear(2, 2))
+        ('ViT-B-32', None)
     """
     spec = getattr(model, CLIP_SPEC_ATTR, None)
     return copy.deepcopy(spec) if spec is not None else None

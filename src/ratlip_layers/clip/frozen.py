@@ -25,6 +25,12 @@ class FrozenCLIP(nn.Module):
 
     Args:
         model: the open_clip model; frozen in place by :func:`freeze_clip`.
+
+    Example:
+        >>> from ratlip_layers.clip import FrozenCLIP
+        >>> frozen = FrozenCLIP(nn.Linear(2, 2))
+        >>> frozen.train().model.training, frozen.model.weight.requires_grad
+        (False, False)
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -43,7 +49,19 @@ class FrozenCLIP(nn.Module):
 
 
 class WithFrozenCLIP(nn.Module):
-    """Base class of the modules that hold a :class:`FrozenCLIP` somewhere below them."""
+    """Base class of the modules that hold a :class:`FrozenCLIP` somewhere below them.
+
+    Example:
+        >>> from ratlip_layers.clip import FrozenCLIP, WithFrozenCLIP
+        >>> class Head(WithFrozenCLIP):
+        ...     def __init__(self, clip_model):
+        ...         super().__init__()
+        ...         self.clip = FrozenCLIP(clip_model)
+        ...         self.fc = nn.Linear(2, 1)
+        >>> head = Head(nn.Linear(2, 2)).requires_grad_(True)
+        >>> sorted(head.trainable_state_dict()), head.clip.model.weight.requires_grad
+        (['fc.bias', 'fc.weight'], False)
+    """
 
     def _frozen_prefixes(self) -> tuple[str, ...]:
         return tuple(

@@ -25,6 +25,12 @@ class TextEncoding(NamedTuple):
         sentence: (B, embed_dim) sentence embeddings, unnormalised, equal to CLIP's ``encode_text``.
         tokens: (B, L, width) token features after the final layer norm.
         padding_mask: (B, L) bool, True at the positions after each caption's end-of-text token.
+
+    Example:
+        >>> clip_model, _ = tiny_clip()
+        >>> sentence, tokens, padding_mask = CLIPTextAdapter(clip_model)(["a bird"])
+        >>> int((~padding_mask).sum())  # start, "a", "bird", end
+        4
     """
 
     sentence: Tensor

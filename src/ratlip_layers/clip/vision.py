@@ -24,6 +24,11 @@ class ImageFeatures(NamedTuple):
     Attributes:
         maps: the patch tokens after each chosen block, each (B, width, g, g).
         embedding: (B, embed_dim) projected, unnormalised image embedding, equal to ``encode_image``.
+
+    Example:
+        >>> maps, embedding = CLIPImageEncoder(tiny_clip()[0], layers=[1])(torch.zeros(1, 3, 32, 32))
+        >>> len(maps), maps[0].shape, embedding.shape
+        (1, torch.Size([1, 64, 4, 4]), torch.Size([1, 32]))
     """
 
     maps: tuple[Tensor, ...]

@@ -61,6 +61,15 @@ class GeneratorConditioning(NamedTuple):
         prompts: (B, num_prompts, width) prompt tokens of the CLIP mapper.
         blocks: each G-block's modulations, as ``mapper``.
         state: the LSTM state ``(h, c)`` after the last RAT layer, or ``None`` without RAT layers.
+
+    Example:
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), tiny_clip()[0])
+        >>> z, s = torch.randn(2, 16), torch.randn(2, 32)
+        >>> cond = G.conditioning(z, s)
+        >>> len(cond.mapper), len(cond.blocks), cond.prompts.shape, cond.state[0].shape
+        (2, 3, torch.Size([2, 2, 64]), torch.Size([2, 16]))
+        >>> torch.equal(G.synthesize(z, cond), G(z, s))
+        True
     """
 
     mapper: tuple[BlockModulation, ...]
