@@ -26,7 +26,9 @@ def test_sentence_and_tokens_match_open_clip(kind):
     assert isinstance(enc, TextEncoding)
     torch.testing.assert_close(enc.sentence, clip_model.encode_text(tokens), rtol=0, atol=1e-5)
     depth = len((getattr(clip_model, "text", None) or clip_model).transformer.resblocks)
-    final = clip_model.forward_intermediates(text=tokens, text_indices=[depth - 1], normalize_intermediates=True)
+    final = clip_model.forward_intermediates(
+        text=tokens, text_indices=[depth - 1], normalize_intermediates=True
+    )
     torch.testing.assert_close(enc.tokens, final["text_intermediates"][-1], rtol=0, atol=1e-5)
 
 

@@ -58,7 +58,9 @@ def test_other_sizes_are_resized_like_torchvision():
     x = images(2, 80)
     expected = TF.resize((x + 1) / 2, [32, 32], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
     torch.testing.assert_close(encoder.preprocess(x), (expected - MEAN) / STD, rtol=0, atol=1e-5)
-    torch.testing.assert_close(encoder(x).embedding, clip_model.encode_image((expected - MEAN) / STD), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        encoder(x).embedding, clip_model.encode_image((expected - MEAN) / STD), atol=1e-5, rtol=0
+    )
 
 
 def test_non_square_images_are_centre_cropped():
@@ -98,7 +100,12 @@ def test_non_vit_clip_raises():
 
 @pytest.mark.parametrize(
     ("layers", "match"),
-    [((0, 2), r"\[0, 1\].*got \(0, 2\)"), ((1, 0), "strictly increasing"), ((), "non-empty"), ((0.5,), "int")],
+    [
+        ((0, 2), r"\[0, 1\].*got \(0, 2\)"),
+        ((1, 0), "strictly increasing"),
+        ((), "non-empty"),
+        ((0.5,), "int"),
+    ],
 )
 def test_bad_layers_raise(layers, match):
     with pytest.raises(ValueError, match=match):
@@ -121,6 +128,8 @@ def test_bad_images_raise(x, error, match):
 def test_model_preprocess_cfg_is_used():
     clip_model, _ = make_clip("tiny")
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-    open_clip.set_model_preprocess_cfg(clip_model, {**clip_model.visual.preprocess_cfg, "mean": mean, "std": std})
+    open_clip.set_model_preprocess_cfg(
+        clip_model, {**clip_model.visual.preprocess_cfg, "mean": mean, "std": std}
+    )
     out = CLIPImageEncoder(clip_model).preprocess(torch.zeros(1, 3, 32, 32))
     torch.testing.assert_close(out, torch.zeros_like(out))

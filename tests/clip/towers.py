@@ -37,8 +37,13 @@ def vit_clip(*, image_size: int, patch_size: int, width: int, layers: int, embed
     model, _ = build_clip(
         "ViT-B-32",
         embed_dim=embed_dim,
-        vision_cfg={"image_size": image_size, "patch_size": patch_size, "layers": layers, "width": width,
-                    "head_width": width // 2},
+        vision_cfg={
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "layers": layers,
+            "width": width,
+            "head_width": width // 2,
+        },
         text_cfg={"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1},
     )
     return model

@@ -14,7 +14,12 @@ def test_presets():
     assert set(GeneratorConfig.presets()) == {"paper", "tiny", "galip", "galip+sa", "galip+rat", "ratlip"}
     paper = GeneratorConfig.preset("paper")
     assert (paper.image_size, paper.ngf, paper.z_dim, paper.hidden_size) == (224, 64, 100, 64)
-    assert (paper.mapper_fusion, paper.fusion, paper.shuffle_attention, paper.share_cell) == ("rat", "cat", True, False)
+    assert (paper.mapper_fusion, paper.fusion, paper.shuffle_attention, paper.share_cell) == (
+        "rat",
+        "cat",
+        True,
+        False,
+    )
     assert (paper.sa_groups, paper.state_init, paper.prompt_blocks) == (8, "zeros", None)
     switches = {
         name: (cfg.mapper_fusion, cfg.fusion, cfg.shuffle_attention)
@@ -41,16 +46,28 @@ def test_dict_round_trip_through_json(name):
     [
         ({"sa_groups": 3}, ValueError, r"ngf \(64\) must be divisible by 2 \* sa_groups \(6\)"),
         ({"ngf": 8}, ValueError, r"ngf \(8\) must be divisible by 2 \* sa_groups \(16\)"),
-        ({"code_channels": 40}, ValueError, r"code_channels \(40\) must be divisible by 2 \* sa_groups \(16\)"),
+        (
+            {"code_channels": 40},
+            ValueError,
+            r"code_channels \(40\) must be divisible by 2 \* sa_groups \(16\)",
+        ),
         ({"fusion": "lstm"}, ValueError, r"fusion must be one of \('cat', 'rat'\), got 'lstm'"),
         ({"mapper_fusion": "RAT"}, ValueError, "mapper_fusion must be one of"),
-        ({"state_init": "random"}, ValueError, r"state_init must be one of \('zeros', 'noise'\), got 'random'"),
+        (
+            {"state_init": "random"},
+            ValueError,
+            r"state_init must be one of \('zeros', 'noise'\), got 'random'",
+        ),
         ({"image_size": 0}, ValueError, "image_size must be a positive int, got 0"),
         ({"hidden_size": 2.0}, TypeError, "hidden_size must be an int"),
         ({"shuffle_attention": 1}, TypeError, "shuffle_attention must be a bool"),
         ({"prompt_blocks": 3}, TypeError, "prompt_blocks must be None or a sequence"),
         ({"mapper_fusion": "cat", "share_cell": True}, ValueError, "need a RAT fusion.*share_cell=True"),
-        ({"mapper_fusion": "cat", "state_init": "noise"}, ValueError, "need a RAT fusion.*state_init='noise'"),
+        (
+            {"mapper_fusion": "cat", "state_init": "noise"},
+            ValueError,
+            "need a RAT fusion.*state_init='noise'",
+        ),
     ],
 )
 def test_bad_values_raise(overrides, error, match):

@@ -107,10 +107,16 @@ def test_trainable_state_dict_round_trip(clip_model):
 @pytest.mark.parametrize(
     ("build", "match"),
     [
-        (lambda D: D.logits(ImageFeatures(D.features(images(2, 32)).maps[:1], None), torch.zeros(2, 32)), "2 maps"),
+        (
+            lambda D: D.logits(ImageFeatures(D.features(images(2, 32)).maps[:1], None), torch.zeros(2, 32)),
+            "2 maps",
+        ),
         (lambda D: D(images(2, 32), torch.zeros(2, 16)), "embed_dim = 32"),
         (lambda D: D(images(2, 32), torch.zeros(3, 32)), "batch sizes differ"),
-        (lambda D: D.logits(ImageFeatures((torch.zeros(2, 64, 5, 5),) * 2, None), torch.zeros(2, 32)), "4, 4"),
+        (
+            lambda D: D.logits(ImageFeatures((torch.zeros(2, 64, 5, 5),) * 2, None), torch.zeros(2, 32)),
+            "4, 4",
+        ),
     ],
 )
 def test_bad_inputs_raise(build, match, clip_model):

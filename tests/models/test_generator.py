@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from ratlip_layers import CLIPDiscriminator, GeneratorConditioning, GeneratorConfig, RATBlock, RATLIPGenerator, build_clip, tiny_clip
+from ratlip_layers import (
+    CLIPDiscriminator,
+    GeneratorConditioning,
+    GeneratorConfig,
+    RATBlock,
+    RATLIPGenerator,
+    build_clip,
+    tiny_clip,
+)
 
 from ..clip.towers import resnet_clip, vit_clip
 from .common import perturbed, trainable
@@ -20,7 +28,9 @@ VARIANTS = {
     "tiny": TINY,
     "zeros+shared": dataclasses.replace(TINY, state_init="zeros", share_cell=True),
     "rat-mapper-only": dataclasses.replace(TINY, fusion="cat"),
-    "galip": dataclasses.replace(TINY, mapper_fusion="cat", fusion="cat", shuffle_attention=False, state_init="zeros"),
+    "galip": dataclasses.replace(
+        TINY, mapper_fusion="cat", fusion="cat", shuffle_attention=False, state_init="zeros"
+    ),
 }
 
 
@@ -89,7 +99,10 @@ def test_share_cell_uses_one_lstm_cell(clip_and_tokenizer):
     per_affine = make(dataclasses.replace(VARIANTS["zeros+shared"], share_cell=False), clip_and_tokenizer)
     cell_params = sum(p.numel() for p in torch.nn.LSTMCell(48, 16).parameters())
     assert len(trainable(per_affine)) > len(trainable(G))
-    assert sum(p.numel() for p in trainable(per_affine)) - sum(p.numel() for p in trainable(G)) == 19 * cell_params
+    assert (
+        sum(p.numel() for p in trainable(per_affine)) - sum(p.numel() for p in trainable(G))
+        == 19 * cell_params
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny", "galip"])
@@ -232,8 +245,12 @@ def shapes(draw):
     patch = draw(st.sampled_from([4, 8]))
     grid = draw(st.integers(2, 4))
     return {
-        "clip": {"image_size": patch * grid, "patch_size": patch, "width": draw(st.sampled_from([16, 32])),
-                 "layers": draw(st.integers(1, 3))},
+        "clip": {
+            "image_size": patch * grid,
+            "patch_size": patch,
+            "width": draw(st.sampled_from([16, 32])),
+            "layers": draw(st.integers(1, 3)),
+        },
         "config": GeneratorConfig(
             image_size=draw(st.integers(grid + 1, 40)),
             ngf=2 * groups * draw(st.integers(1, 2)),
@@ -260,7 +277,10 @@ def test_output_shape_over_configs_and_towers(case):
     G = RATLIPGenerator(cfg, vit_clip(**case["clip"], embed_dim=8)).eval()
     out = G(torch.randn(case["batch"], cfg.z_dim), torch.randn(case["batch"], 8))
     assert out.shape == (case["batch"], 3, cfg.image_size, cfg.image_size)
-    assert G.blocks[-1].size == cfg.image_size and G.grid == case["clip"]["image_size"] // case["clip"]["patch_size"]
+    assert (
+        G.blocks[-1].size == cfg.image_size
+        and G.grid == case["clip"]["image_size"] // case["clip"]["patch_size"]
+    )
 
 
 @pytest.mark.slow

@@ -48,7 +48,9 @@ def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]
             and a square grid (e.g. a ModifiedResNet or timm tower).
     """
     if not isinstance(clip_model, nn.Module):
-        raise TypeError(f"clip_model must be an open_clip CLIP model (nn.Module), got {type(clip_model).__name__}")
+        raise TypeError(
+            f"clip_model must be an open_clip CLIP model (nn.Module), got {type(clip_model).__name__}"
+        )
     visual = getattr(clip_model, "visual", None)
     if not isinstance(visual, VisionTransformer):
         raise ValueError(

@@ -142,7 +142,13 @@ def tiny_clip(
         device=device,
         embed_dim=embed_dim,
         vision_cfg={"image_size": image_size, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-        text_cfg={"context_length": context_length, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+        text_cfg={
+            "context_length": context_length,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+        },
     )
     if floating_dtype(dtype) is not None:
         model.to(dtype=dtype)

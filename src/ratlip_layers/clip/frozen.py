@@ -65,7 +65,9 @@ class WithFrozenCLIP(nn.Module):
 
     def _frozen_prefixes(self) -> tuple[str, ...]:
         return tuple(
-            f"{name}." for name, module in self.named_modules(remove_duplicate=False) if isinstance(module, FrozenCLIP)
+            f"{name}."
+            for name, module in self.named_modules(remove_duplicate=False)
+            if isinstance(module, FrozenCLIP)
         )
 
     def requires_grad_(self, requires_grad: bool = True):

@@ -57,7 +57,11 @@ class CLIPMapper(WithFrozenCLIP):
         super().__init__()
         _, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)
-        self.width, self.grid, self.cond_dim = geometry.width, geometry.grid, check_positive_int("cond_dim", cond_dim)
+        self.width, self.grid, self.cond_dim = (
+            geometry.width,
+            geometry.grid,
+            check_positive_int("cond_dim", cond_dim),
+        )
         self.prompt_blocks = (
             default_prompt_blocks(geometry.depth)
             if prompt_blocks is None
@@ -83,7 +87,8 @@ class CLIPMapper(WithFrozenCLIP):
         check_tensor("prompts", prompts, 3, "(B, num_prompts, width)")
         if tuple(prompts.shape[1:]) != (len(self.prompt_blocks), self.width):
             raise ValueError(
-                f"prompts must have shape (B, {len(self.prompt_blocks)}, {self.width}), got {tuple(prompts.shape)}"
+                f"prompts must have shape (B, {len(self.prompt_blocks)}, {self.width}), "
+                f"got {tuple(prompts.shape)}"
             )
         check_same_batch((("x", x), ("prompts", prompts)))
         check_same_device((("x", x), ("prompts", prompts)))
@@ -100,4 +105,7 @@ class CLIPMapper(WithFrozenCLIP):
         return self.transform(x, self.prompts(cond))
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, grid={self.grid}, cond_dim={self.cond_dim}, prompt_blocks={self.prompt_blocks}"
+        return (
+            f"width={self.width}, grid={self.grid}, cond_dim={self.cond_dim}, "
+            f"prompt_blocks={self.prompt_blocks}"
+        )

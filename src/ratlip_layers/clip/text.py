@@ -50,10 +50,14 @@ def _text_root(clip_model: nn.Module) -> nn.Module:
             f"{type(text).__name__ if text is not None else 'None'}"
         )
     if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
-        raise ValueError("clip_model's text tower must be CLIP's causal text transformer, got a CoCa/padded variant")
+        raise ValueError(
+            "clip_model's text tower must be CLIP's causal text transformer, got a CoCa/padded variant"
+        )
     pool_type = _pool_type(root)
     if pool_type not in ("argmax", "eos"):
-        raise ValueError(f"clip_model's text tower must pool at the end-of-text token, got pool_type {pool_type!r}")
+        raise ValueError(
+            f"clip_model's text tower must pool at the end-of-text token, got pool_type {pool_type!r}"
+        )
     return root
 
 
@@ -96,7 +100,9 @@ class CLIPTextAdapter(WithFrozenCLIP):
         super().__init__()
         root = _text_root(clip_model)
         if tokenizer is not None and not callable(tokenizer):
-            raise TypeError(f"tokenizer must be callable (list of str -> token ids), got {type(tokenizer).__name__}")
+            raise TypeError(
+                f"tokenizer must be callable (list of str -> token ids), got {type(tokenizer).__name__}"
+            )
         self.clip = FrozenCLIP(clip_model)
         self._text_in_submodule = root is not clip_model
         self._tokenizer = tokenizer
@@ -140,12 +146,18 @@ class CLIPTextAdapter(WithFrozenCLIP):
         """Token ids (B, context_length) of ``captions``, on the model's device."""
         if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
             raise TypeError(
-                f"captions must be a list of str (wrap a single caption in a list), got {type(captions).__name__}"
+                "captions must be a list of str (wrap a single caption in a list), "
+                f"got {type(captions).__name__}"
             )
         return self.tokenizer(list(captions)).to(self._root.positional_embedding.device)
 
     def _check_tokens(self, tokens: Tensor) -> None:
-        if tokens.dim() != 2 or tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+        if (
+            tokens.dim() != 2
+            or tokens.dtype.is_floating_point
+            or tokens.dtype.is_complex
+            or tokens.dtype == torch.bool
+        ):
             raise ValueError(
                 f"token ids must be an integer tensor of shape (B, L), got dtype {tokens.dtype} and "
                 f"shape {tuple(tokens.shape)}"

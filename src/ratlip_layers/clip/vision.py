@@ -12,7 +12,14 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor, nn
 
 from .._checks import check_same_device, check_size, check_tensor
-from ._vit import check_block_indices, default_feature_blocks, embed_patches, pool_tokens, run_blocks, vision_tower
+from ._vit import (
+    check_block_indices,
+    default_feature_blocks,
+    embed_patches,
+    pool_tokens,
+    run_blocks,
+    vision_tower,
+)
 from .frozen import FrozenCLIP, WithFrozenCLIP
 
 __all__ = ["CLIPImageEncoder", "ImageFeatures"]
@@ -69,7 +76,9 @@ class CLIPImageEncoder(WithFrozenCLIP):
         self.clip = FrozenCLIP(clip_model)
         self.width, self.depth, self.grid, self.image_size, self.embed_dim = geometry
         self.layers = (
-            default_feature_blocks(self.depth) if layers is None else check_block_indices("layers", layers, self.depth)
+            default_feature_blocks(self.depth)
+            if layers is None
+            else check_block_indices("layers", layers, self.depth)
         )
         cfg = getattr(visual, "preprocess_cfg", None) or {}
         mean = cfg.get("mean", getattr(visual, "image_mean", None) or OPENAI_DATASET_MEAN)
@@ -92,7 +101,11 @@ class CLIPImageEncoder(WithFrozenCLIP):
             x = x[..., top : top + side, left : left + side]
         if x.shape[-1] != self.image_size:
             x = F.interpolate(
-                x, size=(self.image_size, self.image_size), mode=self.interpolation, align_corners=False, antialias=True
+                x,
+                size=(self.image_size, self.image_size),
+                mode=self.interpolation,
+                align_corners=False,
+                antialias=True,
             )
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
@@ -101,7 +114,9 @@ class CLIPImageEncoder(WithFrozenCLIP):
         x = self.preprocess(images).to(visual.conv1.weight.dtype)
         tokens = embed_patches(visual, rearrange(visual.conv1(x), "b c h w -> b (h w) c"))
         tokens, tapped = run_blocks(visual.transformer, tokens, taps=self.layers)
-        maps = tuple(rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype) for t in tapped)
+        maps = tuple(
+            rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype) for t in tapped
+        )
         return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
 
     def extra_repr(self) -> str:

@@ -35,7 +35,9 @@ def _fusion(
     return DFBlock(cond_dim, channels, **factory)
 
 
-def _conv(in_channels: int, out_channels: int, shuffle_attention: bool, sa_groups: int, factory: dict) -> nn.Module:
+def _conv(
+    in_channels: int, out_channels: int, shuffle_attention: bool, sa_groups: int, factory: dict
+) -> nn.Module:
     if shuffle_attention:
         return SAConv(in_channels, out_channels, 3, groups=sa_groups, **factory)
     return nn.Conv2d(in_channels, out_channels, 3, 1, 1, **factory)
@@ -77,7 +79,9 @@ class ConditionedBlock(nn.Module):
         self.fuse1 = _fusion(fusion, cond_dim, fuse1_channels, hidden_size, cell, factory)
         self.fuse2 = _fusion(fusion, cond_dim, fuse2_channels, hidden_size, cell, factory)
         self.shortcut = (
-            nn.Conv2d(in_channels, out_channels, 1, **factory) if in_channels != out_channels else nn.Identity()
+            nn.Conv2d(in_channels, out_channels, 1, **factory)
+            if in_channels != out_channels
+            else nn.Identity()
         )
 
     def modulation(self, cond: Tensor, state: LSTMState | None) -> tuple[BlockModulation, LSTMState | None]:
@@ -119,8 +123,15 @@ class MapperBlock(ConditionedBlock):
     ) -> None:
         factory = {"device": device, "dtype": dtype}
         super().__init__(
-            cond_dim, mid_channels, out_channels, in_channels, out_channels,
-            fusion=fusion, hidden_size=hidden_size, cell=cell, **factory,
+            cond_dim,
+            mid_channels,
+            out_channels,
+            in_channels,
+            out_channels,
+            fusion=fusion,
+            hidden_size=hidden_size,
+            cell=cell,
+            **factory,
         )
         self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, 1, 1, **factory)
         self.conv2 = _conv(mid_channels, out_channels, shuffle_attention, sa_groups, factory)
@@ -156,8 +167,15 @@ class GBlock(ConditionedBlock):
     ) -> None:
         factory = {"device": device, "dtype": dtype}
         super().__init__(
-            cond_dim, in_channels, out_channels, in_channels, out_channels,
-            fusion=fusion, hidden_size=hidden_size, cell=cell, **factory,
+            cond_dim,
+            in_channels,
+            out_channels,
+            in_channels,
+            out_channels,
+            fusion=fusion,
+            hidden_size=hidden_size,
+            cell=cell,
+            **factory,
         )
         self.size = size
         self.conv1 = _conv(in_channels, out_channels, shuffle_attention, sa_groups, factory)

@@ -86,8 +86,16 @@ class GeneratorConfig:
     prompt_blocks: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "ngf", "z_dim", "hidden_size", "code_channels", "mapper_mid_channels",
-                     "mapper_blocks", "sa_groups"):
+        for name in (
+            "image_size",
+            "ngf",
+            "z_dim",
+            "hidden_size",
+            "code_channels",
+            "mapper_mid_channels",
+            "mapper_blocks",
+            "sa_groups",
+        ):
             check_positive_int(name, getattr(self, name))
         for name in ("shuffle_attention", "share_cell"):
             if not isinstance(getattr(self, name), bool):
@@ -108,7 +116,9 @@ class GeneratorConfig:
             check_divisible("code_channels", self.code_channels, 2 * self.sa_groups, "2 * sa_groups")
         if self.prompt_blocks is not None:
             if isinstance(self.prompt_blocks, (str, bytes)) or not hasattr(self.prompt_blocks, "__iter__"):
-                raise TypeError(f"prompt_blocks must be None or a sequence of ints, got {self.prompt_blocks!r}")
+                raise TypeError(
+                    f"prompt_blocks must be None or a sequence of ints, got {self.prompt_blocks!r}"
+                )
             # Normalised to a tuple so a config read back from JSON (a list) compares equal.
             object.__setattr__(self, "prompt_blocks", tuple(self.prompt_blocks))
 
@@ -149,5 +159,7 @@ class GeneratorConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown GeneratorConfig fields {unknown}; expected a subset of {sorted(known)}")
+            raise ValueError(
+                f"unknown GeneratorConfig fields {unknown}; expected a subset of {sorted(known)}"
+            )
         return cls(**data)

@@ -55,7 +55,9 @@ class DBlock(nn.Module):
             nn.LeakyReLU(0.2),
         )
         self.shortcut = (
-            nn.Conv2d(in_channels, out_channels, 1, **factory) if in_channels != out_channels else nn.Identity()
+            nn.Conv2d(in_channels, out_channels, 1, **factory)
+            if in_channels != out_channels
+            else nn.Identity()
         )
         self.gamma = nn.Parameter(torch.zeros(1, **factory))
         self.beta = nn.Parameter(torch.zeros(1, **factory)) if clip_feature else None
@@ -70,7 +72,10 @@ class DBlock(nn.Module):
         return out if self.beta is None else out + self.beta * feature
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, clip_feature={self.beta is not None}"
+        return (
+            f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+            f"clip_feature={self.beta is not None}"
+        )
 
 
 class NetD(nn.Module):
@@ -100,7 +105,9 @@ class NetD(nn.Module):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_maps = check_positive_int("num_maps", num_maps)
-        self.blocks = nn.ModuleList(DBlock(width, width, clip_feature=True, **factory) for _ in range(num_maps - 1))
+        self.blocks = nn.ModuleList(
+            DBlock(width, width, clip_feature=True, **factory) for _ in range(num_maps - 1)
+        )
         self.main = DBlock(width, channels, clip_feature=False, **factory)
 
     def forward(self, maps: Sequence[Tensor]) -> Tensor:
@@ -204,7 +211,11 @@ class CLIPDiscriminator(WithFrozenCLIP):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.encoder = CLIPImageEncoder(clip_model, layers=layers)
-        self.width, self.grid, self.sentence_dim = self.encoder.width, self.encoder.grid, self.encoder.embed_dim
+        self.width, self.grid, self.sentence_dim = (
+            self.encoder.width,
+            self.encoder.grid,
+            self.encoder.embed_dim,
+        )
         self.net_d = NetD(self.width, channels, len(self.encoder.layers), **factory)
         self.net_c = NetC(channels, self.sentence_dim, self.grid, joint_channels, **factory)
 
@@ -221,7 +232,9 @@ class CLIPDiscriminator(WithFrozenCLIP):
         """NetC(NetD(features.maps), sentence): (B,) logits."""
         maps = features.maps
         if len(maps) != len(self.layers):
-            raise ValueError(f"features must hold {len(self.layers)} maps (layers {self.layers}), got {len(maps)}")
+            raise ValueError(
+                f"features must hold {len(self.layers)} maps (layers {self.layers}), got {len(maps)}"
+            )
         for i, m in enumerate(maps):
             check_tensor(f"features.maps[{i}]", m, 4, "(B, width, g, g)")
             if tuple(m.shape[1:]) != (self.width, self.grid, self.grid):

@@ -151,18 +151,26 @@ class RATLIPGenerator(WithFrozenCLIP):
         }
 
         self.state_init = (
-            StateFromNoise(config.z_dim, config.hidden_size, **factory) if config.state_init == "noise" else None
+            StateFromNoise(config.z_dim, config.hidden_size, **factory)
+            if config.state_init == "noise"
+            else None
         )
         self.fc_code = nn.Linear(config.z_dim, config.code_channels * self.grid**2, **factory)
         self.mapper_blocks = nn.ModuleList(
             MapperBlock(
-                self.cond_dim, config.code_channels, config.mapper_mid_channels, config.code_channels,
-                fusion=config.mapper_fusion, **block_kwargs,
+                self.cond_dim,
+                config.code_channels,
+                config.mapper_mid_channels,
+                config.code_channels,
+                fusion=config.mapper_fusion,
+                **block_kwargs,
             )
             for _ in range(config.mapper_blocks)
         )
         self.conv_fuse = nn.Conv2d(config.code_channels, geometry.width, 5, 1, 2, **factory)
-        self.clip_mapper = CLIPMapper(clip_model, self.cond_dim, prompt_blocks=config.prompt_blocks, **factory)
+        self.clip_mapper = CLIPMapper(
+            clip_model, self.cond_dim, prompt_blocks=config.prompt_blocks, **factory
+        )
         self.conv_mapped = nn.Conv2d(geometry.width, channels[0], 5, 1, 2, **factory)
         self.blocks = nn.ModuleList(
             GBlock(self.cond_dim, c_in, c_out, size, fusion=config.fusion, **block_kwargs)
@@ -216,7 +224,10 @@ class RATLIPGenerator(WithFrozenCLIP):
     def synthesize(self, noise: Tensor, conditioning: GeneratorConditioning) -> Tensor:
         """Phase 2: the convolutions and the CLIP mapper, with the modulations of :meth:`conditioning`."""
         self._check_inputs(noise)
-        if (len(conditioning.mapper), len(conditioning.blocks)) != (len(self.mapper_blocks), len(self.blocks)):
+        if (len(conditioning.mapper), len(conditioning.blocks)) != (
+            len(self.mapper_blocks),
+            len(self.blocks),
+        ):
             raise ValueError(
                 f"conditioning must hold {len(self.mapper_blocks)} mapper and {len(self.blocks)} G-block "
                 f"modulations, got {len(conditioning.mapper)} and {len(conditioning.blocks)}"
@@ -333,7 +344,10 @@ class RATLIPGenerator(WithFrozenCLIP):
                 )
             weights = meta.get("clip_weights")
             clip_model, tokenizer = build_clip(
-                spec["model_name"], None if weights else spec["pretrained"], device=device, **spec["model_kwargs"]
+                spec["model_name"],
+                None if weights else spec["pretrained"],
+                device=device,
+                **spec["model_kwargs"],
             )
             if weights:
                 clip_model.load_state_dict(load_file(str(path / weights), device="cpu"))
@@ -343,7 +357,10 @@ class RATLIPGenerator(WithFrozenCLIP):
         return generator
 
     def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, image_size={self.config.image_size}"
+        return (
+            f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, "
+            f"image_size={self.config.image_size}"
+        )
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
