@@ -19,6 +19,7 @@ from ratlip_layers import (
     build_clip,
     tiny_clip,
 )
+from ratlip_layers.clip.build import CLIP_SPEC_ATTR
 
 from ..clip.towers import resnet_clip, vit_clip
 from .common import perturbed, trainable
@@ -203,7 +204,7 @@ def test_save_without_clip_weights_and_foreign_clip(tmp_path):
     loaded = RATLIPGenerator.from_pretrained(tmp_path / "a", G.clip_model)
     assert torch.equal(loaded.fc_code.weight, G.fc_code.weight)
     foreign = RATLIPGenerator(TINY, vit_clip(image_size=32, patch_size=8, width=64, layers=2, embed_dim=32))
-    foreign.clip_model.__dict__.pop("ratlip_clip_spec")
+    delattr(foreign.clip_model, CLIP_SPEC_ATTR)  # as if built without build_clip
     foreign.save_pretrained(tmp_path / "b")
     with pytest.raises(ValueError, match="pass clip_model"):
         RATLIPGenerator.from_pretrained(tmp_path / "b")

@@ -84,8 +84,9 @@ class RATLIPGenerator(WithFrozenCLIP):
     ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid); mapper blocks fuse the
     condition ``cat(noise, sentence)`` into it; ``conv_fuse`` lifts it to CLIP's width and the
     :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts;
-    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to ``8 ngf`` channels; the G-blocks upsample to
-    the output size; ``to_rgb`` (LeakyReLU, conv3x3) makes the image, unbounded (no tanh).
+    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the first G-block's channels (``8 ngf`` from
+    three G-blocks on); the G-blocks upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3)
+    makes the image, unbounded (no tanh).
 
     The forward pass runs in two phases. :meth:`conditioning` computes, from the noise and the
     sentence only, every LSTM step and every ``gamma``/``beta`` of the network in network order:
