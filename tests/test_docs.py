@@ -112,21 +112,36 @@ def test_generate_writes_pages_and_removes_stale_ones(tmp_path):
 # --- benchmark tables ------------------------------------------------------------------------------
 
 
-def test_format_value_rounds_floats_and_escapes_markup():
+def test_format_value_rounds_numbers_and_escapes_markup():
     assert benchmark_tables.format_value(3.14159265) == "3.142"
+    assert benchmark_tables.format_value(52033.1) == "52,033"
     assert benchmark_tables.format_value("a*b_c") == "a\\*b\\_c"
-    assert benchmark_tables.format_value([1, 2.5]) == "1, 2.5"
+    assert benchmark_tables.format_value([64, 256]) == "64, 256"
+    assert benchmark_tables.format_value({"rounds": 5}) == "rounds = 5"
 
 
+def _row(block: str, impl: str, ms: float) -> dict:
+    return {"block": block, "shape": [64, 256, 16, 16], "impl": impl, "median_s": ms / 1e3, "speedup_vs_baseline": 1.0}
+
+
+# The shape of benchmarks/bench_blocks.py's output: metadata, records, a nested object with records.
 RESULT = {
-    "title": "Block speed",
-    "device": "NVIDIA H100 80GB HBM3",
-    "date": "2026-11-27",
-    "results": [
-        {"block": "DFBlock", "batch": 64, "ms": 1.23456},
-        {"block": "RATBlock", "batch": 64, "ms": 1.5},
-    ],
+    "date": "2026-11-27T10:00:00+00:00",
+    "device": "cuda",
+    "device_name": "NVIDIA H100 80GB HBM3",
+    "dtypes": ["float32", "bfloat16"],
+    "rows": [_row("DFBlock", "baseline", 1.0), _row("DFBlock", "ours", 0.5), _row("RATBlock", "ours", 0.61234)],
+    "roofline": {"copy_bytes_per_s": 2.9e12, "rows": [{"op": "modulation forward", "fraction_of_copy": 0.72}]},
 }
+
+
+def test_results_become_fields_grouped_tables_and_subsections():
+    text = "\n".join(benchmark_tables.render_result("blocks-h100", RESULT))
+    assert text.index(":device\\_name: NVIDIA H100") < text.index(":date:")  # device and date come first
+    assert ":dtypes: float32, bfloat16" in text
+    assert ".. list-table:: rows\\: DFBlock" in text and ".. list-table:: rows\\: RATBlock" in text
+    assert "0.0006123" in text
+    assert "roofline\n~~~~~~~~" in text and ".. list-table:: rows\n" in text
 
 
 def _build(tmp_path: Path, files: dict[str, bytes]) -> str:
@@ -140,7 +155,7 @@ def _build(tmp_path: Path, files: dict[str, bytes]) -> str:
     return (tmp_path / "out" / "index.html").read_text()
 
 
-def test_benchmark_results_render_fields_tables_and_plots(tmp_path):
+def test_benchmark_results_render_with_their_plot(tmp_path):
     import io
 
     import matplotlib.pyplot as plt
@@ -148,7 +163,7 @@ def test_benchmark_results_render_fields_tables_and_plots(tmp_path):
     png = io.BytesIO()
     plt.imsave(png, [[0.0, 1.0], [1.0, 0.0]], format="png")
     html = _build(tmp_path, {"blocks.json": json.dumps(RESULT).encode(), "blocks.png": png.getvalue()})
-    for text in ("Block speed", "NVIDIA H100 80GB HBM3", "2026-11-27", "RATBlock", "1.235", "<table", "blocks.png"):
+    for text in ("blocks", "NVIDIA H100 80GB HBM3", "2026-11-27", "RATBlock", "0.0006123", "<table", "blocks.png"):
         assert text in html
 
 

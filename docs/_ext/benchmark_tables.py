@@ -1,10 +1,12 @@
 """``.. benchmark-results:: DIR``: the committed benchmark results, rendered at build time.
 
-Every ``DIR/*.json`` becomes a section: its scalar entries (device, date, versions, settings)
-a field list, each list of records (or mapping of records) a table, with the records' keys as
-columns. Every ``DIR/*.png`` becomes a figure. ``DIR`` is relative to the source directory. With no
-result files the directive says so plainly. The page is re-read whenever the folder or a result file
-changes.
+Every ``DIR/*.json`` becomes a section, read without assumptions about its schema beyond "a JSON
+object": scalars, lists of scalars and flat objects become a field list (device and date first);
+every list of flat records becomes a table, split into one table per value of the records' first
+key when that key groups them (one table per block); every other nested object becomes a
+subsection, read the same way. Every ``DIR/*.png`` becomes a figure. ``DIR`` is relative to the
+source directory. With no result files the directive says so plainly. The page is re-read whenever
+the folder or a result file changes.
 """
 
 from __future__ import annotations
@@ -22,64 +24,91 @@ from sphinx.util.nodes import nested_parse_with_titles
 
 _SCALARS = (str, int, float, bool, type(None))
 _RST_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_|[]<>:"})
+_FIRST_FIELDS = ("device_name", "device", "date")
+_UNDERLINES = "-~^"
 
 
 def format_value(value: Any) -> str:
-    """A table cell: floats to four significant digits, everything escaped for reStructuredText."""
+    """A field or table cell: numbers to four significant digits (large ones with thousands
+    separators), lists and objects inline, everything escaped for reStructuredText."""
     if isinstance(value, (list, tuple)):
         return ", ".join(format_value(v) for v in value)
-    if isinstance(value, float):
+    if isinstance(value, dict):
+        return ", ".join(f"{format_value(k)} = {format_value(v)}" for k, v in value.items())
+    if isinstance(value, bool) or value is None:
+        text = "–" if value is None else str(value)
+    elif isinstance(value, (int, float)) and abs(value) >= 1e4:
+        text = f"{value:,.0f}"  # throughputs and byte counts: digits, not an exponent
+    elif isinstance(value, float):
         text = f"{value:.4g}"
-    elif value is None:
-        text = "–"
     else:
         text = str(value)
     return text.translate(_RST_SPECIAL)
 
 
+def _is_plain(value: Any) -> bool:
+    """A scalar, or a list of scalars."""
+    return isinstance(value, _SCALARS) or (isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value))
+
+
 def _is_record(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(v, (*_SCALARS, list)) for v in value.values())
+    return isinstance(value, dict) and all(_is_plain(v) for v in value.values())
 
 
 def _records(value: Any) -> list[dict[str, Any]] | None:
-    """A list of flat records, a mapping of name -> flat record (name becomes a column), or ``None``."""
+    """A non-empty list of flat records, or ``None``."""
     if isinstance(value, list) and value and all(_is_record(v) for v in value):
         return value
-    if isinstance(value, dict) and value and all(_is_record(v) for v in value.values()):
-        return [{"name": name, **record} for name, record in value.items()]
     return None
 
 
-def _title(text: str, underline: str) -> list[str]:
+def _title(text: str, level: int) -> list[str]:
     escaped = text.translate(_RST_SPECIAL)
-    return [escaped, underline * len(escaped), ""]
+    return [escaped, _UNDERLINES[min(level, len(_UNDERLINES) - 1)] * len(escaped), ""]
 
 
-def _table(records: list[dict[str, Any]]) -> list[str]:
-    columns = list(dict.fromkeys(key for record in records for key in record))
+def _table(title: str, records: list[dict[str, Any]], drop: str | None = None) -> list[str]:
+    columns = [c for c in dict.fromkeys(key for record in records for key in record) if c != drop]
     header = [format_value(column) for column in columns]
     rows = [[format_value(record.get(column)) for column in columns] for record in records]
-    lines = [".. list-table::", "   :header-rows: 1", ""]
+    lines = [f".. list-table:: {format_value(title)}", "   :header-rows: 1", ""]
     for cells in (header, *rows):
         lines.append(f"   * - {cells[0]}")
         lines.extend(f"     - {cell}" for cell in cells[1:])
     return [*lines, ""]
 
 
-def render_result(name: str, data: dict[str, Any]) -> list[str]:
-    """reStructuredText lines for one result file: a section with fields and tables."""
-    lines = _title(str(data.get("title", name)), "-")
-    fields = {k: v for k, v in data.items() if isinstance(v, _SCALARS) and k != "title"}
-    for key, value in data.items():
-        if _is_record(value) and _records(value) is None:
-            fields.update({f"{key} {k}": v for k, v in value.items()})
-    lines.extend(f":{format_value(key)}: {format_value(value)}" for key, value in fields.items())
+def _tables(key: str, records: list[dict[str, Any]]) -> list[str]:
+    """One table, or one per value of the first key when that key groups the records."""
+    first = next(iter(records[0]))
+    groups = list(dict.fromkeys(record.get(first) for record in records))
+    if not 1 < len(groups) < len(records) or not all(isinstance(g, str) for g in groups):
+        return _table(key, records)
+    lines = []
+    for group in groups:
+        lines.extend(_table(f"{key}: {group}", [r for r in records if r.get(first) == group], drop=first))
+    return lines
+
+
+def render_mapping(data: dict[str, Any], level: int) -> list[str]:
+    """Fields for the plain entries of ``data``, tables for its records, subsections for the rest."""
+    order = [k for k in _FIRST_FIELDS if k in data] + [k for k in data if k not in _FIRST_FIELDS and k != "title"]
+    fields = [k for k in order if _is_plain(data[k]) or _is_record(data[k])]
+    lines = [f":{format_value(k)}: {format_value(data[k])}" for k in fields]
     lines.append("")
-    for key, value in data.items():
+    for key in order:
+        value = data[key]
         records = _records(value)
         if records is not None:
-            lines.extend([f"**{format_value(key)}**", "", *_table(records)])
+            lines.extend(_tables(key, records))
+        elif isinstance(value, dict) and key not in fields:
+            lines.extend([*_title(key, level + 1), *render_mapping(value, level + 1)])
     return lines
+
+
+def render_result(name: str, data: dict[str, Any]) -> list[str]:
+    """reStructuredText lines for one result file: a section titled by its ``title`` or file name."""
+    return [*_title(str(data.get("title", name)), 0), *render_mapping(data, 0)]
 
 
 class BenchmarkResults(SphinxDirective):
@@ -88,8 +117,13 @@ class BenchmarkResults(SphinxDirective):
     required_arguments = 1
     option_spec = {"empty": directives.unchanged}
 
+    def _figure(self, path: Path) -> list[str]:
+        self.env.note_dependency(str(path))
+        return [f".. figure:: /{Path(self.arguments[0]) / path.name}", "   :width: 100%", "", f"   {format_value(path.name)}", ""]
+
     def run(self) -> list[nodes.Node]:
         folder = (Path(self.env.srcdir) / self.arguments[0]).resolve()
+        # The folder's own time stamp changes when a result file is added or removed.
         self.env.note_dependency(str(folder))
         results = sorted(folder.glob("*.json"))
         plots = sorted(folder.glob("*.png"))
@@ -97,14 +131,14 @@ class BenchmarkResults(SphinxDirective):
         for path in results:
             self.env.note_dependency(str(path))
             lines.extend(render_result(path.stem, json.loads(path.read_text(encoding="utf-8"))))
-        for path in plots:
-            self.env.note_dependency(str(path))
-            lines.extend([f".. figure:: /{Path(self.arguments[0]) / path.name}", "   :width: 100%", ""])
-            lines.extend([f"   {format_value(path.stem)}", ""])
+            # A run's plot (same file stem) goes in its section; other plots follow all the runs.
+            lines.extend(line for plot in plots if plot.stem == path.stem for line in self._figure(plot))
+        stems = {path.stem for path in results}
+        lines.extend(line for plot in plots if plot.stem not in stems for line in self._figure(plot))
         if not lines:
             message = self.options.get("empty") or f"No benchmark results are committed yet ({self.arguments[0]} is empty)."
             lines = [message, ""]
-        container = nodes.section() if results else nodes.container()
+        container = nodes.section()
         nested_parse_with_titles(self.state, StringList(lines, source=str(folder)), container)
         return container.children
 
