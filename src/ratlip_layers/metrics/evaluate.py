@@ -1,0 +1,110 @@
+"""Evaluating a generator on a dataset's captions with the registered metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics import Metric
+
+from ..data.keys import draw_seed
+from .fid import FrechetDistance, module_fingerprint
+
+__all__ = ["evaluate_generator", "fixed_noise", "prepare_real_statistics"]
+
+
+def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
+    """Noise for image ``i`` that depends on ``(seed, i)`` only, whichever rank or batch draws it.
+
+    Example:
+        >>> from ratlip_layers.metrics import fixed_noise
+        >>> torch.equal(fixed_noise([3, 4], 8, 0)[1], fixed_noise([4], 8, 0)[0])
+        True
+    """
+    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
+    return torch.stack(rows)
+
+
+def prepare_real_statistics(
+    metric: FrechetDistance,
+    dataset: Dataset,
+    *,
+    cache_dir: str | Path,
+    dataset_id: str,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    is_main: bool = True,
+) -> Path:
+    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
+
+    The cache file's name holds ``dataset_id`` and a fingerprint of the feature extractor's weights,
+    so other data or other features never reuse it. Under DDP only rank 0 (``is_main``) holds them,
+    so that the cross-rank sum counts them once; other ranks keep zeros.
+
+    Returns:
+        The cache file.
+    """
+    features = metric.inception
+    cache_file = Path(cache_dir) / f"fid-{dataset_id}-{metric.features_name}-{module_fingerprint(features)}.safetensors"
+    if is_main:
+        def batches():
+            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+            device = metric.real_features_sum.device
+            for images, _ in loader:
+                yield images.to(device)
+
+        metric.load_or_compute_real(cache_file, batches)
+    return cache_file
+
+
+@torch.no_grad()
+def evaluate_generator(
+    generate: Callable[[Tensor, list[str]], Tensor],
+    captions: Callable[[int], str],
+    metrics: Mapping[str, Metric],
+    *,
+    num_images: int,
+    z_dim: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, float]:
+    """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
+
+    Image ``i`` uses caption ``captions(i)`` and noise :func:`fixed_noise` ``(i)``; ranks share the
+    images out (rank ``r`` makes ``i = r, r + W, ...``) and torchmetrics sums the states across
+    them, so the result does not depend on the number of ranks.
+
+    Args:
+        generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
+        captions: the caption of image ``i``.
+        metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
+        num_images: how many images to generate in total.
+        z_dim: noise size.
+        batch_size: images per generator call.
+        seed: seed of the noise.
+        device: where the noise goes.
+        rank: this process's rank.
+        world_size: number of ranks.
+
+    Returns:
+        Every metric's values, merged into one dict.
+    """
+    for metric in metrics.values():
+        metric.reset()
+    mine = list(range(rank, num_images, world_size))
+    for start in range(0, len(mine), batch_size):
+        indices = mine[start : start + batch_size]
+        texts = [captions(i) for i in indices]
+        images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
+        for metric in metrics.values():
+            metric.update(images, texts)
+    results: dict[str, float] = {}
+    for metric in metrics.values():
+        results.update(metric.compute())
+    return results

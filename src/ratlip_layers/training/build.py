@@ -1,0 +1,72 @@
+"""Building a run's networks from its config, and loading a trained generator back for sampling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..clip import build_clip, tiny_clip
+from ..models import CLIPDiscriminator, RATLIPGenerator
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .config import TrainConfig
+
+__all__ = ["build_clip_model", "build_networks", "load_generator"]
+
+
+def build_clip_model(name: str, pretrained: str | None, *, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
+    """The frozen CLIP of a run: ``"tiny"`` is :func:`ratlip_layers.clip.tiny_clip`, anything else an
+    open_clip model name with ``pretrained`` an open_clip tag, a local weights path or ``None``."""
+    if name == "tiny":
+        if pretrained is not None:
+            raise ValueError(f"the tiny CLIP is always randomly initialised; got clip_pretrained={pretrained!r}")
+        return tiny_clip(device=device)
+    return build_clip(name, pretrained, device=device)
+
+
+def build_networks(
+    config: TrainConfig, clip_model: nn.Module, tokenizer: Any, *, device: torch.device | str = "cpu"
+) -> tuple[RATLIPGenerator, CLIPDiscriminator]:
+    """The generator and discriminator a config describes, on ``device``, sharing ``clip_model``."""
+    generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer, device=device)
+    discriminator = CLIPDiscriminator(
+        clip_model, channels=config.d_channels, joint_channels=config.d_joint_channels, device=device
+    )
+    return generator, discriminator
+
+
+def load_generator(
+    path: str | Path, *, device: torch.device | str = "cpu", use_ema: bool = True
+) -> tuple[RATLIPGenerator, dict[str, Any]]:
+    """Load a trained generator for sampling or evaluation, in eval mode.
+
+    Args:
+        path: a run directory (its newest checkpoint is used), a checkpoint directory, or a
+            directory written by :meth:`ratlip_layers.models.RATLIPGenerator.save_pretrained`.
+        device: where to put it.
+        use_ema: take the EMA weights when the checkpoint has them.
+
+    Returns:
+        ``(generator, info)`` where ``info`` says where the weights came from (``source``,
+        ``weights``: ``"ema"`` or ``"generator"``, ``step``, ``config``).
+    """
+    path = Path(path)
+    pretrained_config = path / "config.json"
+    if pretrained_config.is_file() and json.loads(pretrained_config.read_text()).get("format") == "ratlip-generator":
+        generator = RATLIPGenerator.from_pretrained(path, device=device)
+        return generator.eval(), {"source": str(path), "weights": "generator", "step": None, "config": None}
+    checkpoint = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
+    config = TrainConfig.from_dict(checkpoint.config)
+    if "clip" in checkpoint.weights:
+        clip_model, tokenizer = build_clip_model(config.clip_model, None, device="cpu")
+        clip_model.load_state_dict(checkpoint.weights["clip"])
+    else:
+        clip_model, tokenizer = build_clip_model(config.clip_model, config.clip_pretrained, device="cpu")
+    generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer)
+    which = "ema" if use_ema and "ema" in checkpoint.weights else "generator"
+    generator.load_trainable_state_dict(checkpoint.weights[which])
+    info = {"source": str(checkpoint.path), "weights": which, "step": checkpoint.state.get("step"), "config": config}
+    return generator.to(device).eval(), info

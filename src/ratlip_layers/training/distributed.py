@@ -1,0 +1,97 @@
+"""Process-group set-up for ``torchrun`` and the few collective helpers the trainer needs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "init_distributed", "resolve_device"]
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` is the local rank's GPU when CUDA is available, else the CPU; ``"cuda"`` means
+    the local rank's GPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Who this process is: ``rank`` of ``world_size``, on ``device``; rank 0 does all the I/O."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there are several processes."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0."""
+        return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (a barrier: every rank must call it)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order (on every rank)."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.enabled:
+            dist.barrier()
+
+
+def init_distributed(device: str = "auto") -> DistributedContext:
+    """Join the process group that ``torchrun`` describes in the environment, or run alone.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the backend is NCCL on GPUs and Gloo on CPUs, and each
+    process drives the GPU of its ``LOCAL_RANK``. Multi-node runs work through torchrun's rendezvous
+    (``--nnodes``, ``--rdzv-endpoint``); nothing here depends on the node count.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a device string.
+
+    Returns:
+        The :class:`DistributedContext`.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    target = resolve_device(device, local_rank)
+    if target.type == "cuda":
+        torch.cuda.set_device(target)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
+    return DistributedContext(rank, world_size, local_rank, target)

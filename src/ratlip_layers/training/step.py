@@ -1,0 +1,223 @@
+"""One training step of the recipe: a discriminator update, then a generator update, on one batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..clip.vision import ImageFeatures
+from .distributed import DistributedContext
+from .ema import trainable_state
+from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+from .precision import Precision
+
+__all__ = ["DiscriminatorLoss", "GANTrainStep", "NonFiniteLossError"]
+
+ADAM_BETAS = (0.0, 0.9)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the message names the step, the loss and its value."""
+
+
+class DiscriminatorLoss(nn.Module):
+    """The discriminator's objective as a module, so that DDP can wrap it.
+
+    Hinge loss on (real, caption), (fake, caption) and (real, another sample's caption, the batch
+    rolled by one), plus MA-GP with respect to the real images' CLIP feature maps and the sentence
+    embeddings. The penalty's gradient is taken inside ``forward``, which keeps DDP's gradient
+    synchronisation to the one backward pass of the total.
+
+    Args:
+        discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator` (``features`` and ``logits``).
+        magp_weight: MA-GP weight (0 turns it off).
+        magp_power: MA-GP exponent.
+
+    Returns (forward):
+        ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
+    """
+
+    def __init__(self, discriminator: nn.Module, *, magp_weight: float = 2.0, magp_power: float = 6.0) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.magp_weight = float(magp_weight)
+        self.magp_power = float(magp_power)
+
+    def forward(self, real: Tensor, fake: Tensor, sentence: Tensor, grad_scale: float = 1.0) -> tuple[Tensor, ...]:
+        d = self.discriminator
+        with torch.no_grad():
+            real_features = d.features(real)
+            fake_features = d.features(fake)
+        maps = tuple(m.detach().requires_grad_(True) for m in real_features.maps)
+        matched = sentence.detach().requires_grad_(True)
+        features = ImageFeatures(maps, real_features.embedding)
+        real_logits = d.logits(features, matched)
+        mismatched_logits = d.logits(features, sentence.roll(1, 0))
+        fake_logits = d.logits(fake_features, sentence)
+        hinge = discriminator_hinge_loss(real_logits, fake_logits, mismatched_logits)
+        if self.magp_weight > 0:
+            penalty = matching_aware_gradient_penalty(
+                real_logits, (*maps, matched), weight=self.magp_weight, power=self.magp_power, grad_scale=grad_scale
+            )
+        else:
+            penalty = hinge.new_zeros(())
+        return (
+            hinge + penalty,
+            hinge.detach(),
+            penalty.detach(),
+            real_logits.detach().mean(),
+            fake_logits.detach().mean(),
+            mismatched_logits.detach().mean(),
+        )
+
+    def extra_repr(self) -> str:
+        return f"magp_weight={self.magp_weight}, magp_power={self.magp_power}"
+
+
+def _trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+class GANTrainStep:
+    """The D/G update of the recipe, with AMP, DDP and a non-finite-loss policy.
+
+    Per batch: sentence embeddings from the frozen text encoder; one generator forward on fresh
+    noise; a discriminator update on (real, fake detached); then a generator update on
+    ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward. Adam with betas
+    (0.0, 0.9) for both networks. Under DDP the generator and :class:`DiscriminatorLoss` are wrapped
+    in ``DistributedDataParallel``, so gradients are averaged across ranks, and the generator's
+    BatchNorm statistics are averaged after each step.
+
+    Args:
+        generator: a :class:`ratlip_layers.models.RATLIPGenerator` (or any module ``(noise, sentence) -> images``
+            with a ``z_dim``).
+        discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
+        text_encoder: a :class:`ratlip_layers.clip.CLIPTextAdapter` (frozen).
+        lr_g: generator learning rate.
+        lr_d: discriminator (NetD and NetC) learning rate.
+        sim_weight: weight of the generator's CLIP-similarity term.
+        magp_weight: MA-GP weight.
+        magp_power: MA-GP exponent.
+        precision: the :class:`ratlip_layers.training.Precision` (autocast and scalers).
+        dist_ctx: the :class:`ratlip_layers.training.DistributedContext`.
+        on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        text_encoder: nn.Module,
+        *,
+        lr_g: float = 1e-4,
+        lr_d: float = 4e-4,
+        sim_weight: float = 4.0,
+        magp_weight: float = 2.0,
+        magp_power: float = 6.0,
+        precision: Precision | None = None,
+        dist_ctx: DistributedContext | None = None,
+        on_nonfinite: str = "stop",
+    ) -> None:
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.text_encoder = text_encoder
+        self.sim_weight = float(sim_weight)
+        self.precision = precision or Precision("off")
+        self.dist = dist_ctx or DistributedContext()
+        self.on_nonfinite = on_nonfinite
+        self.opt_g = torch.optim.Adam(_trainable(generator), lr=lr_g, betas=ADAM_BETAS)
+        self.opt_d = torch.optim.Adam(_trainable(discriminator), lr=lr_d, betas=ADAM_BETAS)
+        d_loss = DiscriminatorLoss(discriminator, magp_weight=magp_weight, magp_power=magp_power)
+        if self.dist.enabled:
+            ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+            self.g_forward: nn.Module = DistributedDataParallel(generator, device_ids=ids)
+            self.d_loss: nn.Module = DistributedDataParallel(d_loss, device_ids=ids)
+        else:
+            self.g_forward, self.d_loss = generator, d_loss
+        learned = trainable_state(generator).keys()
+        # BatchNorm statistics: each rank updates them from its own share of the batch.
+        self._g_buffers = [b for name, b in generator.named_buffers() if name in learned and b.is_floating_point()]
+
+    def _average_buffers(self) -> None:
+        """Average the generator's running statistics across ranks, so that every rank (and its
+        EMA copy) holds the same network after each step, not just the same parameters."""
+        if not self.dist.enabled or not self._g_buffers:
+            return
+        flat = torch.cat([b.reshape(-1) for b in self._g_buffers])
+        torch.distributed.all_reduce(flat)
+        flat /= self.dist.world_size
+        offset = 0
+        for buffer in self._g_buffers:
+            buffer.copy_(flat[offset : offset + buffer.numel()].view_as(buffer))
+            offset += buffer.numel()
+
+    def _check(self, step: int, name: str, loss: Tensor) -> bool:
+        """Whether to skip the update; raises under the ``"stop"`` policy."""
+        bad = self.dist.any(not bool(torch.isfinite(loss).item()))
+        if bad and self.on_nonfinite == "stop":
+            raise NonFiniteLossError(
+                f"non-finite {name} = {loss.item()} at step {step} (on at least one rank); stopping. "
+                "Pass --on-nonfinite skip to skip such steps instead."
+            )
+        return bad
+
+    def __call__(self, images: Tensor, tokens: Tensor, *, step: int = 0) -> dict[str, float]:
+        """Run one D update and one G update; return the losses and logit means as floats.
+
+        Args:
+            images: real images in ``[-1, 1]``, on the networks' device.
+            tokens: their captions' token ids (B, L).
+            step: the step's number, for messages.
+        """
+        with torch.no_grad():
+            sentence = self.text_encoder(tokens).sentence.float()
+        noise = torch.randn(images.shape[0], self.generator.z_dim, device=images.device)
+        precision = self.precision
+
+        with precision.autocast():
+            fake = self.g_forward(noise, sentence)
+            scale = float(precision.scaler_d.get_scale()) if precision.scaler_d.is_enabled() else 1.0
+            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(images, fake.detach(), sentence, scale)
+        skip_d = self._check(step, "loss_d", loss_d)
+        precision.scaler_d.scale(loss_d).backward()
+        if not skip_d:
+            precision.step(precision.scaler_d, self.opt_d)
+        self.opt_d.zero_grad(set_to_none=True)
+
+        self.discriminator.requires_grad_(False)
+        try:
+            with precision.autocast():
+                features = self.discriminator.features(fake)
+                logits = self.discriminator.logits(features, sentence)
+                loss_g, similarity = generator_loss(logits, features.embedding, sentence, sim_weight=self.sim_weight)
+            skip_g = self._check(step, "loss_g", loss_g)
+            precision.scaler_g.scale(loss_g).backward()
+        finally:
+            self.discriminator.requires_grad_(True)
+        if not skip_g:
+            precision.step(precision.scaler_g, self.opt_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self._average_buffers()
+
+        values = torch.stack([loss_d.detach(), hinge, penalty, d_real, d_fake, d_mis, loss_g.detach(), similarity.detach()])
+        names = ("loss_d", "hinge_d", "magp", "d_real", "d_fake", "d_mismatch", "loss_g", "clip_sim")
+        logs = dict(zip(names, values.float().tolist()))
+        logs["skipped"] = float(skip_d or skip_g)
+        logs["g_updated"] = float(not skip_g)
+        return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Both optimisers' and both scalers' states."""
+        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), **self.precision.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.precision.load_state_dict(state)

@@ -1,0 +1,418 @@
+"""The training loop behind ``examples/train_cub.py``: data, steps, EMA, checkpoints, logs, pictures."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from ..data import CaptionCollate, ResumableSampler, build_dataset, shapes_caption
+from ..metrics import MetricContext, fixed_noise
+from ..models import RATLIPGenerator
+from .build import build_clip_model, build_networks
+from .checkpoint import CheckpointManager, load_checkpoint, resolve_checkpoint
+from .config import TrainConfig
+from .distributed import DistributedContext, init_distributed
+from .ema import EMA
+from .evaluation import Evaluator
+from .images import captioned_grid
+from .precision import Precision
+from .rng import get_rng_state, seed_everything, set_rng_state
+from .step import GANTrainStep
+
+__all__ = ["SHAPES_SAMPLE_CAPTIONS", "TrainResult", "Trainer"]
+
+SHAPES_SAMPLE_CAPTIONS: tuple[str, ...] = tuple(
+    shapes_caption(shape, colour, background)
+    for shape, colour, background in (
+        ("circle", "red", "blue"),
+        ("square", "yellow", "black"),
+        ("triangle", "green", "white"),
+        ("circle", "white", "purple"),
+        ("square", "orange", "green"),
+        ("triangle", "blue", "yellow"),
+        ("circle", "purple", "orange"),
+        ("square", "black", "red"),
+    )
+)
+"""The fixed captions of the ``shapes`` sample grids (one row each)."""
+
+_SAMPLE_COLUMNS = 6
+_SAMPLE_ROWS = 6  # rows of test captions for datasets other than shapes
+_REAL_GRID = 8
+_SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training seed
+
+
+class TrainResult(NamedTuple):
+    """What :meth:`Trainer.fit` returns."""
+
+    step: int
+    metrics: dict[str, float]
+    interrupted: bool
+    run_dir: Path
+
+
+class Trainer:
+    """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says.
+
+    Builds the frozen CLIP, the generator, the discriminator, the EMA, the data pipeline and the
+    run directory; :meth:`fit` then trains, resuming from a checkpoint when asked. Under
+    ``torchrun`` each process trains on its share of every batch (DDP), and rank 0 does the I/O.
+
+    The run directory holds ``config.json`` (the resolved config), ``checkpoints/step-*``,
+    ``samples/*.png`` (the real grid and the sample grids), ``tensorboard/``, ``metrics.jsonl`` (one
+    line per evaluation) and, at the end, ``generator/`` (the EMA generator, loadable with
+    :meth:`ratlip_layers.models.RATLIPGenerator.from_pretrained`).
+
+    Args:
+        config: the resolved configuration.
+        dist_ctx: the process group (by default from the ``torchrun`` environment).
+        progress: show the tqdm bar.
+    """
+
+    def __init__(self, config: TrainConfig, *, dist_ctx: DistributedContext | None = None, progress: bool = True) -> None:
+        config.validate()
+        self.config = cfg = config
+        self.dist = dist_ctx or init_distributed(cfg.device)
+        self.device = device = self.dist.device
+        self.run_dir = Path(cfg.out)
+        self.progress = progress and self.dist.is_main
+
+        # Same seed on every rank for the weights; DDP also broadcasts rank 0's at wrap time.
+        seed_everything(cfg.seed)
+        self.clip_model, self.tokenizer = build_clip_model(cfg.clip_model, cfg.clip_pretrained, device=device)
+        self.generator, self.discriminator = build_networks(cfg, self.clip_model, self.tokenizer, device=device)
+        if cfg.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        self.text = self.generator.text
+        self.ema = EMA(self.generator, decay=cfg.ema) if cfg.ema > 0 else None
+        self._ema_generator: RATLIPGenerator | None = None
+        if cfg.compile:
+            self.generator.compile()
+            self.discriminator.encoder.compile()
+        self.step_fn = GANTrainStep(
+            self.generator,
+            self.discriminator,
+            self.text,
+            lr_g=cfg.lr_g,
+            lr_d=cfg.lr_d,
+            sim_weight=cfg.sim_weight,
+            magp_weight=cfg.magp_weight,
+            magp_power=cfg.magp_power,
+            precision=Precision(cfg.amp, device.type),
+            dist_ctx=self.dist,
+            on_nonfinite=cfg.on_nonfinite,
+        )
+
+        data = dict(image_size=cfg.imsize, data_dir=cfg.data_dir, skip_unreadable=not cfg.strict_data)
+        if cfg.dataset == "shapes":
+            data["seed"] = _SHAPES_DATA_SEED
+        self.train_set = build_dataset(cfg.dataset, split="train", **data)
+        self.test_set = build_dataset(cfg.dataset, split="test", **data)
+        self.sampler = ResumableSampler(
+            self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=cfg.seed, drop_last=True
+        )
+        self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is larger than the {self.sampler.num_samples} training samples "
+                f"each of the {self.dist.world_size} process(es) gets from {len(self.train_set)}"
+            )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.num_workers,
+            collate_fn=CaptionCollate(self.tokenizer),
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+            # Its own generator: the loader must not draw from the global RNG, whose state is
+            # checkpointed and would otherwise shift on resume.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self._evaluator: Evaluator | None = None
+        self._writer = None
+        self._signal: int | None = None
+        self._last_saved = -1
+        if cfg.dataset == "shapes":
+            self.sample_captions = list(SHAPES_SAMPLE_CAPTIONS)
+        else:
+            self.sample_captions = [self.test_set.caption(i) for i in range(min(_SAMPLE_ROWS, len(self.test_set)))]
+        self.sample_noise = fixed_noise(list(range(_SAMPLE_COLUMNS)), self.generator.z_dim, cfg.seed)
+        # Noise differs per rank; everything random during training draws from here on.
+        seed_everything(cfg.seed + self.dist.rank)
+
+    # ------------------------------------------------------------------ state
+
+    def sampling_generator(self) -> RATLIPGenerator:
+        """The generator to sample and evaluate with: a copy holding the EMA weights, if EMA is on."""
+        if self.ema is None:
+            return self.generator
+        if self._ema_generator is None:
+            self._ema_generator = RATLIPGenerator(
+                self.config.generator_config(), self.clip_model, tokenizer=self.tokenizer, device=self.device
+            )
+        self.ema.copy_to(self._ema_generator)
+        return self._ema_generator.eval()
+
+    def _weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        weights = {
+            "generator": self.generator.trainable_state_dict(),
+            "discriminator": self.discriminator.trainable_state_dict(),
+        }
+        if self.ema is not None:
+            weights["ema"] = self.ema.state_dict()
+        if self.config.clip_pretrained is None:
+            # A random CLIP cannot be rebuilt from a tag; the run depends on these exact weights.
+            weights["clip"] = self.clip_model.state_dict()
+        return weights
+
+    def save(self) -> Path | None:
+        """Save a checkpoint of the current step (every rank must call; rank 0 writes)."""
+        rng = self.dist.gather(get_rng_state())
+        path = None
+        if self.dist.is_main:
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.dist.world_size,
+                "optim": self.step_fn.state_dict(),
+                "ema_updates": self.ema.num_updates if self.ema is not None else 0,
+                "rng": rng,
+            }
+            path = self.checkpoints.save(self.step, weights=self._weights(), state=state, config=self.config.to_dict())
+        self._last_saved = self.step
+        self.dist.barrier()
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Load the checkpoint at ``path`` (a checkpoint or run directory) to continue exactly from it."""
+        ckpt = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
+        weights, state = ckpt.weights, ckpt.state
+        if "clip" in weights:
+            self.clip_model.load_state_dict(weights["clip"])
+        self.generator.load_trainable_state_dict(weights["generator"])
+        self.discriminator.load_trainable_state_dict(weights["discriminator"])
+        if self.ema is not None:
+            if "ema" in weights:
+                self.ema.load_state_dict(weights["ema"], num_updates=state["ema_updates"])
+            else:
+                self.ema = EMA(self.generator, decay=self.config.ema)
+        self.step_fn.load_state_dict(state["optim"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        if self.batch_in_epoch >= self.steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        if len(state["rng"]) == self.dist.world_size:
+            set_rng_state(state["rng"][self.dist.rank])
+        else:
+            warnings.warn(
+                f"the checkpoint was written by {len(state['rng'])} process(es), this run has "
+                f"{self.dist.world_size}: random states are re-seeded, so the run continues but not bit-exactly",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            seed_everything(self.config.seed + self.dist.rank + self.step)
+        self._last_saved = self.step
+        self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
+
+    # ------------------------------------------------------------------ outputs
+
+    def _log(self, message: str) -> None:
+        if self.dist.is_main:
+            tqdm.write(message, file=sys.stderr)
+
+    def _scalars(self, prefix: str, values: dict[str, float]) -> None:
+        if self._writer is not None:
+            for name, value in values.items():
+                self._writer.add_scalar(f"{prefix}/{name}", value, self.step)
+
+    def _grid(self, name: str, images: torch.Tensor, captions: list[str], columns: int) -> Path:
+        grid = captioned_grid(images, captions, columns=columns)
+        path = self.run_dir / "samples" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        if self._writer is not None:
+            self._writer.add_image(f"samples/{name.split('-')[0]}", np.asarray(grid), self.step, dataformats="HWC")
+        return path
+
+    def write_real_grid(self) -> Path:
+        """The first training items with their captions, as ``samples/real.png``."""
+        items = [self.train_set[i] for i in range(min(_REAL_GRID, len(self.train_set)))]
+        return self._grid("real", torch.stack([image for image, _ in items]), [c for _, c in items], 1)
+
+    @torch.no_grad()
+    def write_sample_grid(self) -> Path:
+        """Fixed captions (rows) times fixed noise (columns), as ``samples/step-XXXXXXXX.png``."""
+        generator = self.sampling_generator()
+        sentence = self.text(self.sample_captions).sentence.float()
+        rows, cols = len(self.sample_captions), self.sample_noise.shape[0]
+        noise = self.sample_noise.to(self.device).repeat(rows, 1)
+        was_training = generator.training
+        generator.eval()
+        try:
+            images = generator(noise, sentence.repeat_interleave(cols, dim=0)).float()
+        finally:
+            generator.train(was_training)
+        return self._grid(f"step-{self.step:08d}", images.cpu(), self.sample_captions, cols)
+
+    def evaluate(self) -> dict[str, float]:
+        """Score the sampling generator with the dataset's metrics (every rank must call)."""
+        cfg = self.config
+        if self._evaluator is None:
+            context = MetricContext(
+                self.clip_model, self.tokenizer, fid_features=cfg.fid_features, inception_weights=cfg.inception_weights
+            )
+            dataset_id = f"{cfg.dataset}-test-{cfg.imsize}-{len(self.test_set)}"
+            self._evaluator = Evaluator(
+                self.test_set,
+                dataset_id=dataset_id,
+                dataset_name=cfg.dataset,
+                context=context,
+                num_images=cfg.eval_images,
+                batch_size=min(cfg.batch_size, 64),
+                seed=cfg.seed,
+                fid_cache=cfg.fid_cache,
+                dist_ctx=self.dist,
+                num_workers=cfg.num_workers,
+            )
+        results = self._evaluator.evaluate(self.sampling_generator(), self.text)
+        if self.dist.is_main:
+            self._scalars("eval", results)
+            line = {"step": self.step, **results}
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+            self._log("metrics " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()))
+        return results
+
+    # ------------------------------------------------------------------ loop
+
+    @contextmanager
+    def _signals(self):
+        def handler(signum, frame):
+            self._signal = signum
+            self._log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step, then exiting")
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _every(self, period: int) -> bool:
+        return period > 0 and self.step % period == 0
+
+    def fit(self) -> TrainResult:
+        """Train to ``steps`` (or ``epochs``), resuming first if the config says so.
+
+        Returns:
+            The :class:`TrainResult`: the final step, the last evaluation's metrics, whether a
+            signal stopped the run, and the run directory.
+
+        Raises:
+            NonFiniteLossError: a loss became NaN or infinite under ``on_nonfinite="stop"``; no
+                checkpoint is written, so the newest one on disk is the last good one.
+        """
+        cfg = self.config
+        if cfg.resume == "auto":
+            latest = self.checkpoints.latest()
+            if latest is not None:
+                self.resume(latest)
+            else:
+                self._log(f"--resume auto: no checkpoint in {self.checkpoints.root}, starting fresh")
+        elif cfg.resume is not None:
+            self.resume(cfg.resume)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.json")
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self.write_real_grid()
+        metrics: dict[str, float] = {}
+        stopped = False
+        try:
+            with self._signals(), self._progress_bar() as bar:
+                stopped = self._loop(bar)
+            if stopped:
+                if self._last_saved != self.step:
+                    self.save()
+                self._log(f"stopped at step {self.step}; resume with --resume auto (checkpoint in {self.checkpoints.root})")
+            else:
+                if self._last_saved != self.step:
+                    self.save()
+                if self.dist.is_main:
+                    self.write_sample_grid()
+                    self.sampling_generator().save_pretrained(self.run_dir / "generator")
+                metrics = self.evaluate()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        return TrainResult(self.step, metrics, stopped, self.run_dir)
+
+    @contextmanager
+    def _progress_bar(self):
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+    def _loop(self, bar) -> bool:
+        cfg = self.config
+        window: dict[str, float] = {}
+        window_steps, window_images, window_start = 0, 0, time.perf_counter()
+        while self.step < self.total_steps:
+            self.sampler.set_position(self.epoch, self.batch_in_epoch * cfg.batch_size)
+            for batch in self.loader:
+                images = batch.images.to(self.device, non_blocking=True)
+                if cfg.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                logs = self.step_fn(images, batch.tokens.to(self.device), step=self.step + 1)
+                self.step += 1
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch == self.steps_per_epoch:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if self.ema is not None and logs["g_updated"]:
+                    self.ema.update(self.generator)
+                for name, value in logs.items():
+                    window[name] = window.get(name, 0.0) + value
+                window_steps += 1
+                window_images += images.shape[0] * self.dist.world_size
+                bar.update(1)
+                if self._every(cfg.log_every) or self.step == self.total_steps:
+                    elapsed = max(time.perf_counter() - window_start, 1e-9)
+                    means = {k: v / window_steps for k, v in window.items() if k != "g_updated"}
+                    means["images_per_s"] = window_images / elapsed
+                    bar.set_postfix(
+                        loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}", img_s=f"{means['images_per_s']:.0f}"
+                    )
+                    self._scalars("train", means)
+                    window, window_steps, window_images, window_start = {}, 0, 0, time.perf_counter()
+                if self.dist.is_main and self._every(cfg.sample_every):
+                    self.write_sample_grid()
+                if self._every(cfg.eval_every):
+                    self.evaluate()
+                if self._every(cfg.save_every):
+                    self.save()
+                if self.dist.any(self._signal is not None):
+                    return True
+                if self.step >= self.total_steps:
+                    break
+        return False
+

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from ratlip_layers.training import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+
+
+def test_hinge_loss_matches_its_definition():
+    real = torch.tensor([2.0, 0.5, -1.0])
+    fake = torch.tensor([-2.0, 0.0, 1.0])
+    mis = torch.tensor([-0.5, -3.0, 0.25])
+    # relu(1 - real) = [0, 0.5, 2]; relu(1 + fake) = [0, 1, 2]; relu(1 + mis) = [0.5, 0, 1.25]
+    expected = (0 + 0.5 + 2) / 3 + ((0 + 1 + 2) / 3 + (0.5 + 0 + 1.25) / 3) / 2
+    assert discriminator_hinge_loss(real, fake, mis).item() == pytest.approx(expected)
+
+
+def test_magp_is_weight_times_mean_norm_to_the_power():
+    torch.manual_seed(0)
+    maps = torch.randn(4, 2, 3, 3, requires_grad=True)
+    sentence = torch.randn(4, 5, requires_grad=True)
+    a, b = torch.randn(2, 3, 3), torch.randn(5)
+    logits = (maps * a).sum((1, 2, 3)) + sentence @ b  # d logit_i / d inputs_i = (a, b) for every i
+    norm = torch.cat([a.flatten(), b]).norm()
+    value = matching_aware_gradient_penalty(logits, [maps, sentence], weight=2.0, power=6.0)
+    assert value.item() == pytest.approx(2.0 * norm.item() ** 6, rel=1e-5)
+
+
+def test_magp_trains_the_discriminator_and_undoes_the_grad_scale():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    x = torch.randn(5, 6, requires_grad=True)
+    logits = net(x).flatten()
+    plain = matching_aware_gradient_penalty(logits, [x], power=2.0)
+    scaled = matching_aware_gradient_penalty(logits, [x], power=2.0, grad_scale=1024.0)
+    assert scaled.item() == pytest.approx(plain.item(), rel=1e-5)
+    plain.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters() if p.dim() == 2)
+
+
+def test_magp_errors():
+    x = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="must require grad"):
+        matching_aware_gradient_penalty(x.sum(1), [x])
+    y = torch.randn(3, 2, requires_grad=True)
+    with pytest.raises(ValueError, match="logits of shape"):
+        matching_aware_gradient_penalty(y, [y])
+    with pytest.raises(ValueError, match="at least one"):
+        matching_aware_gradient_penalty(y.sum(1), [])
+    z = torch.randn(4, 2, requires_grad=True)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        matching_aware_gradient_penalty(y.sum(1), [y, z])
+
+
+def test_generator_loss():
+    logits = torch.tensor([1.0, 3.0])
+    emb = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    sent = torch.tensor([[1.0, 0.0], [2.0, 0.0]])  # cosines 1 and 0
+    loss, sim = generator_loss(logits, emb, sent, sim_weight=4.0)
+    assert sim.item() == pytest.approx(0.5)
+    assert loss.item() == pytest.approx(-2.0 - 4.0 * 0.5)
+    with pytest.raises(ValueError, match=r"both have shape \(B, D\)"):
+        generator_loss(logits, emb, sent[:, :1])
+    with pytest.raises(TypeError, match="fake_logits must be a torch.Tensor"):
+        generator_loss([1.0], emb, sent)

@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from ratlip_layers.clip import CLIPTextAdapter, tiny_clip
+from ratlip_layers.models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
+from ratlip_layers.training import SCALE_FLOOR, SCALE_RESET, GANTrainStep, NonFiniteLossError, Precision
+
+
+@pytest.fixture
+def nets():
+    torch.manual_seed(0)
+    clip, tokenizer = tiny_clip()
+    generator = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip, tokenizer=tokenizer)
+    discriminator = CLIPDiscriminator(clip, channels=16, joint_channels=8)
+    text = CLIPTextAdapter(clip, tokenizer=tokenizer)
+    tokens = tokenizer(["a red circle on a blue background", "a green square on a white background"] * 2)
+    return clip, generator, discriminator, text, tokens
+
+
+def _snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_one_step_updates_both_networks_and_never_clip(nets):
+    clip, generator, discriminator, text, tokens = nets
+    clip_before = _snapshot(clip)
+    g_before, d_before = generator.trainable_state_dict(), discriminator.trainable_state_dict()
+    g_before, d_before = {k: v.clone() for k, v in g_before.items()}, {k: v.clone() for k, v in d_before.items()}
+    step = GANTrainStep(generator, discriminator, text, sim_weight=4.0)
+    logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens, step=1)
+    assert set(logs) >= {"loss_d", "loss_g", "magp", "d_real", "d_fake", "d_mismatch", "clip_sim", "skipped"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values()) and logs["skipped"] == 0
+    assert logs["loss_d"] == pytest.approx(logs["hinge_d"] + logs["magp"], rel=1e-5)
+    assert all(torch.equal(v, clip.state_dict()[k]) for k, v in clip_before.items())
+    g_after, d_after = generator.trainable_state_dict(), discriminator.trainable_state_dict()
+    assert any(not torch.equal(g_before[k], g_after[k]) for k in g_before)
+    assert any(not torch.equal(d_before[k], d_after[k]) for k in d_before)
+    assert all(p.grad is None for p in list(generator.parameters()) + list(discriminator.parameters()))
+    assert all(p.requires_grad for p in discriminator.net_c.parameters())
+
+
+def test_optimisers_use_the_recipe_betas_and_rates(nets):
+    _, generator, discriminator, text, _ = nets
+    step = GANTrainStep(generator, discriminator, text, lr_g=1e-4, lr_d=4e-4)
+    assert step.opt_g.param_groups[0]["betas"] == (0.0, 0.9) and step.opt_g.param_groups[0]["lr"] == 1e-4
+    assert step.opt_d.param_groups[0]["lr"] == 4e-4
+    d_params = {id(p) for p in step.opt_d.param_groups[0]["params"]}
+    assert d_params == {id(p) for p in [*discriminator.net_d.parameters(), *discriminator.net_c.parameters()]}
+
+
+def _poison(discriminator):
+    original = discriminator.logits
+
+    def logits(features, sentence):
+        return original(features, sentence) * float("nan")
+
+    discriminator.logits = logits
+
+
+def test_non_finite_loss_stops_with_step_and_name(nets):
+    _, generator, discriminator, text, tokens = nets
+    step = GANTrainStep(generator, discriminator, text)
+    _poison(discriminator)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss_d = nan at step 7"):
+        step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens, step=7)
+
+
+def test_non_finite_loss_can_be_skipped(nets):
+    _, generator, discriminator, text, tokens = nets
+    before = {k: v.clone() for k, v in discriminator.trainable_state_dict().items()}
+    g_before = {k: v.clone() for k, v in generator.trainable_state_dict().items() if v.is_floating_point()}
+    step = GANTrainStep(generator, discriminator, text, on_nonfinite="skip")
+    _poison(discriminator)
+    logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens)
+    assert logs["skipped"] == 1 and logs["g_updated"] == 0
+    assert all(torch.equal(before[k], v) for k, v in discriminator.trainable_state_dict().items())
+    after = generator.trainable_state_dict()
+    assert all(torch.equal(g_before[k], after[k]) for k in g_before if "running" not in k)
+
+
+def test_bf16_autocast_step_runs_on_cpu(nets):
+    _, generator, discriminator, text, tokens = nets
+    step = GANTrainStep(generator, discriminator, text, precision=Precision("bf16", "cpu"))
+    logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens)
+    assert logs["skipped"] == 0 and torch.isfinite(torch.tensor(logs["loss_g"]))
+
+
+def test_fp16_scalers_are_per_network_checkpointed_and_floored():
+    precision = Precision("fp16", "cpu")
+    assert precision.scaler_g is not precision.scaler_d and precision.scaler_d.is_enabled()
+    net = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    precision.scaler_d.scale(net(torch.ones(1, 2)).sum()).backward()
+    precision.step(precision.scaler_d, optimizer)
+    precision.scaler_d.update(SCALE_FLOOR / 2)  # below the floor already
+    loss = net(torch.ones(1, 2)).sum() * float("inf")  # overflows: the scaler halves the scale
+    precision.scaler_d.scale(loss).backward()
+    precision.step(precision.scaler_d, optimizer)
+    assert precision.scaler_d.get_scale() == SCALE_RESET
+    restored = Precision("fp16", "cpu")
+    restored.load_state_dict(precision.state_dict())
+    assert restored.scaler_d.get_scale() == SCALE_RESET
+    with pytest.raises(ValueError, match="amp mode must be one of"):
+        Precision("fp8")
+
+
+def test_bad_policy(nets):
+    _, generator, discriminator, text, _ = nets
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        GANTrainStep(generator, discriminator, text, on_nonfinite="ignore")
