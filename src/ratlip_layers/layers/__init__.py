@@ -4,8 +4,8 @@ from .affine import Affine, DFBlock
 from .attention import SAConv, ShuffleAttention
 from .fast_path import is_fast_path_enabled, set_fast_path
 from .modulation import ModulationHead, modulate, modulate_twice
-from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise, zero_state
-from .schedule import ConditioningSchedule, ScheduledModulations, lstm_pointwise
+from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise, lstm_pointwise, zero_state
+from .schedule import ConditioningSchedule, ScheduledModulations
 
 __all__ = [
     "Affine",

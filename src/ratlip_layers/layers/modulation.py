@@ -144,7 +144,8 @@ class ModulationHead(nn.Module):
         hidden = F.relu(self.fc1(cond.to(self.fc1.weight.dtype)))
         hidden = hidden.view(-1, 2, self.num_features).transpose(0, 1)
         out = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2.transpose(1, 2))
-        return out[0], out[1]
+        gamma, beta = out.unbind(0)
+        return gamma, beta
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_features={self.num_features}"

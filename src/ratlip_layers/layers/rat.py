@@ -9,7 +9,7 @@ from .._checks import check_positive_int, check_state, check_tensor
 from .affine import check_feature_and_cond
 from .modulation import ModulationHead, modulate, modulate_twice
 
-__all__ = ["LSTMState", "LSTMAffine", "RATBlock", "StateFromNoise", "zero_state"]
+__all__ = ["LSTMState", "LSTMAffine", "RATBlock", "StateFromNoise", "lstm_pointwise", "zero_state"]
 
 LSTMState = tuple[Tensor, Tensor]
 """An LSTM state ``(h, c)``, each of shape ``(B, hidden_size)``."""
@@ -90,6 +90,32 @@ class StateFromNoise(nn.Module):
 
     def extra_repr(self) -> str:
         return f"noise_dim={self.noise_dim}, hidden_size={self.hidden_size}"
+
+
+def lstm_pointwise(gates: Tensor, c: Tensor | None) -> LSTMState:
+    """The element-wise half of an ``nn.LSTMCell`` step, from its pre-activations.
+
+    Args:
+        gates: ``W_ih x + b_ih + W_hh h + b_hh`` of shape ``(B, 4 * hidden)``, in PyTorch's
+            ``(i, f, g, o)`` order.
+        c: the previous cell state ``(B, hidden)``; ``None`` means zeros.
+
+    Returns:
+        The new state ``(h, c)``.
+
+    Example:
+        >>> cell = nn.LSTMCell(3, 2)
+        >>> x, h, c = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 2)
+        >>> gates = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
+        >>> new_h, new_c = lstm_pointwise(gates, c)
+        >>> torch.allclose(new_h, cell(x, (h, c))[0], atol=1e-6)
+        True
+    """
+    i, f, g, o = gates.chunk(4, dim=1)
+    c_new = torch.sigmoid(i) * torch.tanh(g)
+    if c is not None:
+        c_new = torch.addcmul(c_new, torch.sigmoid(f), c)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
 def _make_cell(

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from .._checks import check_state, check_tensor
 from .affine import Affine, DFBlock
 from .modulation import ModulationHead, modulate, modulate_twice
-from .rat import LSTMAffine, LSTMState, RATBlock
+from .rat import LSTMAffine, LSTMState, RATBlock, lstm_pointwise
 
-__all__ = ["ConditioningSchedule", "ScheduledModulations", "lstm_pointwise"]
+__all__ = ["ConditioningSchedule", "ScheduledModulations"]
 
 _LAYER_TYPES = (Affine, DFBlock, LSTMAffine, RATBlock)
 
@@ -38,32 +38,6 @@ class ScheduledModulations(NamedTuple):
 
     modulations: tuple[tuple[Tensor, ...], ...]
     state: LSTMState | None
-
-
-def lstm_pointwise(gates: Tensor, c: Tensor | None) -> LSTMState:
-    """The element-wise half of an ``nn.LSTMCell`` step, from its pre-activations.
-
-    Args:
-        gates: ``W_ih x + b_ih + W_hh h + b_hh`` of shape ``(B, 4 * hidden)``, in PyTorch's
-            ``(i, f, g, o)`` order.
-        c: the previous cell state ``(B, hidden)``; ``None`` means zeros.
-
-    Returns:
-        The new state ``(h, c)``.
-
-    Example:
-        >>> cell = nn.LSTMCell(3, 2)
-        >>> x, h, c = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 2)
-        >>> gates = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
-        >>> new_h, new_c = lstm_pointwise(gates, c)
-        >>> torch.allclose(new_h, cell(x, (h, c))[0], atol=1e-6)
-        True
-    """
-    i, f, g, o = gates.chunk(4, dim=1)
-    c_new = torch.sigmoid(i) * torch.tanh(g)
-    if c is not None:
-        c_new = torch.addcmul(c_new, torch.sigmoid(f), c)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
 class _Unit(NamedTuple):
@@ -203,13 +177,15 @@ class ConditioningSchedule:
     def _recur(self, cell_proj: list[Tensor], state: LSTMState | None) -> list[LSTMState]:
         """Step 2: the LSTM recurrence over the recurrent affines, in layer order."""
         states = []
-        h, c = (None, None) if state is None else state
+        if state is None and self._recurrent:
+            # Zeros, like nn.LSTMCell: W_hh then stays in the graph (DDP expects every parameter used).
+            h = c = cell_proj[0].new_zeros(cell_proj[0].shape[0], self._cells[0].hidden_size)
+        else:
+            h, c = state if state is not None else (None, None)
         for unit in self._recurrent:
             cell_index = next(i for i, cell in enumerate(self._cells) if cell is unit.cell)
-            gates = cell_proj[cell_index]
-            if h is not None:
-                gates = torch.addmm(gates, h.to(gates.dtype), unit.cell.weight_hh.t())
-            h, c = lstm_pointwise(gates, None if c is None else c.to(gates.dtype))
+            gates = torch.addmm(cell_proj[cell_index], h.to(cell_proj[cell_index].dtype), unit.cell.weight_hh.t())
+            h, c = lstm_pointwise(gates, c.to(gates.dtype))
             states.append((h, c))
         return states
 
