@@ -7,7 +7,6 @@ the pieces that step relies on, on small inputs.
 from __future__ import annotations
 
 import json
-import pydoc
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ sys.path.insert(0, str(DOCS / "_ext"))
 import api_reference  # noqa: E402
 import benchmark_tables  # noqa: E402
 import figures  # noqa: E402
+from canonical_refs import locate  # noqa: E402
 from offline_inventories import compile_inventory  # noqa: E402
 
 import ratlip_layers  # noqa: E402
@@ -56,7 +56,7 @@ def test_every_inventory_entry_names_a_real_object(path):
     assert names, f"{path.name} lists no objects"
     for name in names:
         if name != "None":
-            assert pydoc.locate(name) is not None, f"{path.name}: {name} does not import"
+            assert locate(name) is not None, f"{path.name}: {name} does not import"
 
 
 # --- API reference plan ----------------------------------------------------------------------------

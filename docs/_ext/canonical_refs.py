@@ -11,7 +11,8 @@ reference to that name. Objects are matched by identity, never by a name guess.
 
 from __future__ import annotations
 
-import pydoc
+import builtins
+import importlib
 import sys
 import weakref
 from typing import Any
@@ -22,16 +23,33 @@ from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.ext import intersphinx
 
+_MISSING = object()
+
 # One table per build environment: names -> objects, computed once all documents are read.
 _TABLES: weakref.WeakKeyDictionary[BuildEnvironment, dict[int, str]] = weakref.WeakKeyDictionary()
 
 
-def _locate(name: str) -> Any:
-    """The object that the dotted ``name`` denotes, or ``None`` when nothing by that name imports."""
-    try:
-        return pydoc.locate(name)
-    except pydoc.ErrorDuringImport:
+def locate(name: str) -> Any:
+    """The object that the dotted ``name`` denotes, or ``None`` when nothing by that name imports.
+
+    The longest importable module prefix is imported and the rest looked up as attributes; unlike
+    ``pydoc.locate`` this finds ``torch.optim.optimizer.Optimizer``, whose module its parent
+    package deletes from its namespace.
+    """
+    parts = name.split(".")
+    if not all(part.isidentifier() for part in parts):
         return None
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attr in parts[split:]:
+            obj = getattr(obj, attr, _MISSING)
+            if obj is _MISSING:
+                return None
+        return obj
+    return getattr(builtins, name, None)
 
 
 def _known_names(env: BuildEnvironment) -> list[str]:
@@ -49,7 +67,7 @@ def _canonical_table(env: BuildEnvironment) -> dict[int, str]:
     if table is None:
         table = {}
         for name in _known_names(env):
-            obj = _locate(name)
+            obj = locate(name)
             # The first name wins: documented objects come before inventory entries.
             if obj is not None and id(obj) not in table:
                 table[id(obj)] = name
@@ -78,7 +96,7 @@ def _candidates(node: pending_xref) -> list[str]:
     candidates = []
     if module and cls:
         candidates.append(f"{module}.{cls}.{target}")
-        defining = getattr(_locate(f"{module}.{cls}"), "__module__", None)
+        defining = getattr(locate(f"{module}.{cls}"), "__module__", None)
         if isinstance(defining, str):
             candidates.append(f"{defining}.{target}")
     if module:
@@ -93,7 +111,7 @@ def _resolve_alias(app: Sphinx, env: BuildEnvironment, node: pending_xref, contn
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
-    obj = next((found for found in map(_locate, _candidates(node)) if found is not None), None)
+    obj = next((found for found in map(locate, _candidates(node)) if found is not None), None)
     if obj is None:
         return None
     canonical = _canonical_table(env).get(id(obj))
