@@ -45,6 +45,18 @@ def _triton_eligible(x: Tensor) -> bool:
     return _HAS_TRITON and x.is_cuda and x.is_contiguous()
 
 
+def _forward_torch(
+    x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, slope: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The block body outside autograd, so every op after the first overwrites its input.
+
+    Returns ``(hidden, out, g1, g2)``, the scales as ``(B, C, 1, 1)`` in ``x.dtype``.
+    """
+    g1, b1, g2, b2 = (p.to(x.dtype)[:, :, None, None] for p in (gamma1, beta1, gamma2, beta2))
+    hidden = F.leaky_relu_(scale_shift(x, g1, b1), slope)
+    return hidden, F.leaky_relu_(scale_shift(hidden, g2, b2), slope), g1, g2
+
+
 class _ModulateTwice(torch.autograd.Function):
     """``lrelu(g2 * lrelu(g1 * x + b1) + b2)`` with ``(B, C)`` scales and shifts; ``slope >= 0``."""
 
@@ -57,10 +69,7 @@ class _ModulateTwice(torch.autograd.Function):
             params = torch.stack((gamma1, beta1, gamma2, beta2)).float().contiguous()
             ctx.save_for_backward(x, params)
             return modulate_twice_forward(x, params, slope)
-        g1, b1, g2, b2 = (p.to(x.dtype)[:, :, None, None] for p in (gamma1, beta1, gamma2, beta2))
-        # Forward runs without autograd, so every op after the first can overwrite its input.
-        hidden = F.leaky_relu_(scale_shift(x, g1, b1), slope)
-        out = F.leaky_relu_(scale_shift(hidden, g2, b2), slope)
+        hidden, out, g1, g2 = _forward_torch(x, gamma1, beta1, gamma2, beta2, slope)
         ctx.save_for_backward(x, hidden, out, g1, g2)
         return out
 
@@ -103,4 +112,9 @@ def fused_modulate_twice(
     """
     if backend is None:
         backend = TRITON if _triton_eligible(x) else TORCH
-    return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), backend)
+    slope = float(negative_slope)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, gamma1, beta1, gamma2, beta2))
+    if backend == TORCH and not needs_grad:
+        # Inference: the in-place chain without the autograd node's bookkeeping.
+        return _forward_torch(x, gamma1, beta1, gamma2, beta2, slope)[1]
+    return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, slope, backend)
