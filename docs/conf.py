@@ -63,13 +63,15 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_custom_sections = ["Shape"]
 
-# --- Links to Python, PyTorch, NumPy (TorchMetrics, Pillow) without a network -----------------------------------------
-# The build runs offline (CI has no internet), and intersphinx would fail to fetch the projects'
-# objects.inv, which -W turns into an error. Instead each project has a small plain-text inventory in
-# _inventories/ listing exactly the objects these docs reference, mapped to their real URLs;
-# _ext/offline_inventories.py compresses them into objects.inv files at build time. With nitpicky on,
-# a reference missing from them fails the build: add one line to the matching .txt file (same format
-# as `python -m sphinx.ext.intersphinx <url>/objects.inv` prints, or `sphobjinv convert plain`).
+# --- Links to Python, PyTorch, NumPy (and TorchMetrics, Pillow) without a network ------------------
+# The build runs offline (CI has no internet): intersphinx could not fetch the projects' objects.inv,
+# and -W would turn that into an error. Instead each project has a small plain-text inventory in
+# _inventories/ listing the objects these docs reference, mapped to their real URLs (the decompressed
+# form of an objects.inv, as `sphobjinv convert plain` writes it); _ext/offline_inventories.py
+# compresses them into objects.inv files at build time, so links are ordinary intersphinx links.
+# _ext/canonical_refs.py maps defining-module paths (torch.nn.modules.rnn.LSTMCell) onto these names.
+# With nitpicky on, a reference to an object missing from them fails the build: add its line to the
+# matching .txt file; tests/test_docs.py checks that every listed name imports.
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", "_inventories/python.txt"),
     "torch": ("https://docs.pytorch.org/docs/stable", "_inventories/pytorch.txt"),
@@ -78,7 +80,9 @@ intersphinx_mapping = {
     "pillow": ("https://pillow.readthedocs.io/en/stable", "_inventories/pillow.txt"),
 }
 
-# --- Doctests: the same namespace as pytest's src/ratlip_layers/conftest.py gives docstrings --------
+# --- Doctests: the namespace pytest's src/ratlip_layers/conftest.py gives docstrings ---------------
+# Unlike pytest's --doctest-modules, examples here do not see their module's globals: an example runs
+# as a reader would run it, with these imports and what it imports itself.
 doctest_global_setup = """
 import torch
 from torch import nn

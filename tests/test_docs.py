@@ -15,19 +15,19 @@ import pytest
 pytest.importorskip("sphinx")
 pytest.importorskip("matplotlib")
 
-from sphinx.cmd.build import build_main  # noqa: E402
-from sphinx.util.inventory import InventoryFile  # noqa: E402
+from sphinx.cmd.build import build_main
+from sphinx.util.inventory import InventoryFile
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import api_reference  # noqa: E402
-import benchmark_tables  # noqa: E402
-import figures  # noqa: E402
-from canonical_refs import locate  # noqa: E402
-from offline_inventories import compile_inventory  # noqa: E402
+import api_reference
+import benchmark_tables
+import figures
+from canonical_refs import locate
+from offline_inventories import compile_inventory
 
-import ratlip_layers  # noqa: E402
+import ratlip_layers
 
 HEADER = "# Sphinx inventory version 2\n# Project: P\n# Version: 1\n# The remainder of this file is compressed using zlib.\n"
 INVENTORIES = sorted((DOCS / "_inventories").glob("*.txt"))
@@ -121,7 +121,13 @@ def test_format_value_rounds_numbers_and_escapes_markup():
 
 
 def _row(block: str, impl: str, ms: float) -> dict:
-    return {"block": block, "shape": [64, 256, 16, 16], "impl": impl, "median_s": ms / 1e3, "speedup_vs_baseline": 1.0}
+    return {
+        "block": block,
+        "shape": [64, 256, 16, 16],
+        "impl": impl,
+        "median_s": ms / 1e3,
+        "speedup_vs_baseline": 1.0,
+    }
 
 
 # The shape of benchmarks/bench_blocks.py's output: metadata, records, a nested object with records.
@@ -130,8 +136,15 @@ RESULT = {
     "device": "cuda",
     "device_name": "NVIDIA H100 80GB HBM3",
     "dtypes": ["float32", "bfloat16"],
-    "rows": [_row("DFBlock", "baseline", 1.0), _row("DFBlock", "ours", 0.5), _row("RATBlock", "ours", 0.61234)],
-    "roofline": {"copy_bytes_per_s": 2.9e12, "rows": [{"op": "modulation forward", "fraction_of_copy": 0.72}]},
+    "rows": [
+        _row("DFBlock", "baseline", 1.0),
+        _row("DFBlock", "ours", 0.5),
+        _row("RATBlock", "ours", 0.61234),
+    ],
+    "roofline": {
+        "copy_bytes_per_s": 2.9e12,
+        "rows": [{"op": "modulation forward", "fraction_of_copy": 0.72}],
+    },
 }
 
 
@@ -147,8 +160,12 @@ def test_results_become_fields_grouped_tables_and_subsections():
 def _build(tmp_path: Path, files: dict[str, bytes]) -> str:
     src = tmp_path / "src"
     (src / "results").mkdir(parents=True)
-    (src / "conf.py").write_text(f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\nextensions = ['benchmark_tables']\n")
-    (src / "index.rst").write_text("Bench\n=====\n\n.. benchmark-results:: results\n   :empty: Nothing yet.\n")
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\nextensions = ['benchmark_tables']\n"
+    )
+    (src / "index.rst").write_text(
+        "Bench\n=====\n\n.. benchmark-results:: results\n   :empty: Nothing yet.\n"
+    )
     for name, data in files.items():
         (src / "results" / name).write_bytes(data)
     assert build_main(["-W", "-q", "-b", "html", str(src), str(tmp_path / "out")]) == 0
@@ -163,7 +180,15 @@ def test_benchmark_results_render_with_their_plot(tmp_path):
     png = io.BytesIO()
     plt.imsave(png, [[0.0, 1.0], [1.0, 0.0]], format="png")
     html = _build(tmp_path, {"blocks.json": json.dumps(RESULT).encode(), "blocks.png": png.getvalue()})
-    for text in ("blocks", "NVIDIA H100 80GB HBM3", "2026-11-27", "RATBlock", "0.0006123", "<table", "blocks.png"):
+    for text in (
+        "blocks",
+        "NVIDIA H100 80GB HBM3",
+        "2026-11-27",
+        "RATBlock",
+        "0.0006123",
+        "<table",
+        "blocks.png",
+    ):
         assert text in html
 
 

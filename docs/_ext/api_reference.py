@@ -64,12 +64,12 @@ def public_packages(root: str) -> list[types.ModuleType]:
     return found
 
 
-def order_packages(packages: list[types.ModuleType], root: str, order: tuple[str, ...]) -> list[types.ModuleType]:
+def order_packages(
+    packages: list[types.ModuleType], root: str, order: tuple[str, ...]
+) -> list[types.ModuleType]:
     """Root first, then the subpackages named in ``order`` (relative names), then the rest by name."""
     rank = {f"{root}.{name}": i for i, name in enumerate(order)}
-    return sorted(
-        packages, key=lambda p: (p.__name__ != root, rank.get(p.__name__, len(rank)), p.__name__)
-    )
+    return sorted(packages, key=lambda p: (p.__name__ != root, rank.get(p.__name__, len(rank)), p.__name__))
 
 
 def _kind(obj: object) -> str | None:
@@ -276,7 +276,12 @@ def _skip_member(app: Sphinx, what: str, name: str, obj: object, skip: bool, opt
 
 
 def _generate(app: Sphinx, config: Config) -> None:
-    generate(Path(app.srcdir), config.api_reference_dir, config.api_reference_package, tuple(config.api_reference_order))
+    generate(
+        Path(app.srcdir),
+        config.api_reference_dir,
+        config.api_reference_package,
+        tuple(config.api_reference_order),
+    )
 
 
 def setup(app: Sphinx) -> dict[str, object]:

@@ -12,8 +12,9 @@ the folder or a result file changes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -48,7 +49,9 @@ def format_value(value: Any) -> str:
 
 def _is_plain(value: Any) -> bool:
     """A scalar, or a list of scalars."""
-    return isinstance(value, _SCALARS) or (isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value))
+    return isinstance(value, _SCALARS) or (
+        isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value)
+    )
 
 
 def _is_record(value: Any) -> bool:
@@ -92,7 +95,9 @@ def _tables(key: str, records: list[dict[str, Any]]) -> list[str]:
 
 def render_mapping(data: dict[str, Any], level: int) -> list[str]:
     """Fields for the plain entries of ``data``, tables for its records, subsections for the rest."""
-    order = [k for k in _FIRST_FIELDS if k in data] + [k for k in data if k not in _FIRST_FIELDS and k != "title"]
+    order = [k for k in _FIRST_FIELDS if k in data] + [
+        k for k in data if k not in _FIRST_FIELDS and k != "title"
+    ]
     fields = [k for k in order if _is_plain(data[k]) or _is_record(data[k])]
     lines = [f":{format_value(k)}: {format_value(data[k])}" for k in fields]
     lines.append("")
@@ -115,11 +120,17 @@ class BenchmarkResults(SphinxDirective):
     """Render every result file of a folder; the folder is the directive's argument."""
 
     required_arguments = 1
-    option_spec = {"empty": directives.unchanged}
+    option_spec: ClassVar[dict[str, Callable[[str], Any]]] = {"empty": directives.unchanged}
 
     def _figure(self, path: Path) -> list[str]:
         self.env.note_dependency(str(path))
-        return [f".. figure:: /{Path(self.arguments[0]) / path.name}", "   :width: 100%", "", f"   {format_value(path.name)}", ""]
+        return [
+            f".. figure:: /{Path(self.arguments[0]) / path.name}",
+            "   :width: 100%",
+            "",
+            f"   {format_value(path.name)}",
+            "",
+        ]
 
     def run(self) -> list[nodes.Node]:
         folder = (Path(self.env.srcdir) / self.arguments[0]).resolve()
@@ -136,7 +147,10 @@ class BenchmarkResults(SphinxDirective):
         stems = {path.stem for path in results}
         lines.extend(line for plot in plots if plot.stem not in stems for line in self._figure(plot))
         if not lines:
-            message = self.options.get("empty") or f"No benchmark results are committed yet ({self.arguments[0]} is empty)."
+            message = (
+                self.options.get("empty")
+                or f"No benchmark results are committed yet ({self.arguments[0]} is empty)."
+            )
             lines = [message, ""]
         container = nodes.section()
         nested_parse_with_titles(self.state, StringList(lines, source=str(folder)), container)

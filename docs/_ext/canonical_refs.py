@@ -107,7 +107,9 @@ def _candidates(node: pending_xref) -> list[str]:
     return [*candidates, target]
 
 
-def _resolve_alias(app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: Element) -> Element | None:
+def _resolve_alias(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: Element
+) -> Element | None:
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]

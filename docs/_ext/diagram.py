@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from matplotlib.axes import Axes
@@ -87,7 +88,7 @@ def arrow(
     ``end``, and only the last one carries the arrowhead.
     """
     points = (start, *via)
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         ax.plot((a[0], b[0]), (a[1], b[1]), color=colour, linewidth=1.1, linestyle="--" if dashed else "-")
     start = points[-1]
     ax.add_patch(

@@ -20,20 +20,21 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # before pyplot is imported: builds run without a display
 
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from docutils.nodes import Node  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sphinx.application import Sphinx  # noqa: E402
-from sphinx.directives.patches import Figure as FigureDirective  # noqa: E402
-
-from diagram import BLUE, GREEN, GREY, ORANGE, arrow, box  # noqa: E402
+import matplotlib.pyplot as plt
+from diagram import BLUE, GREEN, GREY, ORANGE, arrow, box
+from docutils.nodes import Node
+from matplotlib.figure import Figure
+from sphinx.application import Sphinx
+from sphinx.directives.patches import Figure as FigureDirective
 
 GENERATED = "_generated"
 
 
-def _canvas(size: tuple[float, float], xlim: tuple[float, float], ylim: tuple[float, float]) -> tuple[Figure, plt.Axes]:
+def _canvas(
+    size: tuple[float, float], xlim: tuple[float, float], ylim: tuple[float, float]
+) -> tuple[Figure, plt.Axes]:
     fig = plt.figure(figsize=size)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(*xlim)
@@ -69,7 +70,9 @@ def draw_cat_vs_rat() -> Figure:
         ax.axis("off")
     cat, rat = panels
 
-    cat.text(-0.1, 3.9, "CAT (DF-GAN, GALIP): every affine layer on its own, no memory", fontsize=11, weight="bold")
+    cat.text(
+        -0.1, 3.9, "CAT (DF-GAN, GALIP): every affine layer on its own, no memory", fontsize=11, weight="bold"
+    )
     mods = _feature_row(cat, xs, 0.0)
     cond = box(cat, (4.45, 3.0), (7.6, 0.5), r"condition $y = [z, s]$", ORANGE)
     for t, (x, mod) in enumerate(zip(xs, mods), start=1):
@@ -77,15 +80,26 @@ def draw_cat_vs_rat() -> Figure:
         arrow(cat, (x, cond.y), mlp.top, colour=ORANGE[1])
         arrow(cat, mlp.bottom, mod.top, label=rf"$\gamma_{t}, \beta_{t}$")
 
-    rat.text(-0.1, 3.9, "RAT (RAT-GAN, RATLIP): one LSTM state flows through the layers", fontsize=11,
-             weight="bold")
+    rat.text(
+        -0.1,
+        3.9,
+        "RAT (RAT-GAN, RATLIP): one LSTM state flows through the layers",
+        fontsize=11,
+        weight="bold",
+    )
     mods = _feature_row(rat, xs, 0.0)
     cond = box(rat, (4.45, 3.3), (7.6, 0.5), r"condition $y = [z, s]$", ORANGE)
     previous = box(rat, (0.35, 2.2), (0.6, 0.5), r"$h_0, c_0$", GREEN)
     for t, (x, mod) in enumerate(zip(xs, mods), start=1):
         cell = box(rat, (x, 2.2), (1.2, 0.5), "LSTM cell", GREEN)
-        arrow(rat, previous.right, cell.left, colour=GREEN[1], label=rf"$h_{t - 1}, c_{t - 1}$" if t > 1 else None,
-              label_offset=(-0.35, 0.3))
+        arrow(
+            rat,
+            previous.right,
+            cell.left,
+            colour=GREEN[1],
+            label=rf"$h_{t - 1}, c_{t - 1}$" if t > 1 else None,
+            label_offset=(-0.35, 0.3),
+        )
         arrow(rat, (x, cond.y), cell.top, colour=ORANGE[1])
         mlp = box(rat, (x, 1.1), (1.2, 0.45), f"MLP {t}")
         arrow(rat, cell.bottom, mlp.top, colour=GREEN[1], label=rf"$h_{t}$")
@@ -107,19 +121,41 @@ def draw_generator() -> Figure:
 
     z = stage(12.9, "noise $z$ (100)", ORANGE, h=0.5)
     fc = stage(11.9, "fc_code: Linear 100 → 7·7·64, reshape to (64, 7, 7)")
-    mblock = stage(10.6, "4 × M-block: conv3×3 64→32, RATBlock(32),\nSAConv 32→64, RATBlock(64); identity shortcut",
-                   GREEN, h=0.95)
+    mblock = stage(
+        10.6,
+        "4 × M-block: conv3×3 64→32, RATBlock(32),\nSAConv 32→64, RATBlock(64); identity shortcut",
+        GREEN,
+        h=0.95,
+    )
     fuse = stage(9.35, "conv_fuse: conv5×5 64 → 768   (768, 7, 7)")
-    mapper = stage(7.95, "frozen CLIP ViT on the 7×7 map as its patch tokens;\n"
-                   "a learned prompt token joins each of blocks 1–8", GREY, h=0.95, dashed=True)
+    mapper = stage(
+        7.95,
+        "frozen CLIP ViT on the 7×7 map as its patch tokens;\n"
+        "a learned prompt token joins each of blocks 1–8",
+        GREY,
+        h=0.95,
+        dashed=True,
+    )
     mix = stage(6.6, "conv5×5 768 → 512 on fuse + 0.1 · mapped   (512, 7, 7)")
-    gblocks = stage(4.85, "6 × G-block: nearest upsample to 8, 16, 32, 64, 128, 224\n"
-                    "DFBlock, SAConv, DFBlock, SAConv; 1×1 shortcut on channel change\n"
-                    "channels 512 → 512 → 512 → 512 → 256 → 128 → 64", h=1.35)
+    gblocks = stage(
+        4.85,
+        "6 × G-block: nearest upsample to 8, 16, 32, 64, 128, 224\n"
+        "DFBlock, SAConv, DFBlock, SAConv; 1×1 shortcut on channel change\n"
+        "channels 512 → 512 → 512 → 512 → 256 → 128 → 64",
+        h=1.35,
+    )
     rgb = stage(3.15, "to_rgb: LeakyReLU(0.2), conv3×3 64 → 3")
     image = stage(2.15, "image (3, 224, 224), not clamped", GREY, h=0.5)
-    for a, b in ((z, fc), (fc, mblock), (mblock, fuse), (fuse, mapper), (mapper, mix), (mix, gblocks),
-                 (gblocks, rgb), (rgb, image)):
+    for a, b in (
+        (z, fc),
+        (fc, mblock),
+        (mblock, fuse),
+        (fuse, mapper),
+        (mapper, mix),
+        (mix, gblocks),
+        (gblocks, rgb),
+        (rgb, image),
+    ):
         arrow(ax, a.bottom, b.top)
     # The shortcut of the mapper: conv_fuse's output skips CLIP and is added back.
     arrow(ax, fuse.right, mix.right, curve=-0.5, label="fuse", label_offset=(0.45, 0.0))
@@ -130,21 +166,50 @@ def draw_generator() -> Figure:
     prompt = box(ax, (side_x + 0.3, 7.95), (2.1, 0.62), "fc_prompt:\nLinear 612 → 8·768")
     arrow(ax, caption.bottom, text.top)
     arrow(ax, text.bottom, cond.top, label="$s$ (512)")
-    arrow(ax, z.left, (cond.right[0] - 0.25, cond.top[1]), colour=ORANGE[1], label="$z$",
-          label_offset=(0.12, 0.25))
+    arrow(
+        ax,
+        z.left,
+        (cond.right[0] - 0.25, cond.top[1]),
+        colour=ORANGE[1],
+        label="$z$",
+        label_offset=(0.12, 0.25),
+    )
     arrow(ax, cond.right, mblock.left, colour=ORANGE[1], dashed=True)
     arrow(ax, (prompt.top[0], cond.y), prompt.top, colour=ORANGE[1], dashed=True)
-    arrow(ax, prompt.right, mapper.left, colour=ORANGE[1], dashed=True, label="prompts",
-          label_offset=(-0.45, 0.22))
-    arrow(ax, (cond.x + 0.3, cond.y), gblocks.left, colour=ORANGE[1], dashed=True,
-          via=((cond.x + 0.3, gblocks.left[1]),))
-    legend = ((BLUE, "layers of this library (CAT, SA)"), (GREEN, "RAT: recurrent state"),
-              (GREY, "frozen CLIP, inputs, outputs"), (ORANGE, "condition"))
+    arrow(
+        ax,
+        prompt.right,
+        mapper.left,
+        colour=ORANGE[1],
+        dashed=True,
+        label="prompts",
+        label_offset=(-0.45, 0.22),
+    )
+    arrow(
+        ax,
+        (cond.x + 0.3, cond.y),
+        gblocks.left,
+        colour=ORANGE[1],
+        dashed=True,
+        via=((cond.x + 0.3, gblocks.left[1]),),
+    )
+    legend = (
+        (BLUE, "layers of this library (CAT, SA)"),
+        (GREEN, "RAT: recurrent state"),
+        (GREY, "frozen CLIP, inputs, outputs"),
+        (ORANGE, "condition"),
+    )
     for i, (colours, label) in enumerate(legend):
         box(ax, (0.15, 2.95 - 0.42 * i), (0.3, 0.26), "", colours)
         ax.text(0.45, 2.95 - 0.42 * i, label, va="center", fontsize=8.5)
-    ax.text(cond.x + 0.5, 4.2, "dashed orange: the condition\nreaches every RATBlock,\n"
-            "DFBlock and prompt", fontsize=8.5, color=ORANGE[1], va="top")
+    ax.text(
+        cond.x + 0.5,
+        4.2,
+        "dashed orange: the condition\nreaches every RATBlock,\nDFBlock and prompt",
+        fontsize=8.5,
+        color=ORANGE[1],
+        va="top",
+    )
     return fig
 
 
@@ -159,8 +224,12 @@ def draw_shapes_grid() -> Figure | None:
     for index, ax in enumerate(axes.flat):
         image, caption = data[index]
         ax.imshow(((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
-        ax.set_title(caption.replace(" on ", "\non ", 1).replace(" with ", "\nwith ", 1).replace(
-            " against ", "\nagainst ", 1), fontsize=7.5)
+        ax.set_title(
+            caption.replace(" on ", "\non ", 1)
+            .replace(" with ", "\nwith ", 1)
+            .replace(" against ", "\nagainst ", 1),
+            fontsize=7.5,
+        )
         ax.axis("off")
     fig.tight_layout()
     return fig
