@@ -45,11 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--dataset", choices=DATASETS, default="shapes")
     g.add_argument("--data-dir", help="dataset directory (all but shapes); layouts in docs/training.rst")
     g.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
-    g.add_argument("--strict-data", action="store_true", help="stop at an unreadable file instead of skipping it")
+    g.add_argument(
+        "--strict-data", action="store_true", help="stop at an unreadable file instead of skipping it"
+    )
 
     g = p.add_argument_group("execution")
     g.add_argument("--amp", choices=AMP_MODES, default="off", help="mixed precision")
-    g.add_argument("--ema", type=float, default=0.999, metavar="DECAY", help="generator EMA decay; 0 turns it off")
+    g.add_argument(
+        "--ema", type=float, default=0.999, metavar="DECAY", help="generator EMA decay; 0 turns it off"
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the generator and CLIP encoder")
     g.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     g.add_argument("--seed", type=int)
@@ -86,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    print(f"run directory: {result.run_dir} (step {result.step}{', interrupted' if result.interrupted else ''})")
+    print(
+        f"run directory: {result.run_dir} (step {result.step}{', interrupted' if result.interrupted else ''})"
+    )
     return 0
 
 

@@ -113,7 +113,9 @@ def test_unreadable_image_in_strict_mode_names_the_path_even_from_a_worker(tmp_p
     ds = CaptionedImageFolder(tmp_path, image_size=16, skip_unreadable=False)
     with pytest.raises(DataFileError, match=f"cannot read image {bad}"):
         ds[0]
-    loader = DataLoader(ds, batch_size=3, num_workers=1, collate_fn=CaptionCollate(lambda t: torch.zeros(len(t), 2)))
+    loader = DataLoader(
+        ds, batch_size=3, num_workers=1, collate_fn=CaptionCollate(lambda t: torch.zeros(len(t), 2))
+    )
     with pytest.raises(DataFileError, match=f"cannot read image {bad}"):
         next(iter(loader))
 

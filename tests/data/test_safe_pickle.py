@@ -35,7 +35,9 @@ def test_refuses_code_execution_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "filenames.pickle"
     path.write_bytes(pickle.dumps([_Exploit(marker)]))
-    with pytest.raises(UnsafePickleError, match=r"refusing to load (posix|os)\.system.*lists, tuples and strings"):
+    with pytest.raises(
+        UnsafePickleError, match=r"refusing to load (posix|os)\.system.*lists, tuples and strings"
+    ):
         load_filenames(path)
     assert not marker.exists()
     assert str(path) in str(pytest.raises(UnsafePickleError, load_filenames, path).value)
@@ -43,7 +45,13 @@ def test_refuses_code_execution_without_running_it(tmp_path):
 
 @pytest.mark.parametrize(
     "obj, what",
-    [({"a": "b"}, "dict"), (["a", 1], "item 1 is int"), ([["a"]], "item 0 is list"), ({"a"}, "set"), ("abc", "str")],
+    [
+        ({"a": "b"}, "dict"),
+        (["a", 1], "item 1 is int"),
+        ([["a"]], "item 0 is list"),
+        ({"a"}, "set"),
+        ("abc", "str"),
+    ],
 )
 def test_refuses_other_containers_and_items(tmp_path, obj, what):
     path = tmp_path / "filenames.pickle"

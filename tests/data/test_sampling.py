@@ -45,7 +45,9 @@ def test_draw_seed_mixes_and_split_key_accepts_numpy_ints():
     seeds = {draw_seed(0, 0, 0, p) for p in range(1000)}
     assert len(seeds) == 1000 and all(0 <= s < 2**63 for s in seeds)
     index, generator = split_key((np.int64(3), np.int64(9)))
-    assert index == 3 and torch.equal(torch.rand(2, generator=generator), torch.rand(2, generator=split_key((3, 9))[1]))
+    assert index == 3 and torch.equal(
+        torch.rand(2, generator=generator), torch.rand(2, generator=split_key((3, 9))[1])
+    )
 
 
 def test_batches_do_not_depend_on_worker_count():
@@ -58,7 +60,9 @@ def test_batches_do_not_depend_on_worker_count():
         return list(loader)
 
     for a, b in zip(batches(0), batches(2)):
-        assert torch.equal(a.images, b.images) and torch.equal(a.tokens, b.tokens) and a.captions == b.captions
+        assert (
+            torch.equal(a.images, b.images) and torch.equal(a.tokens, b.tokens) and a.captions == b.captions
+        )
 
 
 def test_collate_rejects_a_non_callable_tokenizer():

@@ -32,7 +32,10 @@ def test_clip_score_is_100_times_the_mean_cosine(clip):
     metric.update(images[:2], captions[:2])
     metric.update(images[2:], captions[2:])
     # Independent reference: open_clip's own encoders on normalised [0, 1] pixels.
-    mean, std = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1),
+        torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1),
+    )
     with torch.no_grad():
         img = model.encode_image((images * 0.5 + 0.5 - mean) / std)
         txt = model.encode_text(tokenizer(captions))
@@ -80,8 +83,11 @@ def test_stats_of_other_features_are_refused(clip, tmp_path):
     fid = FrechetDistance(CLIPFeatures(model))
     with pytest.raises(ValueError, match="other features"):
         fid.load_real_statistics(
-            {"real_features_sum": torch.zeros(5), "real_features_cov_sum": torch.zeros(5, 5),
-             "real_features_num_samples": torch.tensor(3)}
+            {
+                "real_features_sum": torch.zeros(5),
+                "real_features_cov_sum": torch.zeros(5, 5),
+                "real_features_num_samples": torch.tensor(3),
+            }
         )
 
 

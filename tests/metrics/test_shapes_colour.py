@@ -52,7 +52,10 @@ def test_counts_accumulate_and_reset():
         metric.update(ds[i][0][None], [ds.caption(i)])
     assert int(metric.total) == 4 and metric.compute()["colour_acc"] == 1.0
     metric.reset()
-    with pytest.warns(UserWarning, match="before the ``update``"), pytest.raises(RuntimeError, match="before any update"):
+    with (
+        pytest.warns(UserWarning, match="before the ``update``"),
+        pytest.raises(RuntimeError, match="before any update"),
+    ):
         metric.compute()
 
 

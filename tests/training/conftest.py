@@ -13,10 +13,19 @@ def tiny_config(tmp_path, fid_cache):
     """A few-step CPU run of the tiny preset, small enough for tests."""
 
     def make(**overrides):
-        options = dict(
-            preset="tiny", steps=4, batch_size=4, out=str(tmp_path / "run"), device="cpu", eval_images=16,
-            fid_cache=str(fid_cache), log_every=1, sample_every=0, eval_every=0, save_every=0,
-        )
+        options = {
+            "preset": "tiny",
+            "steps": 4,
+            "batch_size": 4,
+            "out": str(tmp_path / "run"),
+            "device": "cpu",
+            "eval_images": 16,
+            "fid_cache": str(fid_cache),
+            "log_every": 1,
+            "sample_every": 0,
+            "eval_every": 0,
+            "save_every": 0,
+        }
         options.update(overrides)
         return TrainConfig.resolve(**options)
 

@@ -38,7 +38,9 @@ def test_round_trip_and_no_leftovers(tmp_path):
     assert torch.equal(loaded.weights["net"]["weight"], net.weight)
     restored = torch.optim.Adam(net.parameters())
     restored.load_state_dict(loaded.state["optim"])
-    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
     assert loaded.config == {"lr": 0.1, "name": "x"}
 
 

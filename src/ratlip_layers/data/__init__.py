@@ -3,8 +3,8 @@
 from .build import DATASETS, SHAPES_SIZES, build_dataset
 from .collate import CaptionBatch, CaptionCollate
 from .errors import PREPARE_DOCS, DataFileError, DatasetLayoutError, UnsafePickleError
-from .folder import CUB_LAYOUT, FOLDER_LAYOUT, CaptionedImageFolder, CUBDataset
-from .keys import DrawKey, draw_seed, split_key
+from .folder import CaptionedImageFolder, CUBDataset
+from .keys import DrawKey, draw_seed
 from .safe_pickle import RestrictedUnpickler, load_filenames
 from .sampler import ResumableSampler
 from .shapes import (
@@ -17,12 +17,10 @@ from .shapes import (
     render_shape,
     shapes_caption,
 )
-from .transforms import eval_transform, pil_to_tensor, train_transform
+from .transforms import eval_transform, train_transform
 
 __all__ = [
-    "CUB_LAYOUT",
     "DATASETS",
-    "FOLDER_LAYOUT",
     "PALETTE",
     "PHRASINGS",
     "PREPARE_DOCS",
@@ -45,9 +43,7 @@ __all__ = [
     "eval_transform",
     "load_filenames",
     "parse_shapes_caption",
-    "pil_to_tensor",
     "render_shape",
     "shapes_caption",
-    "split_key",
     "train_transform",
 ]

@@ -12,7 +12,14 @@ __all__ = ["CaptionBatch", "CaptionCollate"]
 
 
 class CaptionBatch(NamedTuple):
-    """A batch: ``images`` (B, 3, S, S) in [-1, 1], ``tokens`` (B, L) token ids, the ``captions``."""
+    """A batch: ``images`` (B, 3, S, S) in [-1, 1], ``tokens`` (B, L) token ids, the ``captions``.
+
+    Example:
+        >>> from ratlip_layers.data import CaptionBatch
+        >>> batch = CaptionBatch(torch.zeros(2, 3, 8, 8), torch.zeros(2, 4, dtype=torch.long), ["a", "b"])
+        >>> batch.images.shape, batch.captions
+        (torch.Size([2, 3, 8, 8]), ['a', 'b'])
+    """
 
     images: Tensor
     tokens: Tensor

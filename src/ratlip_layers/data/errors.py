@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-__all__ = ["DataFileError", "DatasetLayoutError", "UnsafePickleError", "PREPARE_DOCS"]
+__all__ = ["PREPARE_DOCS", "DataFileError", "DatasetLayoutError", "UnsafePickleError"]
 
 PREPARE_DOCS = "docs/training.rst, section 'Preparing the datasets'"
 """Where the dataset layouts and the steps to build them are documented."""

@@ -21,7 +21,7 @@ from .keys import DrawKey, split_key
 from .safe_pickle import load_filenames
 from .transforms import eval_transform, train_transform
 
-__all__ = ["CUBDataset", "CaptionedImageFolder", "FOLDER_LAYOUT", "CUB_LAYOUT"]
+__all__ = ["CUB_LAYOUT", "FOLDER_LAYOUT", "CUBDataset", "CaptionedImageFolder"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -31,6 +31,7 @@ FOLDER_LAYOUT = """\
     text/<key>.txt              captions, one per line
     train/filenames.pickle      list of keys of the training split
     test/filenames.pickle       list of keys of the test split"""
+"""The layout of :class:`CaptionedImageFolder` (Oxford-102, CelebA-tiny), as error messages show it."""
 
 CUB_LAYOUT = """\
   <data-dir>/
@@ -40,6 +41,7 @@ CUB_LAYOUT = """\
     text/<key>.txt                     ten captions per image, one per line
     train/filenames.pickle             list of keys of the training split
     test/filenames.pickle              list of keys of the test split"""
+"""The layout of :class:`CUBDataset`, as error messages show it."""
 
 _MAX_LISTED = 5
 _MAX_SKIPS = 16
@@ -47,8 +49,7 @@ _MAX_SKIPS = 16
 
 def _layout_error(name: str, root: Path, problem: str, layout: str) -> DatasetLayoutError:
     return DatasetLayoutError(
-        f"{name} data dir {root}: {problem}\nExpected layout:\n{layout}\n"
-        f"How to prepare it: {PREPARE_DOCS}."
+        f"{name} data dir {root}: {problem}\nExpected layout:\n{layout}\nHow to prepare it: {PREPARE_DOCS}."
     )
 
 
@@ -78,6 +79,20 @@ class CaptionedImageFolder(Dataset):
 
     Shape:
         - image: :math:`(3, S, S)`, ``S = image_size``
+
+    Example:
+        >>> import pathlib, pickle, tempfile
+        >>> from PIL import Image
+        >>> from ratlip_layers.data import CaptionedImageFolder
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for folder in ("images", "text", "train"):
+        ...     (root / folder).mkdir()
+        >>> Image.new("RGB", (48, 40), "red").save(root / "images" / "rose.jpg")
+        >>> _ = (root / "text" / "rose.txt").write_text("a red flower")
+        >>> _ = (root / "train" / "filenames.pickle").write_bytes(pickle.dumps(["rose"]))
+        >>> image, caption = CaptionedImageFolder(root, image_size=32)[0]
+        >>> image.shape, caption
+        (torch.Size([3, 32, 32]), 'a red flower')
     """
 
     layout = FOLDER_LAYOUT
@@ -134,7 +149,9 @@ class CaptionedImageFolder(Dataset):
         base = self.root / self.image_dir
         paths, missing = [], []
         for key in keys:
-            found = next((base / f"{key}{ext}" for ext in IMAGE_EXTENSIONS if (base / f"{key}{ext}").is_file()), None)
+            found = next(
+                (base / f"{key}{ext}" for ext in IMAGE_EXTENSIONS if (base / f"{key}{ext}").is_file()), None
+            )
             if found is None:
                 missing.append(base / f"{key}.jpg")
             paths.append(found)
@@ -216,7 +233,26 @@ class CUBDataset(CaptionedImageFolder):
 
     The crop is the square of half-side ``0.75 * max(w, h)`` centred on the bounding box, clipped to
     the image, as in the reference pipeline. Arguments are those of :class:`CaptionedImageFolder`;
-    the layout is :data:`CUB_LAYOUT`.
+    the layout is ``CUB_200_2011/images/<key>.jpg``, ``CUB_200_2011/images.txt``,
+    ``CUB_200_2011/bounding_boxes.txt``, ``text/<key>.txt`` and ``train|test/filenames.pickle``.
+
+    Example:
+        >>> import pathlib, pickle, tempfile
+        >>> from PIL import Image
+        >>> from ratlip_layers.data import CUBDataset
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> cub = root / "CUB_200_2011"
+        >>> (cub / "images" / "001.Albatross").mkdir(parents=True)
+        >>> (root / "text" / "001.Albatross").mkdir(parents=True)
+        >>> (root / "test").mkdir()
+        >>> Image.new("RGB", (100, 80)).save(cub / "images" / "001.Albatross" / "a_1.jpg")
+        >>> _ = (cub / "images.txt").write_text("1 001.Albatross/a_1.jpg")
+        >>> _ = (cub / "bounding_boxes.txt").write_text("1 40.0 30.0 20.0 20.0")
+        >>> _ = (root / "text" / "001.Albatross" / "a_1.txt").write_text("a large white seabird")
+        >>> _ = (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(["001.Albatross/a_1"]))
+        >>> image, caption = CUBDataset(root, split="test", image_size=16)[0]
+        >>> image.shape, caption
+        (torch.Size([3, 16, 16]), 'a large white seabird')
     """
 
     layout = CUB_LAYOUT
@@ -258,7 +294,9 @@ class CUBDataset(CaptionedImageFolder):
                 try:
                     x, y, w, h = (float(v) for v in boxes[image_id])
                 except ValueError:
-                    raise self._error(f"bounding box of image id {image_id} is not numeric: {boxes[image_id]}") from None
+                    raise self._error(
+                        f"bounding box of image id {image_id} is not numeric: {boxes[image_id]}"
+                    ) from None
                 out[relpath.rsplit(".", 1)[0]] = (x, y, w, h)
         return out
 

@@ -49,7 +49,9 @@ def split_key(key: int | DrawKey) -> tuple[int, torch.Generator]:
             index = operator.index(key)
             seed = draw_seed(index)
     except TypeError:
-        raise TypeError(f"an item key must be an int index or an (index, draw_seed) pair, got {key!r}") from None
+        raise TypeError(
+            f"an item key must be an int index or an (index, draw_seed) pair, got {key!r}"
+        ) from None
     generator = torch.Generator()
     generator.manual_seed(seed)
     return index, generator

@@ -26,12 +26,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         ['a/b', 'c/d']
     """
 
-    def find_class(self, module: str, name: str):  # noqa: D102 - documented on the class
+    def find_class(self, module: str, name: str):
         raise UnsafePickleError(
             f"refusing to load {module}.{name}: split pickles may only hold lists, tuples and strings"
         )
 
-    def persistent_load(self, pid):  # noqa: D102
+    def persistent_load(self, pid):
         raise UnsafePickleError(
             "refusing a persistent id: split pickles may only hold lists, tuples and strings"
         )
@@ -72,9 +72,7 @@ def load_filenames(path: str | Path) -> list[str]:
     except (pickle.UnpicklingError, EOFError, ValueError, IndexError) as err:
         raise DataFileError(f"{path} is not a readable pickle: {err}") from None
     if not isinstance(obj, (list, tuple)):
-        raise UnsafePickleError(
-            f"{path}: expected a list or tuple of strings, got {type(obj).__name__}"
-        )
+        raise UnsafePickleError(f"{path}: expected a list or tuple of strings, got {type(obj).__name__}")
     for i, key in enumerate(obj):
         if not isinstance(key, str):
             raise UnsafePickleError(

@@ -44,6 +44,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 """The sRGB colours a shape or a background may take."""
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+"""The shapes a picture may show."""
 
 PHRASINGS: tuple[str, ...] = (
     "{a_colour} {shape} on {a_background} background",
@@ -128,7 +129,14 @@ def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
 
 
 class ShapeSpec(NamedTuple):
-    """Everything that determines one ``shapes`` image (sizes are fractions of the image side)."""
+    """Everything that determines one ``shapes`` image (sizes are fractions of the image side).
+
+    Example:
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> spec = ShapesDataset(10).spec(0)
+        >>> spec.shape in ("circle", "square", "triangle"), spec.colour != spec.background
+        (True, True)
+    """
 
     shape: str
     colour: str
@@ -197,7 +205,9 @@ class ShapesDataset(Dataset):
         True
     """
 
-    def __init__(self, num_samples: int = 10_000, *, image_size: int = 32, seed: int = 0, split: str = "train") -> None:
+    def __init__(
+        self, num_samples: int = 10_000, *, image_size: int = 32, seed: int = 0, split: str = "train"
+    ) -> None:
         self.num_samples = check_positive_int("num_samples", num_samples)
         self.image_size = check_positive_int("image_size", image_size)
         if split not in _SPLIT_IDS:
@@ -221,7 +231,9 @@ class ShapesDataset(Dataset):
         radius = rng.uniform(0.22, 0.34)
         margin = 1.2 * radius + 0.02  # keeps every shape, the triangle's base included, inside
         cx, cy = rng.uniform(margin, 1.0 - margin, size=2)
-        return ShapeSpec(SHAPES[rng.integers(len(SHAPES))], colour, background, float(cx), float(cy), float(radius))
+        return ShapeSpec(
+            SHAPES[rng.integers(len(SHAPES))], colour, background, float(cx), float(cy), float(radius)
+        )
 
     def caption(self, key: int | DrawKey) -> str:
         """The caption ``self[key]`` has, without drawing the image."""

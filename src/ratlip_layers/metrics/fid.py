@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,13 @@ class InceptionFeatures(nn.Module):
             ``None`` downloads it (through torch-fidelity) on first use. The file is first opened
             with ``torch.load(weights_only=True)``, so a file holding anything but tensors is refused
             before torch-fidelity reads it.
+
+    Example:
+        >>> from ratlip_layers.metrics import InceptionFeatures
+        >>> InceptionFeatures("no/such/weights.pth")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: Inception weights not found at no/such/weights.pth
     """
 
     num_features = 2048
@@ -97,11 +105,15 @@ class InceptionFeatures(nn.Module):
                 raise FileNotFoundError(f"Inception weights not found at {path}")
             try:
                 torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as err:
-                raise ValueError(f"{path} is not a plain state dict loadable with weights_only=True: {err}") from None
+            except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+                raise ValueError(
+                    f"{path} is not a plain state dict loadable with weights_only=True: {err}"
+                ) from None
             weights_path = str(path)
         self.net = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=[str(self.num_features)], feature_extractor_weights_path=weights_path
+            name="inception-v3-compat",
+            features_list=[str(self.num_features)],
+            feature_extractor_weights_path=weights_path,
         )
 
     @torch.no_grad()
@@ -134,7 +146,9 @@ class FrechetDistance(FrechetInceptionDistance):
     def __init__(self, features: nn.Module, **kwargs: Any) -> None:
         for attr in ("num_features", "name"):
             if not hasattr(features, attr):
-                raise TypeError(f"features must have a {attr!r} attribute, {type(features).__name__} has none")
+                raise TypeError(
+                    f"features must have a {attr!r} attribute, {type(features).__name__} has none"
+                )
         super().__init__(feature=features, reset_real_features=False, normalize=True, **kwargs)
         self.features_name = str(features.name)
 

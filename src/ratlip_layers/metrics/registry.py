@@ -25,6 +25,13 @@ class MetricContext:
         tokenizer: its tokenizer.
         fid_features: ``"clip"`` (the CLIP model's image embedding; no download) or ``"inception"``.
         inception_weights: a local InceptionV3 weights file for ``"inception"``.
+
+    Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.metrics import MetricContext
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> MetricContext(clip_model, tokenizer).fid_features
+        'clip'
     """
 
     clip_model: nn.Module
@@ -61,28 +68,55 @@ def register_metric(name: str, *, datasets: Sequence[str] | None = None):
 
 
 def unregister_metric(name: str) -> None:
-    """Remove a registered metric (e.g. to register a replacement under the same name)."""
+    """Remove a registered metric (e.g. to register a replacement under the same name).
+
+    Example:
+        >>> from ratlip_layers.metrics import ShapesColourAccuracy, metric_names, register_metric, unregister_metric
+        >>> _ = register_metric("colour_copy")(lambda context: ShapesColourAccuracy())
+        >>> unregister_metric("colour_copy")
+        >>> "colour_copy" in metric_names()
+        False
+    """
     if name not in _REGISTRY:
         raise KeyError(f"no metric named {name!r} is registered; registered: {tuple(_REGISTRY)}")
     del _REGISTRY[name]
 
 
 def metric_names(dataset: str | None = None) -> tuple[str, ...]:
-    """The registered metrics (those that apply to ``dataset`` if given)."""
-    return tuple(n for n, (_, only) in _REGISTRY.items() if dataset is None or only is None or dataset in only)
+    """The registered metrics (those that apply to ``dataset`` if given).
+
+    Example:
+        >>> from ratlip_layers.metrics import metric_names
+        >>> metric_names("shapes"), metric_names("cub")
+        (('clip_score', 'fid', 'shapes_colour'), ('clip_score', 'fid'))
+    """
+    return tuple(
+        n for n, (_, only) in _REGISTRY.items() if dataset is None or only is None or dataset in only
+    )
 
 
-def build_metrics(dataset: str, context: MetricContext, names: Sequence[str] | None = None) -> dict[str, Metric]:
+def build_metrics(
+    dataset: str, context: MetricContext, names: Sequence[str] | None = None
+) -> dict[str, Metric]:
     """Build the named metrics (default: every one that applies to ``dataset``).
 
     Raises:
         ValueError: a name is unknown or does not apply to ``dataset``.
+
+    Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.metrics import MetricContext, build_metrics
+        >>> metrics = build_metrics("shapes", MetricContext(*tiny_clip()))
+        >>> {name: type(metric).__name__ for name, metric in metrics.items()}
+        {'clip_score': 'CLIPScore', 'fid': 'FrechetDistance', 'shapes_colour': 'ShapesColourAccuracy'}
     """
     available = metric_names(dataset)
     chosen = available if names is None else tuple(names)
     bad = [n for n in chosen if n not in available]
     if bad:
-        raise ValueError(f"metrics {bad} are unknown or do not apply to dataset {dataset!r}; available: {available}")
+        raise ValueError(
+            f"metrics {bad} are unknown or do not apply to dataset {dataset!r}; available: {available}"
+        )
     return {name: _REGISTRY[name][0](context) for name in chosen}
 
 

@@ -13,16 +13,21 @@ from ..clip import build_clip, tiny_clip
 from ..models import CLIPDiscriminator, RATLIPGenerator
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
+from .distributed import resolve_device
 
 __all__ = ["build_clip_model", "build_networks", "load_generator"]
 
 
-def build_clip_model(name: str, pretrained: str | None, *, device: torch.device | str = "cpu") -> tuple[nn.Module, Any]:
+def build_clip_model(
+    name: str, pretrained: str | None, *, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, Any]:
     """The frozen CLIP of a run: ``"tiny"`` is :func:`ratlip_layers.clip.tiny_clip`, anything else an
     open_clip model name with ``pretrained`` an open_clip tag, a local weights path or ``None``."""
     if name == "tiny":
         if pretrained is not None:
-            raise ValueError(f"the tiny CLIP is always randomly initialised; got clip_pretrained={pretrained!r}")
+            raise ValueError(
+                f"the tiny CLIP is always randomly initialised; got clip_pretrained={pretrained!r}"
+            )
         return tiny_clip(device=device)
     return build_clip(name, pretrained, device=device)
 
@@ -46,16 +51,32 @@ def load_generator(
     Args:
         path: a run directory (its newest checkpoint is used), a checkpoint directory, or a
             directory written by :meth:`ratlip_layers.models.RATLIPGenerator.save_pretrained`.
-        device: where to put it.
+        device: where to put it (``"auto"``: a GPU if there is one).
         use_ema: take the EMA weights when the checkpoint has them.
 
     Returns:
         ``(generator, info)`` where ``info`` says where the weights came from (``source``,
         ``weights``: ``"ema"`` or ``"generator"``, ``step``, ``config``).
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import load_generator
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> folder = tempfile.mkdtemp()
+        >>> RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(folder)
+        >>> generator, info = load_generator(folder)
+        >>> generator.training, info["weights"]
+        (False, 'generator')
     """
     path = Path(path)
+    device = resolve_device(str(device))
     pretrained_config = path / "config.json"
-    if pretrained_config.is_file() and json.loads(pretrained_config.read_text()).get("format") == "ratlip-generator":
+    if (
+        pretrained_config.is_file()
+        and json.loads(pretrained_config.read_text()).get("format") == "ratlip-generator"
+    ):
         generator = RATLIPGenerator.from_pretrained(path, device=device)
         return generator.eval(), {"source": str(path), "weights": "generator", "step": None, "config": None}
     checkpoint = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
@@ -68,5 +89,10 @@ def load_generator(
     generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer)
     which = "ema" if use_ema and "ema" in checkpoint.weights else "generator"
     generator.load_trainable_state_dict(checkpoint.weights[which])
-    info = {"source": str(checkpoint.path), "weights": which, "step": checkpoint.state.get("step"), "config": config}
+    info = {
+        "source": str(checkpoint.path),
+        "weights": which,
+        "step": checkpoint.state.get("step"),
+        "config": config,
+    }
     return generator.to(device).eval(), info

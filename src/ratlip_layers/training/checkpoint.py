@@ -30,7 +30,17 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 class Checkpoint(NamedTuple):
-    """A loaded checkpoint: ``weights[name]`` per network, the training ``state`` and the ``config``."""
+    """A loaded checkpoint: ``weights[name]`` per network, the training ``state`` and the ``config``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ratlip_layers.training import load_checkpoint, save_checkpoint
+        >>> path = save_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "step-00000007",
+        ...                        weights={"net": {"w": torch.zeros(1)}}, state={"step": 7}, config={})
+        >>> ckpt = load_checkpoint(path)
+        >>> ckpt.path.name, list(ckpt.weights), ckpt.state
+        ('step-00000007', ['net'], {'step': 7})
+    """
 
     path: Path
     weights: dict[str, dict[str, Tensor]]
@@ -121,6 +131,14 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
     Returns:
         The :class:`Checkpoint`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ratlip_layers.training import load_checkpoint
+        >>> load_checkpoint(tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: ... is not a checkpoint: it has no state.pt ...
     """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
@@ -208,6 +226,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
     Raises:
         FileNotFoundError: nothing loadable is there; the message says what was looked for.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ratlip_layers.training import CheckpointManager, resolve_checkpoint
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> for step in (10, 20):
+        ...     _ = CheckpointManager(run / "checkpoints").save(step, weights={}, state={}, config={})
+        >>> resolve_checkpoint(run).name
+        'step-00000020'
     """
     path = Path(path)
     if _step_of(path) is not None or (path / STATE_FILE).is_file():

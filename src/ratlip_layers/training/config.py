@@ -14,7 +14,9 @@ from ..models import GeneratorConfig
 __all__ = ["AMP_MODES", "NONFINITE_POLICIES", "RECIPES", "TrainConfig"]
 
 AMP_MODES = ("off", "bf16", "fp16")
+"""The ``--amp`` choices: full precision, bfloat16 autocast, float16 autocast with loss scaling."""
 NONFINITE_POLICIES = ("stop", "skip")
+"""The ``--on-nonfinite`` choices."""
 
 RECIPES: dict[str, dict[str, Any]] = {
     # SPEC section 4: the reference's recipe on ViT-B/32 at 224 px (batch 64 per GPU on 8 GPUs).
@@ -129,7 +131,10 @@ class TrainConfig:
         if "steps" in given or "epochs" in given:
             # --steps and --epochs replace the preset's budget together.
             recipe = {k: v for k, v in recipe.items() if k not in ("steps", "epochs")}
-        merged = {**{k: v for k, v in recipe.items() if k in {f.name for f in dataclasses.fields(cls)}}, **given}
+        merged = {
+            **{k: v for k, v in recipe.items() if k in {f.name for f in dataclasses.fields(cls)}},
+            **given,
+        }
         merged.setdefault("sample_every", 1000)
         merged.setdefault("eval_every", 0)
         merged.setdefault("save_every", 1000)
@@ -151,9 +156,20 @@ class TrainConfig:
         if self.fid_features not in ("clip", "inception"):
             raise ValueError(f"fid_features must be 'clip' or 'inception', got {self.fid_features!r}")
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError(f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}")
-        for name in ("imsize", "batch_size", "steps", "epochs", "d_channels", "d_joint_channels", "eval_images",
-                     "keep_checkpoints", "log_every"):
+            raise ValueError(
+                f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}"
+            )
+        for name in (
+            "imsize",
+            "batch_size",
+            "steps",
+            "epochs",
+            "d_channels",
+            "d_joint_channels",
+            "eval_images",
+            "keep_checkpoints",
+            "log_every",
+        ):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")

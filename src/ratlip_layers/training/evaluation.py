@@ -13,10 +13,18 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..clip import CLIPTextAdapter
-from ..metrics import FrechetDistance, MetricContext, build_metrics, evaluate_generator, prepare_real_statistics
-from .distributed import DistributedContext
+from ..data import build_dataset
+from ..metrics import (
+    FrechetDistance,
+    MetricContext,
+    build_metrics,
+    evaluate_generator,
+    prepare_real_statistics,
+)
+from .build import build_clip_model, load_generator
+from .distributed import DistributedContext, resolve_device
 
-__all__ = ["Evaluator", "default_fid_cache"]
+__all__ = ["Evaluator", "default_fid_cache", "evaluate_checkpoint"]
 
 
 def default_fid_cache() -> Path:
@@ -44,6 +52,21 @@ class Evaluator:
         metric_names: a subset of the registered metrics (default: all that apply).
         dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> from ratlip_layers.metrics import MetricContext
+        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import Evaluator
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> evaluator = Evaluator(ShapesDataset(32, split="test"), dataset_id="shapes-test-32-32",
+        ...                       dataset_name="shapes", context=MetricContext(clip_model, tokenizer),
+        ...                       num_images=16, fid_cache=tempfile.mkdtemp())
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> sorted(evaluator.evaluate(G))
+        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip']
     """
 
     def __init__(
@@ -67,7 +90,8 @@ class Evaluator:
         self.batch_size = batch_size
         self.seed = seed
         self.metrics = {
-            name: metric.to(self.dist.device) for name, metric in build_metrics(dataset_name, context, metric_names).items()
+            name: metric.to(self.dist.device)
+            for name, metric in build_metrics(dataset_name, context, metric_names).items()
         }
         self.text = CLIPTextAdapter(context.clip_model, tokenizer=context.tokenizer)
         self.fid_cache_file: Path | None = None
@@ -119,3 +143,103 @@ class Evaluator:
             )
         finally:
             generator.train(was_training)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    num_images: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    fid_features: str = "clip",
+    inception_weights: str | None = None,
+    fid_cache: str | Path | None = None,
+    score_clip_model: str | None = None,
+    score_clip_pretrained: str | None = None,
+    metric_names: Sequence[str] | None = None,
+    use_ema: bool = True,
+    device: str = "auto",
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Load a trained generator and score it on a dataset's test split (what ``evaluate.py`` runs).
+
+    Args:
+        checkpoint: a run directory, a checkpoint directory or a ``save_pretrained`` directory.
+        dataset: the dataset (default: the run's).
+        data_dir: its directory (default: the run's).
+        num_images: images to generate (default: the run's ``eval_images``, else 30,000).
+        batch_size: images per generator call.
+        seed: the noise seed.
+        fid_features: ``"clip"`` or ``"inception"``.
+        inception_weights: a local InceptionV3 weights file for ``"inception"``.
+        fid_cache: the real-statistics cache directory.
+        score_clip_model: the open_clip model that scores (CLIP score, CLIP FID features); by
+            default the generator's own CLIP.
+        score_clip_pretrained: its pretrained tag or weights path.
+        metric_names: a subset of the registered metrics.
+        use_ema: use the EMA weights when the checkpoint has them.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+
+    Returns:
+        ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features", "clip_score_model",
+        "metrics"}``.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import evaluate_checkpoint
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> folder = tempfile.mkdtemp()
+        >>> RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(folder)
+        >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_colour"],
+        ...                              device="cpu")
+        >>> report["weights"], sorted(report["metrics"])
+        ('generator', ['bg_acc', 'colour_acc', 'fg_acc'])
+    """
+    target = resolve_device(device)
+    generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)
+    run = info["config"]
+    dataset = dataset or (run.dataset if run is not None else None)
+    if dataset is None:
+        raise ValueError("this checkpoint does not record its dataset; pass dataset=... (--dataset)")
+    if data_dir is None and run is not None and run.dataset == dataset:
+        data_dir = run.data_dir
+    if num_images is None:
+        num_images = run.eval_images if run is not None else 30_000
+    if score_clip_model is None:
+        scoring_clip, tokenizer = generator.clip_model, generator.text.tokenizer
+        clip_name = f"the generator's CLIP ({run.clip_model if run is not None else 'from save_pretrained'})"
+    else:
+        scoring_clip, tokenizer = build_clip_model(score_clip_model, score_clip_pretrained, device=target)
+        clip_name = f"{score_clip_model} ({score_clip_pretrained or 'random weights'})"
+    test_set = build_dataset(dataset, split="test", image_size=generator.config.image_size, data_dir=data_dir)
+    evaluator = Evaluator(
+        test_set,
+        dataset_id=f"{dataset}-test-{generator.config.image_size}-{len(test_set)}",
+        dataset_name=dataset,
+        context=MetricContext(
+            scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
+        ),
+        num_images=num_images,
+        batch_size=batch_size,
+        seed=seed,
+        fid_cache=fid_cache,
+        metric_names=metric_names,
+        dist_ctx=DistributedContext(device=target),
+        num_workers=num_workers,
+    )
+    metrics = evaluator.evaluate(generator)
+    features = "InceptionV3 pool (2048)" if fid_features == "inception" else f"image embedding of {clip_name}"
+    return {
+        "checkpoint": info["source"],
+        "step": info["step"],
+        "weights": info["weights"],
+        "dataset": dataset,
+        "num_images": num_images,
+        "fid_features": features,
+        "clip_score_model": clip_name,
+        "metrics": metrics,
+    }

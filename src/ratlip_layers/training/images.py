@@ -89,7 +89,14 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
-    """Write each image as ``<directory>/<prefix><index:04d>.png``; return the paths."""
+    """Write each image as ``<directory>/<prefix><index:04d>.png``; return the paths.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.training import save_images
+        >>> [p.name for p in save_images(torch.zeros(2, 3, 8, 8), tempfile.mkdtemp(), prefix="red-")]
+        ['red-0000.png', 'red-0001.png']
+    """
     check_tensor("images", images, 4, "(B, 3, H, W)")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,9 @@ def matching_aware_gradient_penalty(
         raise ValueError("inputs must hold at least one tensor")
     for i, t in enumerate(inputs):
         if not t.requires_grad:
-            raise ValueError(f"inputs[{i}] (shape {tuple(t.shape)}) must require grad to take the penalty's gradient")
+            raise ValueError(
+                f"inputs[{i}] (shape {tuple(t.shape)}) must require grad to take the penalty's gradient"
+            )
     check_same_batch([("logits", logits)] + [(f"inputs[{i}]", t) for i, t in enumerate(inputs)])
     grads = torch.autograd.grad(logits.float().sum() * grad_scale, inputs, create_graph=True)
     flat = torch.cat([g.float().flatten(1) for g in grads], dim=1) / grad_scale

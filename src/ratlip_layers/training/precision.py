@@ -6,12 +6,13 @@ import contextlib
 
 import torch
 
-__all__ = ["Precision", "SCALE_FLOOR", "SCALE_RESET"]
+__all__ = ["SCALE_FLOOR", "SCALE_RESET", "Precision"]
 
 SCALE_FLOOR = 64.0
 """The reference's floor: a scale that falls below it is put back to :data:`SCALE_RESET`, since
 MA-GP's sixth power keeps producing overflows that would otherwise drive the scale to zero."""
 SCALE_RESET = 16384.0
+"""The scale a GradScaler is put back to when it falls below :data:`SCALE_FLOOR`."""
 
 
 class Precision:

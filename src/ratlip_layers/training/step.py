@@ -38,15 +38,30 @@ class DiscriminatorLoss(nn.Module):
 
     Returns (forward):
         ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
+
+    Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import CLIPDiscriminator
+        >>> from ratlip_layers.training import DiscriminatorLoss
+        >>> D = CLIPDiscriminator(tiny_clip()[0], channels=16, joint_channels=8)
+        >>> images = torch.rand(4, 3, 32, 32) * 2 - 1
+        >>> total, hinge, penalty, *_ = DiscriminatorLoss(D)(images, images.flip(0), torch.randn(4, 32))
+        >>> total.backward()
+        >>> bool(torch.isclose(total, hinge + penalty)), D.net_c.joint[0].weight.grad is not None
+        (True, True)
     """
 
-    def __init__(self, discriminator: nn.Module, *, magp_weight: float = 2.0, magp_power: float = 6.0) -> None:
+    def __init__(
+        self, discriminator: nn.Module, *, magp_weight: float = 2.0, magp_power: float = 6.0
+    ) -> None:
         super().__init__()
         self.discriminator = discriminator
         self.magp_weight = float(magp_weight)
         self.magp_power = float(magp_power)
 
-    def forward(self, real: Tensor, fake: Tensor, sentence: Tensor, grad_scale: float = 1.0) -> tuple[Tensor, ...]:
+    def forward(
+        self, real: Tensor, fake: Tensor, sentence: Tensor, grad_scale: float = 1.0
+    ) -> tuple[Tensor, ...]:
         d = self.discriminator
         with torch.no_grad():
             real_features = d.features(real)
@@ -60,7 +75,11 @@ class DiscriminatorLoss(nn.Module):
         hinge = discriminator_hinge_loss(real_logits, fake_logits, mismatched_logits)
         if self.magp_weight > 0:
             penalty = matching_aware_gradient_penalty(
-                real_logits, (*maps, matched), weight=self.magp_weight, power=self.magp_power, grad_scale=grad_scale
+                real_logits,
+                (*maps, matched),
+                weight=self.magp_weight,
+                power=self.magp_power,
+                grad_scale=grad_scale,
             )
         else:
             penalty = hinge.new_zeros(())
@@ -104,6 +123,19 @@ class GANTrainStep:
         precision: the :class:`ratlip_layers.training.Precision` (autocast and scalers).
         dist_ctx: the :class:`ratlip_layers.training.DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
+
+    Example:
+        >>> from ratlip_layers.clip import CLIPTextAdapter, tiny_clip
+        >>> from ratlip_layers.models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import GANTrainStep
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> D = CLIPDiscriminator(clip_model, channels=16, joint_channels=8)
+        >>> step = GANTrainStep(G, D, CLIPTextAdapter(clip_model, tokenizer=tokenizer))
+        >>> tokens = tokenizer(["a red circle on a blue background"] * 4)
+        >>> logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens, step=1)
+        >>> sorted(logs)[:4], logs["skipped"]
+        (['clip_sim', 'd_fake', 'd_mismatch', 'd_real'], 0.0)
     """
 
     def __init__(
@@ -141,7 +173,9 @@ class GANTrainStep:
             self.g_forward, self.d_loss = generator, d_loss
         learned = trainable_state(generator).keys()
         # BatchNorm statistics: each rank updates them from its own share of the batch.
-        self._g_buffers = [b for name, b in generator.named_buffers() if name in learned and b.is_floating_point()]
+        self._g_buffers = [
+            b for name, b in generator.named_buffers() if name in learned and b.is_floating_point()
+        ]
 
     def _average_buffers(self) -> None:
         """Average the generator's running statistics across ranks, so that every rank (and its
@@ -182,7 +216,9 @@ class GANTrainStep:
         with precision.autocast():
             fake = self.g_forward(noise, sentence)
             scale = float(precision.scaler_d.get_scale()) if precision.scaler_d.is_enabled() else 1.0
-            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(images, fake.detach(), sentence, scale)
+            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
+                images, fake.detach(), sentence, scale
+            )
         skip_d = self._check(step, "loss_d", loss_d)
         precision.scaler_d.scale(loss_d).backward()
         if not skip_d:
@@ -194,7 +230,9 @@ class GANTrainStep:
             with precision.autocast():
                 features = self.discriminator.features(fake)
                 logits = self.discriminator.logits(features, sentence)
-                loss_g, similarity = generator_loss(logits, features.embedding, sentence, sim_weight=self.sim_weight)
+                loss_g, similarity = generator_loss(
+                    logits, features.embedding, sentence, sim_weight=self.sim_weight
+                )
             skip_g = self._check(step, "loss_g", loss_g)
             precision.scaler_g.scale(loss_g).backward()
         finally:
@@ -205,7 +243,9 @@ class GANTrainStep:
         with torch.no_grad():
             self._average_buffers()
 
-        values = torch.stack([loss_d.detach(), hinge, penalty, d_real, d_fake, d_mis, loss_g.detach(), similarity.detach()])
+        values = torch.stack(
+            [loss_d.detach(), hinge, penalty, d_real, d_fake, d_mis, loss_g.detach(), similarity.detach()]
+        )
         names = ("loss_d", "hinge_d", "magp", "d_real", "d_fake", "d_mismatch", "loss_g", "clip_sim")
         logs = dict(zip(names, values.float().tolist()))
         logs["skipped"] = float(skip_d or skip_g)
@@ -214,7 +254,11 @@ class GANTrainStep:
 
     def state_dict(self) -> dict[str, Any]:
         """Both optimisers' and both scalers' states."""
-        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), **self.precision.state_dict()}
+        return {
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            **self.precision.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from ..data import CaptionCollate, ResumableSampler, build_dataset, shapes_caption
-from ..metrics import MetricContext, fixed_noise
+from ..metrics import MetricContext
 from ..models import RATLIPGenerator
 from .build import build_clip_model, build_networks
 from .checkpoint import CheckpointManager, load_checkpoint, resolve_checkpoint
@@ -29,6 +29,7 @@ from .evaluation import Evaluator
 from .images import captioned_grid
 from .precision import Precision
 from .rng import get_rng_state, seed_everything, set_rng_state
+from .sampling import sample_images
 from .step import GANTrainStep
 
 __all__ = ["SHAPES_SAMPLE_CAPTIONS", "TrainResult", "Trainer"]
@@ -55,7 +56,15 @@ _SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training
 
 
 class TrainResult(NamedTuple):
-    """What :meth:`Trainer.fit` returns."""
+    """What :meth:`Trainer.fit` returns: the final ``step``, the final evaluation's ``metrics``
+    (empty when a signal stopped the run), whether it was ``interrupted``, and the ``run_dir``.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from ratlip_layers.training import TrainResult
+        >>> TrainResult(3000, {"colour_acc": 0.9}, False, Path("runs/shapes-tiny")).interrupted
+        False
+    """
 
     step: int
     metrics: dict[str, float]
@@ -79,9 +88,20 @@ class Trainer:
         config: the resolved configuration.
         dist_ctx: the process group (by default from the ``torchrun`` environment).
         progress: show the tqdm bar.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.training import TrainConfig, Trainer
+        >>> config = TrainConfig.resolve(steps=2, batch_size=4, device="cpu", out=tempfile.mkdtemp(),
+        ...                              eval_images=8, fid_cache=tempfile.mkdtemp())
+        >>> result = Trainer(config, progress=False).fit()
+        >>> result.step, sorted(result.metrics), sorted(p.name for p in result.run_dir.iterdir())
+        (2, ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip'], ['checkpoints', 'config.json', 'generator', 'metrics.jsonl', 'samples', 'tensorboard'])
     """
 
-    def __init__(self, config: TrainConfig, *, dist_ctx: DistributedContext | None = None, progress: bool = True) -> None:
+    def __init__(
+        self, config: TrainConfig, *, dist_ctx: DistributedContext | None = None, progress: bool = True
+    ) -> None:
         config.validate()
         self.config = cfg = config
         self.dist = dist_ctx or init_distributed(cfg.device)
@@ -92,13 +112,21 @@ class Trainer:
         # Same seed on every rank for the weights; DDP also broadcasts rank 0's at wrap time.
         seed_everything(cfg.seed)
         self.clip_model, self.tokenizer = build_clip_model(cfg.clip_model, cfg.clip_pretrained, device=device)
-        self.generator, self.discriminator = build_networks(cfg, self.clip_model, self.tokenizer, device=device)
+        self.generator, self.discriminator = build_networks(
+            cfg, self.clip_model, self.tokenizer, device=device
+        )
         if cfg.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.text = self.generator.text
         self.ema = EMA(self.generator, decay=cfg.ema) if cfg.ema > 0 else None
-        self._ema_generator: RATLIPGenerator | None = None
+        # Built now rather than on first use: its initialisation draws random numbers, which must
+        # not happen at a different point of a resumed run.
+        self._ema_generator = (
+            RATLIPGenerator(cfg.generator_config(), self.clip_model, tokenizer=self.tokenizer, device=device)
+            if self.ema is not None
+            else None
+        )
         if cfg.compile:
             self.generator.compile()
             self.discriminator.encoder.compile()
@@ -116,13 +144,17 @@ class Trainer:
             on_nonfinite=cfg.on_nonfinite,
         )
 
-        data = dict(image_size=cfg.imsize, data_dir=cfg.data_dir, skip_unreadable=not cfg.strict_data)
+        data = {"image_size": cfg.imsize, "data_dir": cfg.data_dir, "skip_unreadable": not cfg.strict_data}
         if cfg.dataset == "shapes":
             data["seed"] = _SHAPES_DATA_SEED
         self.train_set = build_dataset(cfg.dataset, split="train", **data)
         self.test_set = build_dataset(cfg.dataset, split="test", **data)
         self.sampler = ResumableSampler(
-            self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=cfg.seed, drop_last=True
+            self.train_set,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            seed=cfg.seed,
+            drop_last=True,
         )
         self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
         if self.steps_per_epoch == 0:
@@ -152,8 +184,9 @@ class Trainer:
         if cfg.dataset == "shapes":
             self.sample_captions = list(SHAPES_SAMPLE_CAPTIONS)
         else:
-            self.sample_captions = [self.test_set.caption(i) for i in range(min(_SAMPLE_ROWS, len(self.test_set)))]
-        self.sample_noise = fixed_noise(list(range(_SAMPLE_COLUMNS)), self.generator.z_dim, cfg.seed)
+            self.sample_captions = [
+                self.test_set.caption(i) for i in range(min(_SAMPLE_ROWS, len(self.test_set)))
+            ]
         # Noise differs per rank; everything random during training draws from here on.
         seed_everything(cfg.seed + self.dist.rank)
 
@@ -161,12 +194,8 @@ class Trainer:
 
     def sampling_generator(self) -> RATLIPGenerator:
         """The generator to sample and evaluate with: a copy holding the EMA weights, if EMA is on."""
-        if self.ema is None:
+        if self.ema is None or self._ema_generator is None:
             return self.generator
-        if self._ema_generator is None:
-            self._ema_generator = RATLIPGenerator(
-                self.config.generator_config(), self.clip_model, tokenizer=self.tokenizer, device=self.device
-            )
         self.ema.copy_to(self._ema_generator)
         return self._ema_generator.eval()
 
@@ -196,7 +225,9 @@ class Trainer:
                 "ema_updates": self.ema.num_updates if self.ema is not None else 0,
                 "rng": rng,
             }
-            path = self.checkpoints.save(self.step, weights=self._weights(), state=state, config=self.config.to_dict())
+            path = self.checkpoints.save(
+                self.step, weights=self._weights(), state=state, config=self.config.to_dict()
+            )
         self._last_saved = self.step
         self.dist.barrier()
         return path
@@ -248,7 +279,9 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
         if self._writer is not None:
-            self._writer.add_image(f"samples/{name.split('-')[0]}", np.asarray(grid), self.step, dataformats="HWC")
+            self._writer.add_image(
+                f"samples/{name.split('-')[0]}", np.asarray(grid), self.step, dataformats="HWC"
+            )
         return path
 
     def write_real_grid(self) -> Path:
@@ -256,27 +289,42 @@ class Trainer:
         items = [self.train_set[i] for i in range(min(_REAL_GRID, len(self.train_set)))]
         return self._grid("real", torch.stack([image for image, _ in items]), [c for _, c in items], 1)
 
-    @torch.no_grad()
+    def _isolated_rng(self) -> contextlib.AbstractContextManager:
+        """Random numbers drawn inside (e.g. by a feature extractor's initialisation) leave the
+        training's random state as it was, so pictures and evaluations cannot change the run."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
     def write_sample_grid(self) -> Path:
         """Fixed captions (rows) times fixed noise (columns), as ``samples/step-XXXXXXXX.png``."""
-        generator = self.sampling_generator()
-        sentence = self.text(self.sample_captions).sentence.float()
-        rows, cols = len(self.sample_captions), self.sample_noise.shape[0]
-        noise = self.sample_noise.to(self.device).repeat(rows, 1)
-        was_training = generator.training
-        generator.eval()
-        try:
-            images = generator(noise, sentence.repeat_interleave(cols, dim=0)).float()
-        finally:
-            generator.train(was_training)
-        return self._grid(f"step-{self.step:08d}", images.cpu(), self.sample_captions, cols)
+        with self._isolated_rng():
+            images = sample_images(
+                self.sampling_generator(), self.sample_captions, n=_SAMPLE_COLUMNS, seed=self.config.seed
+            )
+        return self._grid(f"step-{self.step:08d}", images.cpu(), self.sample_captions, _SAMPLE_COLUMNS)
 
     def evaluate(self) -> dict[str, float]:
         """Score the sampling generator with the dataset's metrics (every rank must call)."""
+        with self._isolated_rng():
+            results = self._evaluate()
+        if self.dist.is_main:
+            self._scalars("eval", results)
+            line = {"step": self.step, **results}
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+            self._log(
+                "metrics "
+                + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())
+            )
+        return results
+
+    def _evaluate(self) -> dict[str, float]:
         cfg = self.config
         if self._evaluator is None:
             context = MetricContext(
-                self.clip_model, self.tokenizer, fid_features=cfg.fid_features, inception_weights=cfg.inception_weights
+                self.clip_model,
+                self.tokenizer,
+                fid_features=cfg.fid_features,
+                inception_weights=cfg.inception_weights,
             )
             dataset_id = f"{cfg.dataset}-test-{cfg.imsize}-{len(self.test_set)}"
             self._evaluator = Evaluator(
@@ -291,22 +339,17 @@ class Trainer:
                 dist_ctx=self.dist,
                 num_workers=cfg.num_workers,
             )
-        results = self._evaluator.evaluate(self.sampling_generator(), self.text)
-        if self.dist.is_main:
-            self._scalars("eval", results)
-            line = {"step": self.step, **results}
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(line) + "\n")
-            self._log("metrics " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()))
-        return results
+        return self._evaluator.evaluate(self.sampling_generator(), self.text)
 
     # ------------------------------------------------------------------ loop
 
-    @contextmanager
+    @contextlib.contextmanager
     def _signals(self):
         def handler(signum, frame):
             self._signal = signum
-            self._log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step, then exiting")
+            self._log(
+                f"received {signal.Signals(signum).name}: saving a checkpoint after this step, then exiting"
+            )
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -351,7 +394,9 @@ class Trainer:
             if stopped:
                 if self._last_saved != self.step:
                     self.save()
-                self._log(f"stopped at step {self.step}; resume with --resume auto (checkpoint in {self.checkpoints.root})")
+                self._log(
+                    f"stopped at step {self.step}; resume with --resume auto (checkpoint in {self.checkpoints.root})"
+                )
             else:
                 if self._last_saved != self.step:
                     self.save()
@@ -365,9 +410,15 @@ class Trainer:
                 self._writer = None
         return TrainResult(self.step, metrics, stopped, self.run_dir)
 
-    @contextmanager
+    @contextlib.contextmanager
     def _progress_bar(self):
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
         try:
             yield bar
         finally:
@@ -400,7 +451,9 @@ class Trainer:
                     means = {k: v / window_steps for k, v in window.items() if k != "g_updated"}
                     means["images_per_s"] = window_images / elapsed
                     bar.set_postfix(
-                        loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}", img_s=f"{means['images_per_s']:.0f}"
+                        loss_d=f"{means['loss_d']:.3f}",
+                        loss_g=f"{means['loss_g']:.3f}",
+                        img_s=f"{means['images_per_s']:.0f}",
                     )
                     self._scalars("train", means)
                     window, window_steps, window_images, window_start = {}, 0, 0, time.perf_counter()
@@ -415,4 +468,3 @@ class Trainer:
                 if self.step >= self.total_steps:
                     break
         return False
-
