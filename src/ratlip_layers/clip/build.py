@@ -82,6 +82,7 @@ def build_clip(
         ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
 
     Example:
+        >>> from ratlip_layers.clip import clip_spec
         >>> clip_model, tokenizer = build_clip(
         ...     "ViT-B-32", embed_dim=16,
         ...     vision_cfg=dict(image_size=16, layers=1, width=32, patch_size=8, head_width=16),
