@@ -141,7 +141,7 @@ def run_group(case: Case, mode: str, dtype_name: str, device: torch.device, sett
         num_threads=threads,
     )
     base = timings[f"baseline/{EAGER}"]["median_s"]
-    common = {"block": case.block, "label": case.label, "batch": case.batch, "shape": case.shape, "mode": mode, "dtype": dtype_name}
+    common = {"block": case.block, "label": case.label, "batch": case.batch, "shape": " ".join(f"{k}{v}" for k, v in case.shape.items()), "mode": mode, "dtype": dtype_name}
     rows = [{**common, "impl": impl, "variant": variant, "error": error} for (impl, variant), error in errors.items()]
     for (impl, variant), fn in fns.items():
         timing = timings[f"{impl}/{variant}"]

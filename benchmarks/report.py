@@ -110,27 +110,30 @@ def plot(results: dict, path: Path) -> None:
     rows = [r for r in _timed(results["rows"]) if r["dtype"] == results["dtypes"][0]]
     blocks = list(dict.fromkeys(r["block"] for r in rows))
     modes = ["forward", "forward+backward"]
-    fig, axes = plt.subplots(len(modes), len(blocks), figsize=(4.2 * len(blocks), 7), squeeze=False)
+    # One colour per implementation/variant across every panel, and one legend for the figure.
+    series = list(dict.fromkeys(f"{r['impl']}/{r['variant']}" for r in rows))
+    colours = {name: plt.get_cmap("tab10")(k % 10) for k, name in enumerate(series)}
+    fig, axes = plt.subplots(len(modes), len(blocks), figsize=(4.2 * len(blocks), 7.5), squeeze=False)
     for col, block in enumerate(blocks):
         for row_index, mode in enumerate(modes):
             ax = axes[row_index][col]
             sel = [r for r in rows if r["block"] == block and r["mode"] == mode]
             labels = list(dict.fromkeys(r["label"].removeprefix(block + " ") for r in sel))
-            series = list(dict.fromkeys(f"{r['impl']}/{r['variant']}" for r in sel))
-            width = 0.8 / max(len(series), 1)
-            for k, name in enumerate(series):
+            present = [name for name in series if any(f"{r['impl']}/{r['variant']}" == name for r in sel)]
+            width = 0.8 / max(len(present), 1)
+            for k, name in enumerate(present):
                 values = {r["label"].removeprefix(block + " "): r["images_per_s"] for r in sel if f"{r['impl']}/{r['variant']}" == name}
                 xs = [i + k * width for i, label in enumerate(labels) if label in values]
-                ax.bar(xs, [values[label] for label in labels if label in values], width, label=name)
+                ax.bar(xs, [values[label] for label in labels if label in values], width, color=colours[name], label=name)
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
             ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
             ax.set_yscale("log")
             ax.set_title(f"{block}, {mode}", fontsize=9)
             ax.set_ylabel("images/s")
-            if row_index == 0 and col == 0:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"{results['device_name']}, {results['dtypes'][0]}, torch {results['torch']}, {results['date'][:10]}")
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[name]) for name in series]
+    fig.legend(handles, series, loc="upper right", fontsize=8, ncol=len(series))
+    fig.suptitle(f"{results['device_name']}, {results['dtypes'][0]}, torch {results['torch']}, {results['date'][:10]}", x=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
