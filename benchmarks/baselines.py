@@ -40,8 +40,12 @@ class BaselineHead(nn.Module):
 
     def __init__(self, in_features: int, num_features: int) -> None:
         super().__init__()
-        self.gamma = nn.Sequential(nn.Linear(in_features, num_features), nn.ReLU(), nn.Linear(num_features, num_features))
-        self.beta = nn.Sequential(nn.Linear(in_features, num_features), nn.ReLU(), nn.Linear(num_features, num_features))
+        self.gamma = nn.Sequential(
+            nn.Linear(in_features, num_features), nn.ReLU(), nn.Linear(num_features, num_features)
+        )
+        self.beta = nn.Sequential(
+            nn.Linear(in_features, num_features), nn.ReLU(), nn.Linear(num_features, num_features)
+        )
 
     def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
         return self.gamma(y), self.beta(y)
@@ -122,7 +126,9 @@ class BaselineLSTMAffine(nn.Module):
 class BaselineRATBlock(nn.Module):
     """LSTMAffine, LeakyReLU, LSTMAffine, LeakyReLU, the state passed along."""
 
-    def __init__(self, cond_dim: int, num_features: int, hidden_size: int = 64, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self, cond_dim: int, num_features: int, hidden_size: int = 64, negative_slope: float = 0.2
+    ) -> None:
         super().__init__()
         self.affine1 = BaselineLSTMAffine(cond_dim, num_features, hidden_size)
         self.affine2 = BaselineLSTMAffine(cond_dim, num_features, hidden_size)
@@ -172,7 +178,9 @@ class ReferenceLSTMAffine(nn.Module):
 class ReferenceRATBlock(nn.Module):
     """Two :class:`ReferenceLSTMAffine` with LeakyReLUs; no state between them, as in the reference."""
 
-    def __init__(self, cond_dim: int, num_features: int, hidden_size: int = 64, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self, cond_dim: int, num_features: int, hidden_size: int = 64, negative_slope: float = 0.2
+    ) -> None:
         super().__init__()
         self.affine1 = ReferenceLSTMAffine(cond_dim, num_features, hidden_size)
         self.affine2 = ReferenceLSTMAffine(cond_dim, num_features, hidden_size)
@@ -206,12 +214,12 @@ class BaselineShuffleAttention(nn.Module):
 
     @staticmethod
     def channel_shuffle(x: Tensor, groups: int) -> Tensor:
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         x = x.reshape(b, groups, -1, h, w).permute(0, 2, 1, 3, 4)
         return x.reshape(b, -1, h, w)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         x = x.reshape(b * self.groups, -1, h, w)
         x_0, x_1 = x.chunk(2, dim=1)
         xn = self.avg_pool(x_0)

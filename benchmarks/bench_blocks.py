@@ -32,18 +32,26 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so ``benchmarks`` resolves as a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, Plan, build_cases  # noqa: E402
-from benchmarks.report import write_report  # noqa: E402
-from benchmarks.roofline import run_roofline  # noqa: E402
-from benchmarks.timing import peak_memory, time_interleaved  # noqa: E402
+from benchmarks.cases import Case, Plan, build_cases
+from benchmarks.report import write_report
+from benchmarks.roofline import run_roofline
+from benchmarks.timing import peak_memory, time_interleaved
 
 FORWARD = "forward"
 TRAIN = "forward+backward"
-EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS = "eager", "plain", "channels_last", "compile", "compile+cudagraphs"
+EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS = (
+    "eager",
+    "plain",
+    "channels_last",
+    "compile",
+    "compile+cudagraphs",
+)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def make_fn(case: Case, impl: str, device: torch.device, dtype: torch.dtype, variant: str, mode: str) -> Callable[[], object]:
+def make_fn(
+    case: Case, impl: str, device: torch.device, dtype: torch.dtype, variant: str, mode: str
+) -> Callable[[], object]:
     """Build ``impl`` for ``case`` in ``variant`` and return the function one timed call runs.
 
     Variants: ``eager`` (the library's fast path), ``plain`` (its reference path, fast path off),
@@ -87,16 +95,34 @@ def plan_for(device: torch.device, quick: bool) -> tuple[Plan, dict]:
     """The shapes and the run settings for a device and a mode."""
     if quick:
         plan = Plan(batches=(2,), g_blocks=((512, 256, 8),), channel_scale=4)
-        return plan, {"rounds": 2, "min_run_time": 0.005, "compile_blocks": ("RATBlock",), "compile_dtypes": ("float32",), "max_compile_elements": 2 * 8 * 7 * 7}
+        return plan, {
+            "rounds": 2,
+            "min_run_time": 0.005,
+            "compile_blocks": ("RATBlock",),
+            "compile_dtypes": ("float32",),
+            "max_compile_elements": 2 * 8 * 7 * 7,
+        }
     if device.type == "cpu":
         # Two cores cannot run the 128/224 px G-block rows (and 64 px at batch 64) in a 10-minute
         # suite; they are listed as skipped in the outputs. torch.compile (seconds per graph on a
         # CPU) covers the mapper's RAT blocks and the smallest DF block.
         plan = Plan(max_elements=16 * 512 * 64 * 64)
-        return plan, {"rounds": 3, "min_run_time": 0.05, "compile_blocks": ("RATBlock", "DFBlock"), "compile_dtypes": ("float32",), "max_compile_elements": 16 * 512 * 8 * 8}
+        return plan, {
+            "rounds": 3,
+            "min_run_time": 0.05,
+            "compile_blocks": ("RATBlock", "DFBlock"),
+            "compile_dtypes": ("float32",),
+            "max_compile_elements": 16 * 512 * 8 * 8,
+        }
     # CUDA: every paper shape; the compile variants (seconds of Triton compilation each) cover the
     # RAT blocks in bfloat16, the subject of the CUDA target, so the suite fits in about 8 minutes.
-    return Plan(), {"rounds": 2, "min_run_time": 0.02, "compile_blocks": ("RATBlock",), "compile_dtypes": ("bfloat16",), "max_compile_elements": 10**12}
+    return Plan(), {
+        "rounds": 2,
+        "min_run_time": 0.02,
+        "compile_blocks": ("RATBlock",),
+        "compile_dtypes": ("bfloat16",),
+        "max_compile_elements": 10**12,
+    }
 
 
 def variants_for(case: Case, dtype: torch.dtype, device: torch.device, settings: dict) -> list[str]:
@@ -108,7 +134,9 @@ def variants_for(case: Case, dtype: torch.dtype, device: torch.device, settings:
         return [EAGER]
     variants = [EAGER, PLAIN, CHANNELS_LAST]
     blocks = settings["compile_blocks"]
-    wanted = (blocks is None or case.block in blocks) and str(dtype).removeprefix("torch.") in settings["compile_dtypes"]
+    wanted = (blocks is None or case.block in blocks) and str(dtype).removeprefix("torch.") in settings[
+        "compile_dtypes"
+    ]
     if wanted and case.elements <= settings["max_compile_elements"]:
         variants.append(COMPILE)
         if device.type == "cuda":
@@ -116,7 +144,9 @@ def variants_for(case: Case, dtype: torch.dtype, device: torch.device, settings:
     return variants
 
 
-def run_group(case: Case, mode: str, dtype_name: str, device: torch.device, settings: dict, threads: int) -> list[dict]:
+def run_group(
+    case: Case, mode: str, dtype_name: str, device: torch.device, settings: dict, threads: int
+) -> list[dict]:
     """Time one (case, mode, dtype) group: ours in each variant, the baseline and the reference."""
     dtype = DTYPES[dtype_name]
     torch._dynamo.reset()
@@ -130,7 +160,7 @@ def run_group(case: Case, mode: str, dtype_name: str, device: torch.device, sett
             fn()
             fn()
             fns[key] = fn
-        except Exception as error:  # noqa: BLE001 - one variant failing is reported, not fatal
+        except Exception as error:
             if key == ("baseline", EAGER):
                 raise
             errors[key] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
@@ -141,8 +171,18 @@ def run_group(case: Case, mode: str, dtype_name: str, device: torch.device, sett
         num_threads=threads,
     )
     base = timings[f"baseline/{EAGER}"]["median_s"]
-    common = {"block": case.block, "label": case.label, "batch": case.batch, "shape": " ".join(f"{k}{v}" for k, v in case.shape.items()), "mode": mode, "dtype": dtype_name}
-    rows = [{**common, "impl": impl, "variant": variant, "error": error} for (impl, variant), error in errors.items()]
+    common = {
+        "block": case.block,
+        "label": case.label,
+        "batch": case.batch,
+        "shape": " ".join(f"{k}{v}" for k, v in case.shape.items()),
+        "mode": mode,
+        "dtype": dtype_name,
+    }
+    rows = [
+        {**common, "impl": impl, "variant": variant, "error": error}
+        for (impl, variant), error in errors.items()
+    ]
     for (impl, variant), fn in fns.items():
         timing = timings[f"{impl}/{variant}"]
         rows.append(
@@ -176,8 +216,12 @@ def device_name(device: torch.device) -> str:
 def git_commit() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty.strip() else "")
@@ -188,10 +232,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--quick", action="store_true", help="CI smoke run: tiny shapes, few repeats")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--name", default="results", help="file stem of the outputs; 'auto' names them after the device")
+    parser.add_argument(
+        "--name", default="results", help="file stem of the outputs; 'auto' names them after the device"
+    )
     parser.add_argument("--blocks", nargs="*", default=None, help="only these blocks (registry names)")
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds; cases not started by then are skipped and listed")
-    parser.add_argument("--dtypes", nargs="*", default=None, choices=sorted(DTYPES), help="default: float32 bfloat16 (+ float16 on CUDA)")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds; cases not started by then are skipped and listed",
+    )
+    parser.add_argument(
+        "--dtypes",
+        nargs="*",
+        default=None,
+        choices=sorted(DTYPES),
+        help="default: float32 bfloat16 (+ float16 on CUDA)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -218,7 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     for i, case in enumerate(cases):
         if args.time_budget is not None and time.perf_counter() - start > args.time_budget:
-            skipped_reasons += [f"{c.label} (skipped: past the {args.time_budget:g} s time budget)" for c in cases[i:]]
+            skipped_reasons += [
+                f"{c.label} (skipped: past the {args.time_budget:g} s time budget)" for c in cases[i:]
+            ]
             break
         for mode in (FORWARD, TRAIN):
             for dtype_name in dtype_names:
@@ -226,7 +285,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[{i + 1}/{len(cases)}] {case.label} ({time.perf_counter() - start:.0f} s)", flush=True)
     name = args.name
     if name == "auto":
-        name = "cpu" if device.type == "cpu" else re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
+        name = (
+            "cpu"
+            if device.type == "cpu"
+            else re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
+        )
     results = {
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -237,7 +300,12 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "quick": args.quick,
         "dtypes": dtype_names,
-        "plan": {"batches": plan.batches, "g_blocks": plan.g_blocks, "max_elements": plan.max_elements, "channel_scale": plan.channel_scale},
+        "plan": {
+            "batches": plan.batches,
+            "g_blocks": plan.g_blocks,
+            "max_elements": plan.max_elements,
+            "channel_scale": plan.channel_scale,
+        },
         "settings": settings,
         "skipped": skipped_reasons,
         "rows": rows,

@@ -31,7 +31,17 @@ from .baselines import (
     ReferenceRATBlock,
 )
 
-__all__ = ["Case", "Plan", "REGISTRY", "register", "build_cases", "COND_DIM", "HIDDEN", "G_BLOCKS", "MAPPER_GRID"]
+__all__ = [
+    "COND_DIM",
+    "G_BLOCKS",
+    "HIDDEN",
+    "MAPPER_GRID",
+    "REGISTRY",
+    "Case",
+    "Plan",
+    "build_cases",
+    "register",
+]
 
 COND_DIM = 612
 HIDDEN = 64
@@ -150,7 +160,7 @@ def _g_rows(plan: Plan, which: int) -> list[tuple[int, int, int]]:
 
 
 def _recurrent_case(block: str, ours_cls, baseline_cls, reference_cls, batch: int, channels: int) -> Case:
-    ours = lambda: ours_cls(COND_DIM, channels, HIDDEN)  # noqa: E731
+    ours = lambda: ours_cls(COND_DIM, channels, HIDDEN)
     return Case(
         block=block,
         batch=batch,
@@ -173,7 +183,8 @@ def lstm_affine_cases(plan: Plan) -> list[Case]:
 @register("RATBlock")
 def rat_block_cases(plan: Plan) -> list[Case]:
     return [
-        _recurrent_case("RATBlock", RATBlock, BaselineRATBlock, ReferenceRATBlock, b, c) for b, c in _mapper_rows(plan)
+        _recurrent_case("RATBlock", RATBlock, BaselineRATBlock, ReferenceRATBlock, b, c)
+        for b, c in _mapper_rows(plan)
     ]
 
 
@@ -181,7 +192,7 @@ def rat_block_cases(plan: Plan) -> list[Case]:
 def df_block_cases(plan: Plan) -> list[Case]:
     cases = []
     for b, c, px in _g_rows(plan, 0):
-        ours = lambda c=c: DFBlock(COND_DIM, c)  # noqa: E731
+        ours = lambda c=c: DFBlock(COND_DIM, c)
         cases.append(
             Case(
                 block="DFBlock",
@@ -201,7 +212,7 @@ def shuffle_attention_cases(plan: Plan) -> list[Case]:
     rows = [(b, c * 2, MAPPER_GRID) for b, c in _mapper_rows(plan)[::2]] + _g_rows(plan, 1)
     cases = []
     for b, c, px in rows:
-        ours = lambda c=c: ShuffleAttention(c)  # noqa: E731
+        ours = lambda c=c: ShuffleAttention(c)
         cases.append(
             Case(
                 block="ShuffleAttention",
@@ -218,12 +229,18 @@ def shuffle_attention_cases(plan: Plan) -> list[Case]:
 
 @register("SAConv")
 def sa_conv_cases(plan: Plan) -> list[Case]:
-    mapper = [(b, MAPPER_CHANNELS[0] // plan.channel_scale, MAPPER_CHANNELS[1] // plan.channel_scale, MAPPER_GRID)
-              for b in plan.batches]
-    g = [(b, i // plan.channel_scale, o // plan.channel_scale, px) for b in plan.batches for i, o, px in plan.g_blocks]
+    mapper = [
+        (b, MAPPER_CHANNELS[0] // plan.channel_scale, MAPPER_CHANNELS[1] // plan.channel_scale, MAPPER_GRID)
+        for b in plan.batches
+    ]
+    g = [
+        (b, i // plan.channel_scale, o // plan.channel_scale, px)
+        for b in plan.batches
+        for i, o, px in plan.g_blocks
+    ]
     cases = []
     for b, cin, cout, px in mapper + g:
-        ours = lambda cin=cin, cout=cout: SAConv(cin, cout)  # noqa: E731
+        ours = lambda cin=cin, cout=cout: SAConv(cin, cout)
         cases.append(
             Case(
                 block="SAConv",

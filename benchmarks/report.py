@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["write_report", "markdown", "targets"]
+__all__ = ["markdown", "targets", "write_report"]
 
 
 def _ms(seconds: float) -> str:
@@ -24,14 +24,23 @@ def targets(results: dict) -> list[str]:
     dtype = "float32" if device == "cpu" else "bfloat16"
     goal = 2.0 if device == "cpu" else 3.0
     for row in _timed(results["rows"]):
-        if row["block"] == "RATBlock" and row["mode"] == "forward+backward" and row["dtype"] == dtype and row["impl"] == "ours":
+        if (
+            row["block"] == "RATBlock"
+            and row["mode"] == "forward+backward"
+            and row["dtype"] == dtype
+            and row["impl"] == "ours"
+        ):
             met = "met" if row["speedup_vs_baseline"] >= goal else "missed"
             lines.append(
                 f"- RATBlock forward+backward {dtype}, {row['label']}, {row['variant']}: "
                 f"{row['speedup_vs_baseline']:.2f}x the baseline (target {goal:g}x: {met})"
             )
     for row in results["roofline"]["rows"]:
-        if row["op"].startswith("modulation (ours, fused) forward") and row["dtype"] == dtype and device == "cuda":
+        if (
+            row["op"].startswith("modulation (ours, fused) forward")
+            and row["dtype"] == dtype
+            and device == "cuda"
+        ):
             met = "met" if row["fraction_of_copy"] >= 0.7 else "missed"
             lines.append(
                 f"- {row['op']} {dtype}: {row['fraction_of_copy']:.0%} of copy bandwidth (target 70%: {met})"
@@ -44,13 +53,19 @@ def markdown(results: dict) -> str:
     out = [
         f"# Block benchmarks: {results['device_name']} ({results['device']})",
         "",
-        f"- date: {results['date']}, commit `{results['commit']}`, torch {results['torch']}, "
-        f"{results['threads']} intra-op threads{', quick smoke run' if results['quick'] else ''}",
-        "- speedup = baseline time / our time (the throughput ratio ours/baseline), the straightforward "
-        "eager implementation timed in the same interleaved rounds; > 1 means ours is faster.",
+        (
+            f"- date: {results['date']}, commit `{results['commit']}`, torch {results['torch']}, "
+            f"{results['threads']} intra-op threads{', quick smoke run' if results['quick'] else ''}"
+        ),
+        (
+            "- speedup = baseline time / our time (the throughput ratio ours/baseline), the straightforward "
+            "eager implementation timed in the same interleaved rounds; > 1 means ours is faster."
+        ),
         "- `reference` is the reference code's RAT layer (its LSTM steps once per sample over the batch).",
-        "- variants of ours: `eager` (fast path, the default), `plain` (fast path off), `channels_last`, "
-        "`compile` (`torch.compile`), `compile+cudagraphs` (`mode=\"reduce-overhead\"`, CUDA).",
+        (
+            "- variants of ours: `eager` (fast path, the default), `plain` (fast path off), `channels_last`, "
+            '`compile` (`torch.compile`), `compile+cudagraphs` (`mode="reduce-overhead"`, CUDA).'
+        ),
         "",
         "## Targets",
         "",
@@ -84,8 +99,10 @@ def markdown(results: dict) -> str:
     out += [
         "## Roofline (memory-bound parts)",
         "",
-        f"Copy bandwidth (`x.clone()` of {roofline['copy_tensor_bytes'] / 2**20:.0f} MiB): "
-        f"{roofline['copy_bytes_per_s'] / 1e9:.1f} GB/s.",
+        (
+            f"Copy bandwidth (`x.clone()` of {roofline['copy_tensor_bytes'] / 2**20:.0f} MiB): "
+            f"{roofline['copy_bytes_per_s'] / 1e9:.1f} GB/s."
+        ),
         "",
         "| op | dtype | shape | median ms | GB/s | of copy bandwidth |",
         "|---|---|---|---:|---:|---:|",
@@ -122,9 +139,19 @@ def plot(results: dict, path: Path) -> None:
             present = [name for name in series if any(f"{r['impl']}/{r['variant']}" == name for r in sel)]
             width = 0.8 / max(len(present), 1)
             for k, name in enumerate(present):
-                values = {r["label"].removeprefix(block + " "): r["images_per_s"] for r in sel if f"{r['impl']}/{r['variant']}" == name}
+                values = {
+                    r["label"].removeprefix(block + " "): r["images_per_s"]
+                    for r in sel
+                    if f"{r['impl']}/{r['variant']}" == name
+                }
                 xs = [i + k * width for i, label in enumerate(labels) if label in values]
-                ax.bar(xs, [values[label] for label in labels if label in values], width, color=colours[name], label=name)
+                ax.bar(
+                    xs,
+                    [values[label] for label in labels if label in values],
+                    width,
+                    color=colours[name],
+                    label=name,
+                )
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
             ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
             ax.set_yscale("log")
@@ -132,7 +159,10 @@ def plot(results: dict, path: Path) -> None:
             ax.set_ylabel("images/s")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[name]) for name in series]
     fig.legend(handles, series, loc="upper right", fontsize=8, ncol=len(series))
-    fig.suptitle(f"{results['device_name']}, {results['dtypes'][0]}, torch {results['torch']}, {results['date'][:10]}", x=0.3)
+    fig.suptitle(
+        f"{results['device_name']}, {results['dtypes'][0]}, torch {results['torch']}, {results['date'][:10]}",
+        x=0.3,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,7 +17,7 @@ from ratlip_layers import ShuffleAttention, modulate_twice
 from .baselines import BaselineShuffleAttention
 from .timing import copy_bandwidth, time_interleaved
 
-__all__ = ["run_roofline", "roofline_shape"]
+__all__ = ["roofline_shape", "run_roofline"]
 
 
 def roofline_shape(device: torch.device, quick: bool) -> tuple[int, int, int, int]:
@@ -45,27 +45,7 @@ def run_roofline(device: torch.device, dtype_names: list[str], *, quick: bool, t
     shape = roofline_shape(device, quick)
     rows = []
     for dtype_name in dtype_names:
-        dtype = getattr(torch, dtype_name)
-        x = torch.randn(shape, device=device, dtype=dtype)
-        params = [torch.rand(shape[0], shape[1], device=device, dtype=dtype) for _ in range(4)]
-        ours_sa = ShuffleAttention(shape[1], device=device, dtype=dtype)
-        base_sa = BaselineShuffleAttention.from_ours(ours_sa)
-        x_grad = x.clone().requires_grad_()
-        grad = torch.randn_like(x)
-        nbytes = x.numel() * x.element_size()
-
-        def fused_train() -> None:
-            torch.autograd.grad(modulate_twice(x_grad, *params), x_grad, grad)
-
-        ops: dict[str, tuple[Callable[[], object], int]] = {
-            "modulation (ours, fused) forward": (lambda: modulate_twice(x, *params), 2 * nbytes),
-            "modulation (baseline chain) forward": (lambda: _unfused_chain(x, *params), 2 * nbytes),
-            # Forward reads x and writes out; backward reads x and the gradient and writes grad_x.
-            "modulation (ours, fused) forward+backward": (fused_train, 5 * nbytes),
-            "LeakyReLU": (lambda: F.leaky_relu(x, 0.2), 2 * nbytes),
-            "SA gating (ours)": (lambda: ours_sa(x), 2 * nbytes),
-            "SA gating (baseline)": (lambda: base_sa(x), 2 * nbytes),
-        }
+        ops = _memory_bound_ops(torch.randn(shape, device=device, dtype=getattr(torch, dtype_name)))
         fns = {name: _grad_mode(name, fn) for name, (fn, _) in ops.items()}
         for fn in fns.values():
             fn()
@@ -90,6 +70,30 @@ def run_roofline(device: torch.device, dtype_names: list[str], *, quick: bool, t
                 }
             )
     return {"copy_bytes_per_s": bandwidth, "copy_tensor_bytes": copy_bytes, "rows": rows}
+
+
+def _memory_bound_ops(x: torch.Tensor) -> dict[str, tuple[Callable[[], object], int]]:
+    """name -> (function, compulsory bytes moved) for the memory-bound ops on feature map ``x``."""
+    batch, channels = x.shape[:2]
+    params = [torch.rand(batch, channels, device=x.device, dtype=x.dtype) for _ in range(4)]
+    ours_sa = ShuffleAttention(channels, device=x.device, dtype=x.dtype)
+    base_sa = BaselineShuffleAttention.from_ours(ours_sa)
+    x_grad = x.clone().requires_grad_()
+    grad = torch.randn_like(x)
+    nbytes = x.numel() * x.element_size()
+
+    def fused_train() -> None:
+        torch.autograd.grad(modulate_twice(x_grad, *params), x_grad, grad)
+
+    return {
+        "modulation (ours, fused) forward": (lambda: modulate_twice(x, *params), 2 * nbytes),
+        "modulation (baseline chain) forward": (lambda: _unfused_chain(x, *params), 2 * nbytes),
+        # Forward reads x and writes out; backward reads x and the gradient and writes grad_x.
+        "modulation (ours, fused) forward+backward": (fused_train, 5 * nbytes),
+        "LeakyReLU": (lambda: F.leaky_relu(x, 0.2), 2 * nbytes),
+        "SA gating (ours)": (lambda: ours_sa(x), 2 * nbytes),
+        "SA gating (baseline)": (lambda: base_sa(x), 2 * nbytes),
+    }
 
 
 def _grad_mode(name: str, fn: Callable[[], object]) -> Callable[[], object]:

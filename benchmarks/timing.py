@@ -16,7 +16,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils import benchmark
 
-__all__ = ["Timing", "time_interleaved", "peak_memory", "copy_bandwidth"]
+__all__ = ["Timing", "copy_bandwidth", "peak_memory", "time_interleaved"]
 
 
 class Timing(TypedDict):

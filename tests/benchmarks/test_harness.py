@@ -36,7 +36,10 @@ def test_baselines_compute_the_same_function():
     x, cond = torch.randn(3, 16, 5, 5), torch.randn(3, 12)
     state = (torch.randn(3, 6), torch.randn(3, 6))
     rat = _perturbed(RATBlock(12, 16, 6))
-    for ours, base in [(rat, BaselineRATBlock.from_ours(rat)), (lstm := _perturbed(LSTMAffine(12, 16, 6)), BaselineLSTMAffine.from_ours(lstm))]:
+    for ours, base in [
+        (rat, BaselineRATBlock.from_ours(rat)),
+        (lstm := _perturbed(LSTMAffine(12, 16, 6)), BaselineLSTMAffine.from_ours(lstm)),
+    ]:
         got, got_state = base(x, cond, state)
         want, want_state = ours(x, cond, state)
         torch.testing.assert_close(got, want)
@@ -76,17 +79,36 @@ def test_registry_covers_every_public_block_at_paper_shapes():
 
 @pytest.mark.slow
 def test_quick_cli_run_writes_json_markdown_and_png(tmp_path):
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_blocks.py"), "--device", "cpu", "--quick", "--out", str(tmp_path), "--name", "smoke"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_blocks.py"),
+        "--device",
+        "cpu",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "smoke",
+    ]
+    result = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "smoke.json").read_text())
     assert results["torch"] == torch.__version__ and results["device"] == "cpu" and results["quick"]
     assert len(results["commit"]) >= 40
     rows = [row for row in results["rows"] if "error" not in row]
     assert {row["block"] for row in rows} == set(REGISTRY)
-    assert all(row["median_s"] > 0 and row["images_per_s"] > 0 and row["peak_memory_bytes"] >= 0 for row in rows)
+    assert all(
+        row["median_s"] > 0 and row["images_per_s"] > 0 and row["peak_memory_bytes"] >= 0 for row in rows
+    )
     variants = {(row["impl"], row["variant"]) for row in rows if row["block"] == "RATBlock"}
-    assert {("baseline", "eager"), ("reference", "eager"), ("ours", "eager"), ("ours", "plain"), ("ours", "channels_last"), ("ours", "compile")} <= variants
+    assert {
+        ("baseline", "eager"),
+        ("reference", "eager"),
+        ("ours", "eager"),
+        ("ours", "plain"),
+        ("ours", "channels_last"),
+        ("ours", "compile"),
+    } <= variants
     for row in rows:
         if row["impl"] == "baseline":
             assert row["speedup_vs_baseline"] == 1.0

@@ -26,7 +26,7 @@ from ratlip_layers import (
     modulate_twice,
     set_fast_path,
 )
-from ratlip_layers.layers.fused import TORCH, fused_modulate_twice
+from ratlip_layers.layers.fused import TORCH, _scale_shift_backward, fused_modulate_twice
 
 CHANNELS_LAST = torch.channels_last
 FORMATS = [torch.contiguous_format, CHANNELS_LAST]
@@ -84,6 +84,31 @@ def test_fused_modulation_matches_plain(memory_format, slope):
     for a, b in zip(_grads(fast, [x, *params], grad), _grads(plain, [x, *params], grad)):
         torch.testing.assert_close(a, b)
     assert fast.is_contiguous(memory_format=memory_format)
+
+
+def test_fused_modulation_matches_plain_on_large_maps():
+    # 2 * 8 * 64 * 64 elements reach the one-kernel (batch-norm backward) reduction path.
+    x = torch.randn(2, 8, 64, 64, dtype=torch.float64, requires_grad=True)
+    params = _params(2, 8, torch.float64)
+    grad = torch.randn(2, 8, 64, 64, dtype=torch.float64)
+    fast = _grads(modulate_twice(x, *params), [x, *params], grad)
+    plain = _grads(_plain(modulate_twice, x, *params), [x, *params], grad)
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float64, 1e-9), (torch.float32, 1e-4), (torch.bfloat16, 1e-2)]
+)
+def test_one_kernel_reduction_matches_the_explicit_gradients(dtype, tol):
+    grad, x = torch.randn(2, 8, 64, 64, dtype=dtype), torch.randn(2, 8, 64, 64, dtype=dtype)
+    gamma = torch.randn(2, 8, 1, 1, dtype=dtype)
+    got = _scale_shift_backward(grad, x, gamma)
+    grad64, x64 = grad.double(), x.double()
+    want = (grad64 * gamma.double(), (grad64 * x64).sum((2, 3)), grad64.sum((2, 3)))
+    assert got[0].dtype == dtype
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=tol, atol=tol * 64)
 
 
 def test_fused_modulation_without_grad_and_in_bfloat16():
@@ -152,7 +177,9 @@ def test_triton_kernels_match_torch_under_the_interpreter():
         """
     )
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
 
@@ -168,7 +195,11 @@ def _perturbed(module: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("memory_format", FORMATS, ids=["nchw", "channels_last"])
 def test_shuffle_attention_matches_plain(groups, memory_format):
     sa = _perturbed(ShuffleAttention(12 * groups, groups)).double()
-    x = torch.randn(2, 12 * groups, 5, 3, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+    x = (
+        torch.randn(2, 12 * groups, 5, 3, dtype=torch.float64)
+        .contiguous(memory_format=memory_format)
+        .requires_grad_()
+    )
     grad = torch.randn(2, 12 * groups, 5, 3, dtype=torch.float64)
     fast = sa(x)
     plain = _plain(sa, x)
@@ -249,7 +280,11 @@ def _per_layer(layers, cond, state):
 def test_schedule_matches_the_layers_one_by_one(with_state):
     layers = _network()
     cond = torch.randn(3, 12, dtype=torch.float64)
-    state = (torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)) if with_state else None
+    state = (
+        (torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64))
+        if with_state
+        else None
+    )
     scheduled, final = ConditioningSchedule(layers)(cond, state)
     expected, expected_final = _per_layer(layers, cond, state)
     assert len(scheduled) == len(layers)
@@ -261,8 +296,13 @@ def test_schedule_matches_the_layers_one_by_one(with_state):
     params = [p for layer in layers for p in layer.parameters()]
     unique = list({id(p): p for p in params}.values())
     weights = [torch.randn_like(t) for mods in expected for t in mods]
-    loss_a = sum((w * t).sum() for w, t in zip(weights, [t for mods in scheduled for t in mods])) + final[0].sum()
-    loss_b = sum((w * t).sum() for w, t in zip(weights, [t for mods in expected for t in mods])) + expected_final[0].sum()
+    loss_a = (
+        sum((w * t).sum() for w, t in zip(weights, [t for mods in scheduled for t in mods])) + final[0].sum()
+    )
+    loss_b = (
+        sum((w * t).sum() for w, t in zip(weights, [t for mods in expected for t in mods]))
+        + expected_final[0].sum()
+    )
     # Every parameter is in the graph, W_hh of a zero state included, as DDP requires.
     for a, b in zip(torch.autograd.grad(loss_a, unique), torch.autograd.grad(loss_b, unique)):
         torch.testing.assert_close(a, b)
@@ -303,3 +343,19 @@ def test_schedule_rejects_bad_layers_and_inputs():
         schedule(torch.randn(2, 5))
     with pytest.raises(ValueError, match=r"\(batch, hidden_size\) = \(2, 3\)"):
         schedule(torch.randn(2, 6), (torch.randn(2, 4), torch.randn(2, 4)))
+
+
+@pytest.mark.slow
+def test_schedule_compiles_without_graph_breaks():
+    torch._dynamo.reset()
+    layers = _network()
+    schedule = ConditioningSchedule(layers)
+    cond = torch.randn(2, 12, dtype=torch.float64)
+    state = (torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64))
+    compiled = torch.compile(schedule.__call__, fullgraph=True, dynamic=False)
+    got, got_state = compiled(cond, state)
+    want, want_state = schedule(cond, state)
+    for got_layer, want_layer in zip(got, want):
+        for a, b in zip(got_layer, want_layer):
+            torch.testing.assert_close(a, b)
+    torch.testing.assert_close(got_state, want_state)

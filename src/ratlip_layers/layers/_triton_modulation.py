@@ -16,7 +16,7 @@ import importlib.util
 import torch
 from torch import Tensor
 
-__all__ = ["triton_available", "modulate_twice_forward", "modulate_twice_backward"]
+__all__ = ["modulate_twice_backward", "modulate_twice_forward", "triton_available"]
 
 _BLOCK = 1024
 

@@ -11,10 +11,13 @@ plain path, which Inductor fuses on its own.
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import torch
-
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["is_fast_path_enabled", "set_fast_path"]
 
@@ -42,7 +45,7 @@ def is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-class set_fast_path:  # noqa: N801 - reads like torch.set_grad_enabled, which it mirrors
+class set_fast_path:
     """Turn the fast path on or off, globally or, used as a context manager, for a block of code.
 
     Like :class:`torch.set_grad_enabled`, it takes effect immediately when called, and a ``with``
@@ -67,7 +70,7 @@ class set_fast_path:  # noqa: N801 - reads like torch.set_grad_enabled, which it
         self.previous = _ENABLED
         _ENABLED = enabled
 
-    def __enter__(self) -> set_fast_path:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -9,7 +9,7 @@ from .._checks import check_positive_int, check_state, check_tensor
 from .affine import check_feature_and_cond
 from .modulation import ModulationHead, modulate, modulate_twice
 
-__all__ = ["LSTMState", "LSTMAffine", "RATBlock", "StateFromNoise", "lstm_pointwise", "zero_state"]
+__all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise", "lstm_pointwise", "zero_state"]
 
 LSTMState = tuple[Tensor, Tensor]
 """An LSTM state ``(h, c)``, each of shape ``(B, hidden_size)``."""

@@ -110,14 +110,27 @@ class ConditioningSchedule:
         self.layers = layers
         self.cond_dim = cond_dims.pop()
         self.hidden_size = hidden.pop() if hidden else None
-        self._units = [_units(layer) for layer in layers]
-        flat = [unit for units in self._units for unit in units]
+        # The whole plan is fixed here, as lists of indices, so a call is straight-line tensor code
+        # that torch.compile traces without graph breaks.
+        units = [_units(layer) for layer in layers]
+        flat = [unit for layer_units in units for unit in layer_units]
         self._cells: list[nn.LSTMCell] = []
         for unit in flat:
             if unit.cell is not None and not any(unit.cell is cell for cell in self._cells):
                 self._cells.append(unit.cell)
         self._cat_heads = [unit.head for unit in flat if unit.cell is None]
         self._recurrent = [unit for unit in flat if unit.cell is not None]
+        self._cell_index = [
+            next(i for i, cell in enumerate(self._cells) if cell is unit.cell) for unit in self._recurrent
+        ]
+        # Heads in output order: CAT heads first, then recurrent heads in recurrence order.
+        self._heads = self._cat_heads + [unit.head for unit in self._recurrent]
+        self._layer_heads = [
+            [next(k for k, head in enumerate(self._heads) if head is unit.head) for unit in layer_units]
+            for layer_units in units
+        ]
+        self._recurrent_groups = _group_by_channels([unit.head for unit in self._recurrent])
+        self._output_groups = _group_by_channels(self._heads)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -138,20 +151,21 @@ class ConditioningSchedule:
         """
         check_tensor("cond", cond, 2, "(B, cond_dim)")
         if cond.shape[1] != self.cond_dim:
-            raise ValueError(f"cond must have cond_dim = {self.cond_dim} features, got shape {tuple(cond.shape)}")
+            raise ValueError(
+                f"cond must have cond_dim = {self.cond_dim} features, got shape {tuple(cond.shape)}"
+            )
         if state is not None and self.hidden_size is not None:
             check_state(state, cond.shape[0], self.hidden_size)
         cell_proj, cat_hidden = self._project(cond)
         hiddens = self._recur(cell_proj, state)
         if self._recurrent:
             state = hiddens[-1]
-        first_layers = list(cat_hidden) + self._recurrent_first_layers([h for h, _ in hiddens])
-        heads = self._cat_heads + [unit.head for unit in self._recurrent]
-        outputs = dict(zip(map(id, heads), _output_layers(heads, first_layers)))
-        modulations = []
-        for units in self._units:
-            modulations.append(tuple(t for unit in units for t in outputs[id(unit.head)]))
-        return ScheduledModulations(tuple(modulations), state)
+        first_layers = cat_hidden + self._recurrent_first_layers([h for h, _ in hiddens])
+        outputs = _output_layers(self._heads, first_layers, self._output_groups)
+        modulations = tuple(
+            tuple(t for k in positions for t in outputs[k]) for positions in self._layer_heads
+        )
+        return ScheduledModulations(modulations, state)
 
     def apply(self, index: int, x: Tensor, modulation: tuple[Tensor, ...]) -> Tensor:
         """Apply layer ``index``'s scheduled ``modulation`` to the feature map ``x``.
@@ -169,10 +183,10 @@ class ConditioningSchedule:
         biases = [_cell_bias(cell) for cell in self._cells] + [head.fc1.bias for head in self._cat_heads]
         dtype = weights[0].dtype
         packed = F.linear(cond.to(dtype), torch.cat(weights), torch.cat(biases))
-        parts = packed.split([w.shape[0] for w in weights], dim=1)
-        cell_proj = list(parts[: len(self._cells)])
-        cat_hidden = [F.relu(p) for p in parts[len(self._cells) :]]
-        return cell_proj, cat_hidden
+        sizes = [w.shape[0] for w in weights]
+        cells = len(self._cells)
+        cell_part, cat_part = packed.split([sum(sizes[:cells]), sum(sizes[cells:])], dim=1)
+        return list(cell_part.split(sizes[:cells], dim=1)), list(F.relu(cat_part).split(sizes[cells:], dim=1))
 
     def _recur(self, cell_proj: list[Tensor], state: LSTMState | None) -> list[LSTMState]:
         """Step 2: the LSTM recurrence over the recurrent affines, in layer order."""
@@ -182,9 +196,9 @@ class ConditioningSchedule:
             h = c = cell_proj[0].new_zeros(cell_proj[0].shape[0], self._cells[0].hidden_size)
         else:
             h, c = state if state is not None else (None, None)
-        for unit in self._recurrent:
-            cell_index = next(i for i, cell in enumerate(self._cells) if cell is unit.cell)
-            gates = torch.addmm(cell_proj[cell_index], h.to(cell_proj[cell_index].dtype), unit.cell.weight_hh.t())
+        for unit, cell_index in zip(self._recurrent, self._cell_index):
+            proj = cell_proj[cell_index]
+            gates = torch.addmm(proj, h.to(proj.dtype), unit.cell.weight_hh.t())
             h, c = lstm_pointwise(gates, c.to(gates.dtype))
             states.append((h, c))
         return states
@@ -192,7 +206,7 @@ class ConditioningSchedule:
     def _recurrent_first_layers(self, hs: list[Tensor]) -> list[Tensor]:
         """Step 3: the recurrent heads' first layers, one batched matmul per channel count."""
         out: list[Tensor | None] = [None] * len(hs)
-        for indices in _group_by_channels([unit.head for unit in self._recurrent]).values():
+        for indices in self._recurrent_groups:
             heads = [self._recurrent[i].head for i in indices]
             if len(indices) == 1:
                 hidden = F.linear(hs[indices[0]], heads[0].fc1.weight, heads[0].fc1.bias).unsqueeze(0)
@@ -212,23 +226,26 @@ def _cell_bias(cell: nn.LSTMCell) -> Tensor:
     return cell.bias_ih + cell.bias_hh
 
 
-def _group_by_channels(heads: list[ModulationHead]) -> dict[int, list[int]]:
+def _group_by_channels(heads: list[ModulationHead]) -> list[list[int]]:
+    """Indices of ``heads`` grouped by channel count, groups in order of first appearance."""
     groups: dict[int, list[int]] = {}
     for i, head in enumerate(heads):
         groups.setdefault(head.num_features, []).append(i)
-    return groups
+    return list(groups.values())
 
 
-def _output_layers(heads: list[ModulationHead], hidden: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+def _output_layers(
+    heads: list[ModulationHead], hidden: list[Tensor], groups: list[list[int]]
+) -> list[tuple[Tensor, Tensor]]:
     """Step 4: every head's ``gamma``/``beta`` output layer, one batched matmul per channel count."""
     out: list[tuple[Tensor, Tensor] | None] = [None] * len(heads)
-    for indices in _group_by_channels(heads).values():
+    for indices in groups:
         channels = heads[indices[0]].num_features
-        # Each head's hidden (B, 2C) holds its gamma and beta halves; (2K, B, C) after the stack.
+        # Each head's hidden (B, 2C) holds its gamma and beta halves; (2K, B, C) after the cat.
         lhs = torch.cat([hidden[i].unflatten(1, (2, channels)).transpose(0, 1) for i in indices])
         weight = torch.cat([heads[i].weight2 for i in indices]).transpose(1, 2)
         bias = torch.cat([heads[i].bias2 for i in indices]).unsqueeze(1)
-        result = torch.baddbmm(bias, lhs, weight)
+        result = torch.baddbmm(bias, lhs, weight).unbind(0)
         for k, i in enumerate(indices):
             out[i] = (result[2 * k], result[2 * k + 1])
     return out  # type: ignore[return-value]
