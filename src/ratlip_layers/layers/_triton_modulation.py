@@ -11,6 +11,7 @@ Importing this module requires Triton; :func:`triton_available` tells whether it
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 
 import torch
@@ -89,7 +90,8 @@ def modulate_twice_forward(x: Tensor, params: Tensor, slope: float) -> Tensor:
     out = torch.empty_like(x)
     hw = height * width
     grid = (batch * channels, triton.cdiv(hw, _BLOCK))
-    _forward_kernel[grid](x, out, params, hw, slope, BLOCK=_BLOCK)
+    with _on_device(x):
+        _forward_kernel[grid](x, out, params, hw, slope, BLOCK=_BLOCK)
     return out
 
 
@@ -98,7 +100,13 @@ def modulate_twice_backward(x: Tensor, grad: Tensor, params: Tensor, slope: floa
     batch, channels, height, width = x.shape
     grad_x = torch.empty_like(x)
     grad_params = torch.empty_like(params)
-    _backward_kernel[(batch * channels,)](
-        x, grad.contiguous(), grad_x, params, grad_params, height * width, slope, BLOCK=_BLOCK
-    )
+    with _on_device(x):
+        _backward_kernel[(batch * channels,)](
+            x, grad.contiguous(), grad_x, params, grad_params, height * width, slope, BLOCK=_BLOCK
+        )
     return grad_x, grad_params
+
+
+def _on_device(x: Tensor) -> contextlib.AbstractContextManager:
+    """Launch on ``x``'s GPU, not the current one (nothing to select for the CPU interpreter)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
