@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .._checks import check_divisible, check_positive_int, check_size, check_tensor
 from .fast_path import is_channels_last, use_fast_path
+from .fused import scale_shift
 
 __all__ = ["ShuffleAttention", "SAConv"]
 
@@ -113,7 +114,7 @@ class ShuffleAttention(nn.Module):
         normed = F.group_norm(
             x_spatial, self.gn.num_groups, self.gn.weight.to(dtype), self.gn.bias.to(dtype), self.gn.eps
         )
-        y_spatial = x_spatial * torch.sigmoid(torch.addcmul(self.sbias.to(dtype), self.sweight.to(dtype), normed))
+        y_spatial = x_spatial * torch.sigmoid(scale_shift(normed, self.sweight.to(dtype), self.sbias.to(dtype)))
         split = (batch, 2, self.groups // 2, per_branch, height, width)
         to_shuffled = (0, 2, 3, 1, 4, 5)
         out = torch.stack(
