@@ -4,6 +4,9 @@ Usage::
 
     python benchmarks/bench_blocks.py --device cpu|cuda [--quick] [--out DIR] [--name NAME]
 
+By default the outputs go to benchmarks/results/ as cpu.* or <gpu-name>.* (``-quick`` added for a
+smoke run), the files the docs' "Benchmarks" page renders.
+
 Every row group (one block, shape, mode and dtype) times the library in each variant (eager,
 channels_last, ``torch.compile``) side by side with the straightforward baseline (eager, see
 ``baselines.py``) and, for RAT, the reference code's batch-as-sequence LSTM. It writes
@@ -239,7 +242,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke run: tiny shapes, few repeats")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument(
-        "--name", default="results", help="file stem of the outputs; 'auto' names them after the device"
+        "--name", default="auto", help="file stem of the outputs; auto: cpu, or the GPU's name"
     )
     parser.add_argument("--blocks", nargs="*", default=None, help="only these blocks (registry names)")
     parser.add_argument(
@@ -296,6 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
             if device.type == "cpu"
             else re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
         )
+        # A smoke run must not replace the committed full results.
+        name += "-quick" if args.quick else ""
     results = {
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
