@@ -68,6 +68,7 @@ def test_state_is_threaded_through_every_rat_layer_in_network_order(name, clip_a
     z, s = inputs(2)
     cond_vec = torch.cat((z, s), dim=1)
     state = G.state_init(z) if G.config.state_init == "noise" else None
+    # The fast path's schedule groups the matmuls differently: equal up to float32 rounding.
     got = G.conditioning(z, s)
     steps = 0
     for block, params in zip([*G.mapper_blocks, *G.blocks], [*got.mapper, *got.blocks]):
@@ -81,10 +82,10 @@ def test_state_is_threaded_through_every_rat_layer_in_network_order(name, clip_a
             else:
                 expected = list(fuse.modulation(cond_vec))
             for a, b in zip(fuse_params, expected):
-                torch.testing.assert_close(a, b, rtol=0, atol=0)
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert steps == {"tiny": 20, "zeros+shared": 20, "rat-mapper-only": 8}[name]
-    torch.testing.assert_close(got.state[0], state[0], rtol=0, atol=0)
-    torch.testing.assert_close(got.state[1], state[1], rtol=0, atol=0)
+    torch.testing.assert_close(got.state[0], state[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.state[1], state[1], rtol=1e-5, atol=1e-6)
 
 
 def test_cat_only_generator_has_no_state(clip_and_tokenizer):

@@ -17,7 +17,7 @@ from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
 from ..clip.mapper import CLIPMapper
 from ..clip.text import CLIPTextAdapter
-from ..layers import LSTMState, StateFromNoise
+from ..layers import ConditioningSchedule, LSTMState, StateFromNoise, is_fast_path_enabled
 from .blocks import BlockModulation, GBlock, MapperBlock
 from .config import GeneratorConfig
 
@@ -179,6 +179,10 @@ class RATLIPGenerator(WithFrozenCLIP):
         )
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels[-1], 3, 3, 1, 1, **factory))
         self.text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
+        # Not a module: it only references the fusions above, so state_dict keys stay the same.
+        self._schedule = ConditioningSchedule(
+            [fuse for block in (*self.mapper_blocks, *self.blocks) for fuse in (block.fuse1, block.fuse2)]
+        )
 
     @property
     def clip_model(self) -> nn.Module:
@@ -207,10 +211,16 @@ class RATLIPGenerator(WithFrozenCLIP):
         ``StateFromNoise(noise)`` or zeros (``config.state_init``) and goes through the RAT layers
         in network order: both fusions of each mapper block, then of each G-block. Each sample's
         state and modulations depend on that sample's inputs only.
+
+        With the fast path on (:class:`~ratlip_layers.set_fast_path`, the default) a
+        :class:`~ratlip_layers.ConditioningSchedule` computes all of it in a few batched matmuls;
+        with it off, each block steps its own fusions in turn. Both give the same values.
         """
         self._check_inputs(noise, sentence)
         cond = torch.cat((noise, sentence.to(noise.dtype)), dim=1)
         state = self.state_init(noise) if self.state_init is not None else None
+        if is_fast_path_enabled():
+            return self._scheduled_conditioning(cond, state)
         mapper = []
         for block in self.mapper_blocks:
             params, state = block.modulation(cond, state)
@@ -221,6 +231,14 @@ class RATLIPGenerator(WithFrozenCLIP):
             params, state = block.modulation(cond, state)
             blocks.append(params)
         return GeneratorConditioning(tuple(mapper), prompts, tuple(blocks), state)
+
+    def _scheduled_conditioning(self, cond: Tensor, state: LSTMState | None) -> GeneratorConditioning:
+        modulations, state = self._schedule(cond, state)
+        # Two scheduled fusions per block, mapper blocks first.
+        pairs = tuple(zip(modulations[0::2], modulations[1::2]))
+        split = len(self.mapper_blocks)
+        prompts = self.clip_mapper.prompts(cond)
+        return GeneratorConditioning(pairs[:split], prompts, pairs[split:], state)
 
     def synthesize(self, noise: Tensor, conditioning: GeneratorConditioning) -> Tensor:
         """Phase 2: the convolutions and the CLIP mapper, with the modulations of :meth:`conditioning`."""
