@@ -41,20 +41,22 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so ``benchmarks`` resolves as a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, Plan, build_cases
+from benchmarks.cases import (
+    CHANNELS_LAST,
+    COMPILE,
+    CUDA_GRAPHS,
+    EAGER,
+    FORWARD,
+    PLAIN,
+    TRAIN_STEP,
+    Case,
+    Plan,
+    build_cases,
+)
 from benchmarks.report import write_report
 from benchmarks.roofline import run_roofline
 from benchmarks.timing import peak_memory, time_interleaved
 
-FORWARD = "forward"
-TRAIN = "forward+backward"
-EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS = (
-    "eager",
-    "plain",
-    "channels_last",
-    "compile",
-    "compile+cudagraphs",
-)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -65,11 +67,13 @@ def make_fn(
 
     Variants: ``eager`` (the library's fast path), ``plain`` (its reference path, fast path off),
     ``channels_last``, ``compile`` (``torch.compile``) and, on CUDA, ``compile+cudagraphs``
-    (``mode="reduce-overhead"``, which captures CUDA graphs).
+    (``mode="reduce-overhead"``, which captures CUDA graphs). Modes: ``forward`` (without
+    autograd), ``forward+backward`` (gradients of every trainable parameter and of the first input)
+    and ``train step`` (the case's call is a whole update).
     """
     memory_format = torch.channels_last if variant == CHANNELS_LAST else torch.contiguous_format
     module = case.builders[impl]().to(device=device, dtype=dtype, memory_format=memory_format)
-    module.train(mode == TRAIN)
+    module.train(mode != FORWARD)
     if variant == COMPILE:
         runner = torch.compile(module, dynamic=False)
     elif variant == CUDA_GRAPHS:
@@ -82,6 +86,11 @@ def make_fn(
         def run() -> None:
             with torch.no_grad():
                 case.call(runner, args)
+
+    elif mode == TRAIN_STEP:
+
+        def run() -> None:
+            case.call(runner, args)
 
     else:
         wrt = [p for p in module.parameters() if p.requires_grad] + [args[0]]
@@ -103,7 +112,9 @@ def make_fn(
 def plan_for(device: torch.device, quick: bool) -> tuple[Plan, dict]:
     """The shapes and the run settings for a device and a mode."""
     if quick:
-        plan = Plan(batches=(2,), g_blocks=((512, 256, 8),), channel_scale=4)
+        plan = Plan(
+            batches=(2,), g_blocks=((512, 256, 8),), channel_scale=4, model_preset="tiny", model_batches=(2,)
+        )
         return plan, {
             "rounds": 2,
             "min_run_time": 0.005,
@@ -114,8 +125,9 @@ def plan_for(device: torch.device, quick: bool) -> tuple[Plan, dict]:
     if device.type == "cpu":
         # Two cores cannot run the 128/224 px G-block rows (and 64 px at batch 64) in a 10-minute
         # suite; they are listed as skipped in the outputs. torch.compile (seconds per graph on a
-        # CPU) covers the mapper's RAT blocks and the smallest DF block.
-        plan = Plan(max_elements=16 * 512 * 64 * 64)
+        # CPU) covers the mapper's RAT blocks and the smallest DF block. The network-level rows run
+        # at paper shapes with batch 1 (a D+G step of the paper network takes seconds on one core).
+        plan = Plan(max_elements=16 * 512 * 64 * 64, model_batches=(1,))
         return plan, {
             "rounds": 3,
             "min_run_time": 0.05,
@@ -137,8 +149,14 @@ def plan_for(device: torch.device, quick: bool) -> tuple[Plan, dict]:
 def variants_for(case: Case, dtype: torch.dtype, device: torch.device, settings: dict) -> list[str]:
     """Ours in every variant for float32 (every dtype on CUDA), eager only for the others on CPU.
 
-    The compile variants run for the plan's ``compile_blocks`` and ``compile_dtypes`` only.
+    The compile variants run for the plan's ``compile_blocks`` and ``compile_dtypes`` only; a case's
+    own ``variants`` restrict the list further.
     """
+    allowed = case.variants or (EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS)
+    return [variant for variant in _variants(case, dtype, device, settings) if variant in allowed]
+
+
+def _variants(case: Case, dtype: torch.dtype, device: torch.device, settings: dict) -> list[str]:
     if dtype != torch.float32 and device.type == "cpu":
         return [EAGER]
     variants = [EAGER, PLAIN, CHANNELS_LAST]
@@ -288,8 +306,10 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{c.label} (skipped: past the {args.time_budget:g} s time budget)" for c in cases[i:]
             ]
             break
-        for mode in (FORWARD, TRAIN):
+        for mode in case.modes:
             for dtype_name in dtype_names:
+                if case.dtypes is not None and dtype_name not in case.dtypes:
+                    continue
                 rows.extend(run_group(case, mode, dtype_name, device, settings, args.threads))
         print(f"[{i + 1}/{len(cases)}] {case.label} ({time.perf_counter() - start:.0f} s)", flush=True)
     name = args.name
@@ -317,6 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
             "g_blocks": plan.g_blocks,
             "max_elements": plan.max_elements,
             "channel_scale": plan.channel_scale,
+            "model_preset": plan.model_preset,
+            "model_batches": plan.model_batches,
         },
         "settings": settings,
         "skipped": skipped_reasons,

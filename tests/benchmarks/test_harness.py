@@ -16,13 +16,27 @@ from benchmarks.baselines import (
     BaselineRATBlock,
     BaselineSAConv,
     BaselineShuffleAttention,
+    EncodeText,
+    FastPathOff,
     ReferenceRATBlock,
 )
-from benchmarks.cases import REGISTRY, Plan, build_cases
+from benchmarks.cases import REGISTRY, TRAIN_STEP, BlockStep, Plan, build_cases
 from benchmarks.report import markdown, targets
-from ratlip_layers import DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention
+from ratlip_layers import (
+    CLIPTextAdapter,
+    DFBlock,
+    GeneratorConfig,
+    LSTMAffine,
+    RATBlock,
+    RATLIPGenerator,
+    SAConv,
+    ShuffleAttention,
+    is_fast_path_enabled,
+    tiny_clip,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+NETWORK_ROWS = {"MapperBlock", "GBlock", "CLIPTextAdapter", "CLIPDiscriminator", "Generator", "GANTrainStep"}
 
 
 def _perturbed(module: torch.nn.Module) -> torch.nn.Module:
@@ -67,14 +81,45 @@ def test_reference_rat_block_reads_the_batch_as_one_sequence():
 
 
 def test_registry_covers_every_public_block_at_paper_shapes():
-    assert set(REGISTRY) == {"LSTMAffine", "RATBlock", "DFBlock", "ShuffleAttention", "SAConv"}
-    cases, skipped = build_cases(Plan())
+    assert set(REGISTRY) == {"LSTMAffine", "RATBlock", "DFBlock", "ShuffleAttention", "SAConv"} | NETWORK_ROWS
+    cases, skipped = build_cases(Plan(), [name for name in REGISTRY if name not in NETWORK_ROWS])
     assert not skipped
     labels = {case.label for case in cases}
     assert "RATBlock B16 C32 px7" in labels and "RATBlock B64 C64 px7" in labels
     assert "DFBlock B64 C128 px224" in labels and "SAConv B16 Cin128 Cout64 px224" in labels
     cases, skipped = build_cases(Plan(max_elements=16 * 512 * 64 * 64), ["DFBlock"])
     assert "DFBlock B16 C128 px224" in skipped and all(case.block == "DFBlock" for case in cases)
+
+
+def test_network_rows_cover_the_paper_network_and_their_baselines_agree():
+    labels = {case.label for case in build_cases(Plan(model_batches=(2,)), sorted(NETWORK_ROWS))[0]}
+    assert {
+        "MapperBlock B16 C64 px7",
+        "GBlock B2 Cin512 Cout512 px16",
+        "GBlock B2 Cin256 Cout128 px128",
+        "CLIPTextAdapter B2 L77",
+        "CLIPDiscriminator B2 px224",
+        "Generator B2 px224",
+        "GANTrainStep B2 px224",
+    } <= labels
+    clip_model, tokenizer = tiny_clip()
+    tokens = tokenizer(["a red bird", "a yellow flower on a table"])
+    torch.testing.assert_close(
+        EncodeText(clip_model)(tokens), CLIPTextAdapter(clip_model)(tokens).sentence, rtol=1e-5, atol=1e-6
+    )
+    G = _perturbed(RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model))
+    z, s = torch.randn(2, 16), torch.randn(2, 32)
+    seen = []
+    G.register_forward_pre_hook(lambda module, args: seen.append(is_fast_path_enabled()))
+    torch.testing.assert_close(FastPathOff(G)(z, s), G(z, s), rtol=1e-3, atol=1e-3)
+    assert seen == [False, True]
+    # BlockStep runs a block as the generator does: its modulation, then its convolutions.
+    block, cond = G.blocks[1], torch.cat((z, s), dim=1)
+    x, state = torch.randn(2, block.in_channels, 8, 8), (torch.randn(2, 16), torch.randn(2, 16))
+    modulation, _ = block.modulation(cond, state)
+    torch.testing.assert_close(BlockStep(block)(x, cond, *state), block(x, modulation))
+    (step_case,) = build_cases(Plan(model_preset="tiny", model_batches=(2,)), ["GANTrainStep"])[0]
+    assert step_case.modes == (TRAIN_STEP,)
 
 
 @pytest.mark.slow
@@ -97,6 +142,11 @@ def test_quick_cli_run_writes_json_markdown_and_png(tmp_path):
     assert len(results["commit"]) >= 40
     rows = [row for row in results["rows"] if "error" not in row]
     assert {row["block"] for row in rows} == set(REGISTRY)
+    step_rows = [row for row in rows if row["block"] == "GANTrainStep"]
+    assert {(row["impl"], row["mode"]) for row in step_rows} == {
+        ("ours", TRAIN_STEP),
+        ("baseline", TRAIN_STEP),
+    }
     assert all(
         row["median_s"] > 0 and row["images_per_s"] > 0 and row["peak_memory_bytes"] >= 0 for row in rows
     )
@@ -118,4 +168,5 @@ def test_quick_cli_run_writes_json_markdown_and_png(tmp_path):
     text = (tmp_path / "smoke.md").read_text()
     assert text == markdown(results) and "## RATBlock" in text and "## Roofline" in text
     assert any("RATBlock forward+backward float32" in line for line in targets(results))
+    assert any("GANTrainStep float32, GANTrainStep B2 px32, eager" in line for line in targets(results))
     assert (tmp_path / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
