@@ -66,8 +66,10 @@ __all__ = [
     "REGISTRY",
     "TRAIN",
     "TRAIN_STEP",
+    "BlockStep",
     "Case",
     "Plan",
+    "TrainStep",
     "build_cases",
     "register",
 ]

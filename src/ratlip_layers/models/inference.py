@@ -97,8 +97,10 @@ def optimize_for_inference(
     ``(batch, dtype)`` is captured once and replayed afterwards.
 
     Args:
-        generator: a :class:`RATLIPGenerator`; its weights are read live, so later weight updates
-            (e.g. EMA) are seen by eager and compiled calls, but not by graphs captured before them.
+        generator: a :class:`RATLIPGenerator`. Its weights are read at every call, captured
+            graphs included (they read the weights' memory), so in-place updates such as optimizer
+            steps, EMA or ``load_state_dict`` are seen; after moving the generator (``.to()``),
+            call this function again.
         compile: wrap the generator in ``torch.compile`` (seconds to minutes on the first call).
         cuda_graphs: capture CUDA graphs; ``None`` (default) means yes exactly when the generator
             is on a CUDA device, so the same call falls back to plain calls on a CPU.
@@ -125,7 +127,9 @@ def optimize_for_inference(
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be a bool, got {type(compile).__name__} ({compile!r})")
     if cuda_graphs is not None and not isinstance(cuda_graphs, bool):
-        raise TypeError(f"cuda_graphs must be a bool or None, got {type(cuda_graphs).__name__} ({cuda_graphs!r})")
+        raise TypeError(
+            f"cuda_graphs must be a bool or None, got {type(cuda_graphs).__name__} ({cuda_graphs!r})"
+        )
     device = generator.fc_code.weight.device
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda"
