@@ -174,6 +174,9 @@ def plot(results: dict, path: Path) -> None:
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
             ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
             ax.set_yscale("log")
+            # Bars start well below the smallest value: log autoscaling of near-equal bars would cut
+            # them to slivers, hiding which is taller.
+            ax.set_ylim(bottom=min(r["images_per_s"] for r in sel) / 4)
             ax.set_title(f"{block}, {mode}", fontsize=9)
             ax.set_ylabel("images/s")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[name]) for name in series]
