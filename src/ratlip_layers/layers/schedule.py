@@ -34,6 +34,12 @@ class ScheduledModulations(NamedTuple):
             :class:`DFBlock`/:class:`RATBlock`, each ``(B, C)``, exactly what the layer's own
             ``modulation``/``step`` would return.
         state: the LSTM state after the last recurrent layer (the input state when there is none).
+
+    Example:
+        >>> layers = [RATBlock(12, 8, hidden_size=4), DFBlock(12, 16)]
+        >>> out = ConditioningSchedule(layers)(torch.randn(2, 12))
+        >>> [len(m) for m in out.modulations], out.modulations[1][0].shape, out.state[0].shape
+        ([4, 4], torch.Size([2, 16]), torch.Size([2, 4]))
     """
 
     modulations: tuple[tuple[Tensor, ...], ...]

@@ -37,6 +37,13 @@ class InferenceGenerator:
         generator: the generator to run (in eval mode).
         compile: run the whole generator through ``torch.compile`` (static shapes).
         cuda_graphs: capture and replay CUDA graphs (the generator must be on a CUDA device).
+
+    Example:
+        >>> from ratlip_layers.models import InferenceGenerator
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), tiny_clip()[0])
+        >>> run = InferenceGenerator(G.eval(), compile=False, cuda_graphs=False)
+        >>> run(torch.randn(2, 16), torch.randn(2, 32)).shape
+        torch.Size([2, 3, 32, 32])
     """
 
     def __init__(self, generator: RATLIPGenerator, *, compile: bool, cuda_graphs: bool) -> None:
