@@ -1,6 +1,6 @@
 """The documentation's build extensions (docs/_ext): inventories, API plan, benchmark tables, figures.
 
-The full build (``sphinx-build -W``) and its doctests run in CI as their own step; these tests pin
+The full build (``sphinx-build -W``) and its doctests run in ``test_docs_build.py``; these tests pin
 the pieces that step relies on, on small inputs.
 """
 
