@@ -9,8 +9,8 @@ from ratlip_layers.data import (
     ShapesDataset,
     build_dataset,
     draw_seed,
-    split_key,
 )
+from ratlip_layers.data.keys import split_key
 
 
 def test_resume_mid_epoch_continues_the_same_keys():

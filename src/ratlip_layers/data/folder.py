@@ -63,7 +63,7 @@ class CaptionedImageFolder(Dataset):
     """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny).
 
     Args:
-        root: the data directory (layout in :data:`FOLDER_LAYOUT`).
+        root: the data directory (layout in ``FOLDER_LAYOUT``).
         split: ``"train"`` or ``"test"``.
         image_size: side of the square output images.
         augment: random resize-crop and flip (the recipe's training transform) if ``True``, a centre
@@ -165,7 +165,7 @@ class CaptionedImageFolder(Dataset):
     def _open(self, index: int) -> Image.Image:
         return Image.open(self.image_paths[index]).convert("RGB")
 
-    def _captions(self, index: int) -> list[str]:
+    def _draw_caption(self, index: int, generator: torch.Generator) -> str:
         text_path = self.text_paths[index]
         try:
             captions = [line.strip() for line in text_path.read_text(encoding="utf-8").splitlines()]
@@ -174,13 +174,11 @@ class CaptionedImageFolder(Dataset):
         captions = [c for c in captions if c]
         if not captions:
             raise DataFileError(f"caption file {text_path} holds no caption")
-        return captions
+        return captions[int(torch.randint(len(captions), (), generator=generator))]
 
     def caption(self, key: int | DrawKey) -> str:
         """The caption ``self[key]`` has, without reading the image."""
-        index, generator = self._split(key)
-        captions = self._captions(index)
-        return captions[int(torch.randint(len(captions), (), generator=generator))]
+        return self._draw_caption(*self._split(key))
 
     def _split(self, key: int | DrawKey) -> tuple[int, torch.Generator]:
         index, generator = split_key(key)
@@ -189,8 +187,7 @@ class CaptionedImageFolder(Dataset):
         return index, generator
 
     def _load(self, index: int, generator: torch.Generator) -> tuple[Tensor, str]:
-        captions = self._captions(index)
-        caption = captions[int(torch.randint(len(captions), (), generator=generator))]
+        caption = self._draw_caption(index, generator)
         path = self.image_paths[index]
         try:
             image = self._open(index)

@@ -3,6 +3,7 @@
 from .build import load_generator
 from .checkpoint import Checkpoint, CheckpointManager, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .config import AMP_MODES, RECIPES, TrainConfig
+from .distributed import DistributedContext
 from .ema import EMA
 from .evaluation import Evaluator, evaluate_checkpoint
 from .images import captioned_grid, save_images, to_pil
@@ -23,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointManager",
     "DiscriminatorLoss",
+    "DistributedContext",
     "Evaluator",
     "GANTrainStep",
     "NonFiniteLossError",

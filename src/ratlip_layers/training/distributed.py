@@ -26,7 +26,14 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 @dataclass(frozen=True)
 class DistributedContext:
-    """Who this process is: ``rank`` of ``world_size``, on ``device``; rank 0 does all the I/O."""
+    """Who this process is: ``rank`` of ``world_size``, on ``device``; rank 0 does all the I/O.
+
+    Example:
+        >>> from ratlip_layers.training import DistributedContext
+        >>> ctx = DistributedContext()
+        >>> ctx.enabled, ctx.is_main, ctx.gather("loss")
+        (False, True, ['loss'])
+    """
 
     rank: int = 0
     world_size: int = 1

@@ -48,7 +48,7 @@ class Evaluator:
         num_images: images generated per evaluation.
         batch_size: images per generator call.
         seed: the noise seed.
-        fid_cache: the cache directory (default :func:`default_fid_cache`).
+        fid_cache: the cache directory (default ``default_fid_cache()``).
         metric_names: a subset of the registered metrics (default: all that apply).
         dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.

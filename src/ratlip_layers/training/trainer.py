@@ -181,6 +181,8 @@ class Trainer:
         self._writer = None
         self._signal: int | None = None
         self._last_saved = -1
+        self._last_sampled = -1
+        self._last_metrics: tuple[int, dict[str, float]] | None = None
         if cfg.dataset == "shapes":
             self.sample_captions = list(SHAPES_SAMPLE_CAPTIONS)
         else:
@@ -300,12 +302,14 @@ class Trainer:
             images = sample_images(
                 self.sampling_generator(), self.sample_captions, n=_SAMPLE_COLUMNS, seed=self.config.seed
             )
+        self._last_sampled = self.step
         return self._grid(f"step-{self.step:08d}", images.cpu(), self.sample_captions, _SAMPLE_COLUMNS)
 
     def evaluate(self) -> dict[str, float]:
         """Score the sampling generator with the dataset's metrics (every rank must call)."""
         with self._isolated_rng():
             results = self._evaluate()
+        self._last_metrics = (self.step, results)
         if self.dist.is_main:
             self._scalars("eval", results)
             line = {"step": self.step, **results}
@@ -333,7 +337,7 @@ class Trainer:
                 dataset_name=cfg.dataset,
                 context=context,
                 num_images=cfg.eval_images,
-                batch_size=min(cfg.batch_size, 64),
+                batch_size=64,
                 seed=cfg.seed,
                 fid_cache=cfg.fid_cache,
                 dist_ctx=self.dist,
@@ -391,19 +395,19 @@ class Trainer:
         try:
             with self._signals(), self._progress_bar() as bar:
                 stopped = self._loop(bar)
+            if self._last_saved != self.step:
+                self.save()
             if stopped:
-                if self._last_saved != self.step:
-                    self.save()
                 self._log(
                     f"stopped at step {self.step}; resume with --resume auto (checkpoint in {self.checkpoints.root})"
                 )
             else:
-                if self._last_saved != self.step:
-                    self.save()
                 if self.dist.is_main:
-                    self.write_sample_grid()
+                    if self._last_sampled != self.step:
+                        self.write_sample_grid()
                     self.sampling_generator().save_pretrained(self.run_dir / "generator")
-                metrics = self.evaluate()
+                done = self._last_metrics is not None and self._last_metrics[0] == self.step
+                metrics = self._last_metrics[1] if done else self.evaluate()
         finally:
             if self._writer is not None:
                 self._writer.close()
