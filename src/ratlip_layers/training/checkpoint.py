@@ -161,7 +161,7 @@ def _step_of(path: Path) -> int | None:
 
 
 class CheckpointManager:
-    """Saves ``step-XXXXXXXX`` checkpoints under ``root`` and keeps only the newest ``keep``.
+    """Saves ``step-NNNNNNNN`` checkpoints under ``root`` and keeps only the newest ``keep``.
 
     Args:
         root: the directory of the checkpoints (``<run>/checkpoints``).
@@ -245,5 +245,5 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return latest
     raise FileNotFoundError(
         f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}) or a run "
-        "directory with checkpoints/step-XXXXXXXX/ inside"
+        "directory with checkpoints/step-NNNNNNNN/ inside"
     )

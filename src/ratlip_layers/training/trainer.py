@@ -297,7 +297,7 @@ class Trainer:
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def write_sample_grid(self) -> Path:
-        """Fixed captions (rows) times fixed noise (columns), as ``samples/step-XXXXXXXX.png``."""
+        """Fixed captions (rows) times fixed noise (columns), as ``samples/step-NNNNNNNN.png``."""
         with self._isolated_rng():
             images = sample_images(
                 self.sampling_generator(), self.sample_captions, n=_SAMPLE_COLUMNS, seed=self.config.seed
