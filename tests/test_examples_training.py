@@ -43,7 +43,7 @@ def test_no_arguments_means_the_tiny_shapes_run_on_cpu():
         "tiny",
         None,
     )
-    assert config.out == "runs/shapes-tiny" and config.device == "auto" and config.steps == 3000
+    assert config.out == "runs/shapes-tiny" and config.device == "auto" and config.steps == 4500
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,17 @@
-"""Figures drawn at build time, and a figure directive that tolerates a missing image.
+"""Figures drawn at build time.
 
 ``builder-inited`` draws, into ``<srcdir>/_generated/`` (ignored by git):
 
 - ``cat_vs_rat.svg``: how the condition reaches each affine layer in CAT and in RAT;
 - ``generator.svg``: the RATLIP generator of the paper preset;
-- ``shapes_data.png``: a grid of the built-in ``shapes`` data, when ``ratlip_layers.data`` exists.
+- ``shapes_data.png``: a grid of the built-in ``shapes`` data.
 
 A file is rewritten only when its bytes change (SVG and PNG metadata are pinned), so incremental
-builds stay incremental. ``.. optional-figure::`` is ``.. figure::`` that renders nothing while its
-image is absent, for images that other tools produce (the training run's sample grid).
+builds stay incremental.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +22,8 @@ matplotlib.use("Agg")  # before pyplot is imported: builds run without a display
 
 import matplotlib.pyplot as plt
 from diagram import BLUE, GREEN, GREY, ORANGE, arrow, box
-from docutils.nodes import Node
 from matplotlib.figure import Figure
 from sphinx.application import Sphinx
-from sphinx.directives.patches import Figure as FigureDirective
 
 GENERATED = "_generated"
 
@@ -213,10 +209,8 @@ def draw_generator() -> Figure:
     return fig
 
 
-def draw_shapes_grid() -> Figure | None:
-    """A 4 × 4 grid of the built-in ``shapes`` data with captions, or ``None`` without the data package."""
-    if importlib.util.find_spec("ratlip_layers.data") is None:
-        return None
+def draw_shapes_grid() -> Figure:
+    """A 4 × 4 grid of the built-in ``shapes`` data with captions."""
     from ratlip_layers.data import ShapesDataset
 
     data = ShapesDataset(16, image_size=64, seed=0)
@@ -235,7 +229,7 @@ def draw_shapes_grid() -> Figure | None:
     return fig
 
 
-_FIGURES: dict[str, Callable[[], Figure | None]] = {
+_FIGURES: dict[str, Callable[[], Figure]] = {
     "cat_vs_rat.svg": draw_cat_vs_rat,
     "generator.svg": draw_generator,
     "shapes_data.png": draw_shapes_grid,
@@ -253,15 +247,11 @@ def render(fig: Figure, fmt: str) -> bytes:
 
 
 def generate(out: Path) -> list[str]:
-    """Draw every figure into ``out``; remove those that cannot be drawn. Returns the files written."""
+    """Draw every figure into ``out``. Returns the files written."""
     written = []
     for name, draw in _FIGURES.items():
         path = out / name
-        fig = draw()
-        if fig is None:
-            path.unlink(missing_ok=True)
-            continue
-        data = render(fig, path.suffix[1:])
+        data = render(draw(), path.suffix[1:])
         if not path.is_file() or path.read_bytes() != data:
             out.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -269,18 +259,6 @@ def generate(out: Path) -> list[str]:
     return written
 
 
-class OptionalFigure(FigureDirective):
-    """``.. figure::`` that renders nothing while its image file does not exist."""
-
-    def run(self) -> list[Node]:
-        env = self.state.document.settings.env
-        _, path = env.relfn2path(self.arguments[0], env.docname)
-        # Re-read this page when the image appears, changes or goes away.
-        env.note_dependency(path)
-        return super().run() if Path(path).is_file() else []
-
-
 def setup(app: Sphinx) -> dict[str, object]:
     app.connect("builder-inited", lambda app: generate(Path(app.srcdir) / GENERATED))
-    app.add_directive("optional-figure", OptionalFigure)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
