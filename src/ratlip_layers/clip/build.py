@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import open_clip
@@ -15,6 +18,21 @@ __all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "freeze_clip", "tiny_cli
 
 CLIP_SPEC_ATTR = "ratlip_clip_spec"
 """Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
+
+
+@contextlib.contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    """Drop open_clip's "initialized randomly" warning: with ``pretrained=None`` that was asked for."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+    root = logging.getLogger()  # open_clip warns through the root logger
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def freeze_clip(model: nn.Module) -> nn.Module:
@@ -94,9 +112,10 @@ def build_clip(
         raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
     if pretrained is not None and not isinstance(pretrained, str):
         raise TypeError(f"pretrained must be None, an open_clip tag or a file path (str), got {pretrained!r}")
-    model = open_clip.create_model(
-        model_name, pretrained=pretrained, device=device if device is not None else "cpu", **model_kwargs
-    )
+    with _quiet_random_init() if pretrained is None else contextlib.nullcontext():
+        model = open_clip.create_model(
+            model_name, pretrained=pretrained, device=device if device is not None else "cpu", **model_kwargs
+        )
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
     setattr(
         model,
