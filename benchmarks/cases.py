@@ -253,43 +253,46 @@ def rat_block_cases(plan: Plan) -> list[Case]:
     ]
 
 
+def _feature_map_case(
+    block: str, ours, baseline_cls, batch: int, channels: int, px: int, *, with_cond: bool
+) -> Case:
+    """A block that maps one feature map (plus, with ``with_cond``, a condition) to another."""
+    return Case(
+        block=block,
+        batch=batch,
+        shape={"C": channels, "px": px},
+        builders=_paired(ours, ("baseline", baseline_cls.from_ours)),
+        inputs=_feature_inputs(batch, channels, px, with_cond=with_cond, with_state=False),
+        call=_call_conditioned,
+        elements=batch * channels * px * px,
+    )
+
+
 @register("DFBlock")
 def df_block_cases(plan: Plan) -> list[Case]:
-    cases = []
-    for b, c, px in _g_rows(plan, 0):
-        ours = lambda c=c: DFBlock(COND_DIM, c)
-        cases.append(
-            Case(
-                block="DFBlock",
-                batch=b,
-                shape={"C": c, "px": px},
-                builders=_paired(ours, ("baseline", BaselineDFBlock.from_ours)),
-                inputs=_feature_inputs(b, c, px, with_cond=True, with_state=False),
-                call=_call_conditioned,
-                elements=b * c * px * px,
-            )
+    return [
+        _feature_map_case(
+            "DFBlock", lambda c=c: DFBlock(COND_DIM, c), BaselineDFBlock, b, c, px, with_cond=True
         )
-    return cases
+        for b, c, px in _g_rows(plan, 0)
+    ]
 
 
 @register("ShuffleAttention")
 def shuffle_attention_cases(plan: Plan) -> list[Case]:
     rows = [(b, c * 2, MAPPER_GRID) for b, c in _mapper_rows(plan)[::2]] + _g_rows(plan, 1)
-    cases = []
-    for b, c, px in rows:
-        ours = lambda c=c: ShuffleAttention(c)
-        cases.append(
-            Case(
-                block="ShuffleAttention",
-                batch=b,
-                shape={"C": c, "px": px},
-                builders=_paired(ours, ("baseline", BaselineShuffleAttention.from_ours)),
-                inputs=_feature_inputs(b, c, px, with_cond=False, with_state=False),
-                call=_call_conditioned,
-                elements=b * c * px * px,
-            )
+    return [
+        _feature_map_case(
+            "ShuffleAttention",
+            lambda c=c: ShuffleAttention(c),
+            BaselineShuffleAttention,
+            b,
+            c,
+            px,
+            with_cond=False,
         )
-    return cases
+        for b, c, px in rows
+    ]
 
 
 @register("SAConv")
