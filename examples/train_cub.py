@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"run directory: {result.run_dir} (step {result.step}{', interrupted' if result.interrupted else ''})"
     )
-    return 0
+    return result.exit_status  # 130 after SIGINT, 143 after SIGTERM: the run is not finished
 
 
 if __name__ == "__main__":

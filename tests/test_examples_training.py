@@ -169,3 +169,27 @@ def test_missing_cub_data_is_explained(tmp_path):
 def test_sample_reports_a_missing_checkpoint(tmp_path):
     result = _run("sample.py", "--checkpoint", tmp_path, "--caption", "x")
     assert result.returncode == 1 and "no checkpoint at" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_143_so_schedulers_see_an_unfinished_run(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = ["--steps", 100000, "--batch-size", 2, "--eval-images", 4, "--device", "cpu", "--out", run]
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "train_cub.py"), "--no-progress", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 300
+    while not (run / "samples" / "real.png").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the loop starts right after the real-image grid is written
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    assert "received SIGTERM" in stderr and "Traceback" not in stderr
+    assert any(p.name.startswith("step-") for p in (run / "checkpoints").iterdir())

@@ -107,6 +107,31 @@ def test_fp16_scalers_are_per_network_checkpointed_and_floored():
         Precision("fp8")
 
 
+def test_fp16_autocast_trains_with_finite_losses_on_cpu(nets):
+    _, generator, discriminator, text, tokens = nets
+    torch.manual_seed(1)
+    step = GANTrainStep(generator, discriminator, text, precision=Precision("fp16", "cpu"))
+    d_before = {k: v.clone() for k, v in discriminator.trainable_state_dict().items()}
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    logs = [step(images, tokens, step=i) for i in range(1, 5)]
+    assert all(torch.isfinite(torch.tensor(log["loss_d"])) and log["skipped"] == 0 for log in logs)
+    assert all(torch.isfinite(torch.tensor(log["magp"])) for log in logs)
+    d_after = discriminator.trainable_state_dict()
+    assert any(not torch.equal(d_before[k], d_after[k]) for k in d_before)
+
+
+def test_a_skipped_fp16_step_backs_the_scale_off(nets):
+    _, generator, discriminator, text, tokens = nets
+    precision = Precision("fp16", "cpu")
+    step = GANTrainStep(generator, discriminator, text, precision=precision, on_nonfinite="skip")
+    start = precision.scaler_d.get_scale()
+    _poison(discriminator)
+    logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens)
+    assert logs["skipped"] == 1
+    assert precision.scaler_d.get_scale() == start * precision.scaler_d.get_backoff_factor()
+    assert precision.scaler_g.get_scale() == start * precision.scaler_g.get_backoff_factor()
+
+
 def test_bad_policy(nets):
     _, generator, discriminator, text, _ = nets
     with pytest.raises(ValueError, match="on_nonfinite"):

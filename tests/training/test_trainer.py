@@ -4,7 +4,7 @@ import signal
 import pytest
 import torch
 
-from ratlip_layers.training import NonFiniteLossError, Trainer, load_checkpoint
+from ratlip_layers.training import CheckpointError, NonFiniteLossError, Trainer, load_checkpoint
 
 
 def _states(trainer):
@@ -40,10 +40,12 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_config, tm
 
     first = Trainer(tiny_config(out=str(tmp_path / "split"), **every), progress=False)
     _interrupt_at(first, 3)
+    # Compared with what they were, not with Python's default: a background job starts with SIGINT ignored.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     result = first.fit()
-    assert result.interrupted and result.step == 3
+    assert result.interrupted and result.step == 3 and result.exit_status == 130
     assert [p.name for p in first.checkpoints.checkpoints()] == ["step-00000003"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers  # handlers restored
 
     second = Trainer(tiny_config(out=str(tmp_path / "split"), resume="auto", **every), progress=False)
     assert second.fit().step == 6
@@ -83,7 +85,7 @@ def test_sigterm_saves_and_exits_cleanly(tiny_config):
     trainer = Trainer(tiny_config(steps=5), progress=False)
     _interrupt_at(trainer, 2, signal.SIGTERM)
     result = trainer.fit()
-    assert result.interrupted and result.step == 2
+    assert result.interrupted and result.step == 2 and result.exit_status == 143
     assert trainer.checkpoints.latest().name == "step-00000002"
     assert not (result.run_dir / "metrics.jsonl").exists()
 
@@ -112,3 +114,49 @@ def test_skip_policy_keeps_training(tiny_config):
     original = trainer.discriminator.logits
     trainer.discriminator.logits = lambda f, s: original(f, s) * (float("nan") if trainer.step == 1 else 1.0)
     assert trainer.fit().step == 3
+
+
+def test_a_finished_run_exits_zero(tiny_config):
+    result = Trainer(tiny_config(steps=1), progress=False).fit()
+    assert not result.interrupted and result.stop_signal is None and result.exit_status == 0
+
+
+def test_resume_applies_the_new_learning_rates_and_says_so(tiny_config, capsys):
+    Trainer(tiny_config(steps=2, lr_d=1e-3), progress=False).fit()
+    capsys.readouterr()
+    resumed = Trainer(tiny_config(steps=3, lr_d=2e-4, resume="auto"), progress=False)
+    resumed.fit()
+    assert [g["lr"] for g in resumed.step_fn.opt_d.param_groups] == [2e-4]
+    assert json.loads((resumed.run_dir / "config.json").read_text())["lr_d"] == 2e-4
+    assert "lr_d 0.001 -> 0.0002" in capsys.readouterr().err
+
+
+def test_resume_refuses_options_that_cannot_change(tiny_config):
+    Trainer(tiny_config(steps=1), progress=False).fit()
+    resumed = Trainer(tiny_config(steps=2, d_channels=8, resume="auto"), progress=False)
+    with pytest.raises(ValueError, match=r"d_channels=8: the run was started with d_channels=128"):
+        resumed.fit()
+
+
+def test_resume_skips_an_unreadable_newest_checkpoint_and_keeps_it(tiny_config, capsys):
+    Trainer(tiny_config(steps=2, save_every=1), progress=False).fit()
+    checkpoints = Trainer(tiny_config(steps=2), progress=False).checkpoints
+    newest = checkpoints.latest()
+    weights = newest / "generator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    capsys.readouterr()
+    resumed = Trainer(tiny_config(steps=3, resume="auto"), progress=False)
+    resumed.fit()
+    out = capsys.readouterr().err
+    assert f"skipped checkpoint {newest}" in out and "resumed from" in out and "step-00000001" in out
+    aside = newest.with_name("step-00000002.unreadable")
+    assert (aside / "generator.safetensors").stat().st_size == 100  # kept, never deleted
+    assert resumed.step == 3
+
+
+def test_resume_stops_when_no_checkpoint_reads_back(tiny_config):
+    Trainer(tiny_config(steps=1), progress=False).fit()
+    checkpoints = Trainer(tiny_config(steps=1), progress=False).checkpoints
+    (checkpoints.latest() / "state.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"unreadable: .*step-00000001\.unreadable"):
+        Trainer(tiny_config(steps=2, resume="auto"), progress=False).fit()

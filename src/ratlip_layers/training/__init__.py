@@ -1,7 +1,7 @@
 """Training: losses, the D/G step, EMA, checkpoints, and the trainer behind ``examples/train_cub.py``."""
 
 from .build import load_generator
-from .checkpoint import Checkpoint, CheckpointManager, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .config import AMP_MODES, RECIPES, TrainConfig
 from .distributed import DistributedContext
 from .ema import EMA
@@ -22,6 +22,7 @@ __all__ = [
     "SCALE_RESET",
     "SHAPES_SAMPLE_CAPTIONS",
     "Checkpoint",
+    "CheckpointError",
     "CheckpointManager",
     "DiscriminatorLoss",
     "DistributedContext",

@@ -12,21 +12,29 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-__all__ = ["Checkpoint", "CheckpointManager", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "CheckpointManager", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+# What reading a truncated or corrupt checkpoint raises (json's decode error is a ValueError).
+_UNREADABLE = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError)
+
+
+class CheckpointError(ValueError):
+    """No checkpoint of a run reads back."""
 
 
 class Checkpoint(NamedTuple):
@@ -198,6 +206,42 @@ class CheckpointManager:
         """The newest complete checkpoint, or ``None``."""
         found = self.checkpoints()
         return found[-1] if found else None
+
+    def load_latest(
+        self,
+        *,
+        map_location: str | torch.device = "cpu",
+        on_skip: Callable[[str], None] = print,
+        set_aside: bool = True,
+    ) -> Checkpoint | None:
+        """Load the newest checkpoint that reads back, or return ``None`` when there is none.
+
+        A newer checkpoint that does not read back (truncated or corrupt files) is renamed to
+        ``<name>.unreadable`` beside the others, never deleted, so that later saves and the
+        ``keep`` clean-up leave it alone; ``on_skip`` is told its path and why. Under DDP only rank 0
+        sets files aside (``set_aside=False`` on the others).
+
+        Raises:
+            CheckpointError: there are checkpoints but none of them reads back.
+        """
+        skipped = []
+        for path in reversed(self.checkpoints()):
+            try:
+                return load_checkpoint(path, map_location=map_location)
+            except _UNREADABLE as err:
+                if not set_aside:
+                    skipped.append(str(path))
+                    continue
+                aside = path.with_name(path.name + ".unreadable")
+                n = 1
+                while aside.exists():
+                    aside, n = path.with_name(f"{path.name}.unreadable-{n}"), n + 1
+                path.rename(aside)
+                skipped.append(str(aside))
+                on_skip(f"skipped checkpoint {path} (unreadable: {err}); kept it as {aside}")
+        if skipped:
+            raise CheckpointError(f"no checkpoint in {self.root} reads back; unreadable: {', '.join(skipped)}")
+        return None
 
     def save(
         self,

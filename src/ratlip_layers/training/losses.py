@@ -52,7 +52,6 @@ def matching_aware_gradient_penalty(
     *,
     weight: float = 2.0,
     power: float = 6.0,
-    grad_scale: float = 1.0,
 ) -> Tensor:
     """MA-GP: ``weight * mean(||d logits / d inputs||_2 ** power)`` on real images with their captions.
 
@@ -65,8 +64,6 @@ def matching_aware_gradient_penalty(
         inputs: tensors with ``requires_grad=True`` that ``logits`` was computed from, batch first.
         weight: the penalty's weight (2 in the recipe).
         power: the exponent of the norm (6 in the recipe).
-        grad_scale: the fp16 GradScaler's current scale; the gradients are taken of the scaled
-            logits (so they do not underflow in half precision) and divided by it.
 
     Returns:
         The scalar penalty.
@@ -93,8 +90,10 @@ def matching_aware_gradient_penalty(
                 f"inputs[{i}] (shape {tuple(t.shape)}) must require grad to take the penalty's gradient"
             )
     check_same_batch([("logits", logits)] + [(f"inputs[{i}]", t) for i, t in enumerate(inputs)])
-    grads = torch.autograd.grad(logits.float().sum() * grad_scale, inputs, create_graph=True)
-    flat = torch.cat([g.float().flatten(1) for g in grads], dim=1) / grad_scale
+    # Unscaled on purpose: under fp16 a GradScaler's scale (2**16 at the start) as the upstream
+    # gradient overflows half precision (max 65504) at the very first node, so the penalty is NaN.
+    grads = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
+    flat = torch.cat([g.float().flatten(1) for g in grads], dim=1)
     return weight * flat.norm(dim=1).pow(power).mean()
 
 

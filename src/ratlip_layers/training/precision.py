@@ -51,10 +51,17 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     @staticmethod
-    def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> None:
-        """``scaler.step`` and ``update``, with the scale floor."""
-        scaler.step(optimizer)
-        scaler.update()
+    def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, *, skip: bool = False) -> None:
+        """``scaler.step`` and ``update``, with the scale floor.
+
+        With ``skip`` (a non-finite loss) the optimiser does not step, but an fp16 scaler still backs
+        off, as it would for non-finite gradients; otherwise a too-large scale would skip every step.
+        """
+        if not skip:
+            scaler.step(optimizer)
+            scaler.update()
+        elif scaler.is_enabled():
+            scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
         if scaler.is_enabled() and scaler.get_scale() < SCALE_FLOOR:
             scaler.update(SCALE_RESET)
 

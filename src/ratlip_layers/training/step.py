@@ -60,7 +60,7 @@ class DiscriminatorLoss(nn.Module):
         self.magp_power = float(magp_power)
 
     def forward(
-        self, real: Tensor, fake: Tensor, sentence: Tensor, grad_scale: float = 1.0
+        self, real: Tensor, fake: Tensor, sentence: Tensor
     ) -> tuple[Tensor, ...]:
         d = self.discriminator
         with torch.no_grad():
@@ -79,7 +79,6 @@ class DiscriminatorLoss(nn.Module):
                 (*maps, matched),
                 weight=self.magp_weight,
                 power=self.magp_power,
-                grad_scale=grad_scale,
             )
         else:
             penalty = hinge.new_zeros(())
@@ -215,14 +214,10 @@ class GANTrainStep:
 
         with precision.autocast():
             fake = self.g_forward(noise, sentence)
-            scale = float(precision.scaler_d.get_scale()) if precision.scaler_d.is_enabled() else 1.0
-            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
-                images, fake.detach(), sentence, scale
-            )
+            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(images, fake.detach(), sentence)
         skip_d = self._check(step, "loss_d", loss_d)
         precision.scaler_d.scale(loss_d).backward()
-        if not skip_d:
-            precision.step(precision.scaler_d, self.opt_d)
+        precision.step(precision.scaler_d, self.opt_d, skip=skip_d)
         self.opt_d.zero_grad(set_to_none=True)
 
         self.discriminator.requires_grad_(False)
@@ -237,8 +232,7 @@ class GANTrainStep:
             precision.scaler_g.scale(loss_g).backward()
         finally:
             self.discriminator.requires_grad_(True)
-        if not skip_g:
-            precision.step(precision.scaler_g, self.opt_g)
+        precision.step(precision.scaler_g, self.opt_g, skip=skip_g)
         self.opt_g.zero_grad(set_to_none=True)
         with torch.no_grad():
             self._average_buffers()

@@ -21,7 +21,7 @@ from ..data import CaptionCollate, ResumableSampler, build_dataset, shapes_capti
 from ..metrics import MetricContext
 from ..models import RATLIPGenerator
 from .build import build_clip_model, build_networks
-from .checkpoint import CheckpointManager, load_checkpoint, resolve_checkpoint
+from .checkpoint import Checkpoint, CheckpointManager, load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .distributed import DistributedContext, init_distributed
 from .ema import EMA
@@ -55,21 +55,38 @@ _REAL_GRID = 8
 _SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training seed
 
 
+_FIXED_ON_RESUME = (
+    "preset", "dataset", "imsize", "clip_model", "clip_pretrained", "d_channels", "d_joint_channels",
+)
+"""Options that shape the networks or the data; a resumed run must keep them."""
+_NOT_COMPARED_ON_RESUME = ("resume",)
+
+
 class TrainResult(NamedTuple):
     """What :meth:`Trainer.fit` returns: the final ``step``, the final evaluation's ``metrics``
-    (empty when a signal stopped the run), whether it was ``interrupted``, and the ``run_dir``.
+    (empty when a signal stopped the run), whether it was ``interrupted``, the ``run_dir``, and the
+    number of the signal that stopped it (``None`` for a finished run).
 
     Example:
         >>> from pathlib import Path
         >>> from ratlip_layers.training import TrainResult
-        >>> TrainResult(3000, {"colour_acc": 0.9}, False, Path("runs/shapes-tiny")).interrupted
-        False
+        >>> TrainResult(3000, {"colour_acc": 0.9}, False, Path("runs/shapes-tiny")).exit_status
+        0
+        >>> TrainResult(1200, {}, True, Path("runs/shapes-tiny"), signal.SIGTERM).exit_status
+        143
     """
 
     step: int
     metrics: dict[str, float]
     interrupted: bool
     run_dir: Path
+    stop_signal: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The status a shell gives a process stopped by the signal, ``128 + signum`` (130 for SIGINT,
+        143 for SIGTERM), so that schedulers count an interrupted run as unfinished; 0 otherwise."""
+        return 0 if self.stop_signal is None else 128 + int(self.stop_signal)
 
 
 class Trainer:
@@ -236,7 +253,10 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Load the checkpoint at ``path`` (a checkpoint or run directory) to continue exactly from it."""
-        ckpt = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
+        self._restore(load_checkpoint(resolve_checkpoint(path), map_location="cpu"))
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        self._check_resumable(ckpt)
         weights, state = ckpt.weights, ckpt.state
         if "clip" in weights:
             self.clip_model.load_state_dict(weights["clip"])
@@ -248,6 +268,10 @@ class Trainer:
             else:
                 self.ema = EMA(self.generator, decay=self.config.ema)
         self.step_fn.load_state_dict(state["optim"])
+        # The restored optimiser states carry the old run's rates; this run's config wins.
+        for optimizer, lr in ((self.step_fn.opt_g, self.config.lr_g), (self.step_fn.opt_d, self.config.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -263,6 +287,23 @@ class Trainer:
             seed_everything(self.config.seed + self.dist.rank + self.step)
         self._last_saved = self.step
         self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
+
+    def _check_resumable(self, ckpt: Checkpoint) -> None:
+        """Refuse options that cannot change within a run; report the ones that did change."""
+        saved, now = ckpt.config, self.config.to_dict()
+        for name in _FIXED_ON_RESUME:
+            if name in saved and saved[name] != now[name]:
+                raise ValueError(
+                    f"cannot resume {ckpt.path} with {name}={now[name]!r}: the run was started with "
+                    f"{name}={saved[name]!r}, and {name} cannot change within a run"
+                )
+        changed = [
+            f"{name} {saved[name]!r} -> {now[name]!r}"
+            for name in sorted(now)
+            if name in saved and name not in _NOT_COMPARED_ON_RESUME and saved[name] != now[name]
+        ]
+        if changed:
+            self._log(f"resuming with options changed from the checkpoint's: {', '.join(changed)}")
 
     # ------------------------------------------------------------------ outputs
 
@@ -378,9 +419,9 @@ class Trainer:
         """
         cfg = self.config
         if cfg.resume == "auto":
-            latest = self.checkpoints.latest()
+            latest = self.checkpoints.load_latest(on_skip=self._log, set_aside=self.dist.is_main)
             if latest is not None:
-                self.resume(latest)
+                self._restore(latest)
             else:
                 self._log(f"--resume auto: no checkpoint in {self.checkpoints.root}, starting fresh")
         elif cfg.resume is not None:
@@ -412,7 +453,7 @@ class Trainer:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-        return TrainResult(self.step, metrics, stopped, self.run_dir)
+        return TrainResult(self.step, metrics, stopped, self.run_dir, self._signal if stopped else None)
 
     @contextlib.contextmanager
     def _progress_bar(self):
