@@ -29,6 +29,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # ships MathJax in _static/mathjax: equations typeset with no network
     "sphinx_copybutton",
     "api_reference",
     "benchmark_tables",
@@ -91,6 +92,13 @@ from ratlip_layers import *
 torch.manual_seed(0)
 """
 doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
+
+# --- Maths without a network --------------------------------------------------------------------
+# sphinx.ext.mathjax would load MathJax from a CDN, so offline readers saw raw TeX. The
+# sphinx-mathjax-offline package copies its bundled MathJax 3 into _static/mathjax when the build
+# finishes; point the pages at that copy (the extension sets the same path; stating it here keeps it
+# explicit). tests/test_docs_build.py checks that no page loads its maths from http(s).
+mathjax_path = "mathjax/tex-chtml.js"
 
 # --- HTML -------------------------------------------------------------------------------------------
 html_theme = "furo"

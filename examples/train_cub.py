@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--d-channels", type=int, help="NetD output channels")
     g.add_argument("--d-joint-channels", type=int, help="NetC inner channels")
     g.add_argument("--clip-model", help="open_clip model name, or 'tiny' for a random tiny CLIP")
-    g.add_argument("--clip-pretrained", help="open_clip pretrained tag or a local weights path")
+    g.add_argument(
+        "--clip-pretrained", help="open_clip pretrained tag, a local weights path, or 'none' for random weights"
+    )
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default="shapes")

@@ -153,8 +153,8 @@ def test_results_become_fields_grouped_tables_and_subsections():
     assert text.index(":device\\_name: NVIDIA H100") < text.index(":date:")  # device and date come first
     assert ":dtypes: float32, bfloat16" in text
     assert ".. list-table:: rows\\: DFBlock" in text and ".. list-table:: rows\\: RATBlock" in text
-    assert "0.0006123" in text
-    assert "roofline\n~~~~~~~~" in text and ".. list-table:: rows\n" in text
+    assert "612" in text
+    assert "roofline\n^^^^^^^^" in text and ".. list-table:: rows\n" in text
 
 
 def _build(tmp_path: Path, files: dict[str, bytes]) -> str:
@@ -185,7 +185,7 @@ def test_benchmark_results_render_with_their_plot(tmp_path):
         "NVIDIA H100 80GB HBM3",
         "2026-11-27",
         "RATBlock",
-        "0.0006123",
+        "612",
         "<table",
         "blocks.png",
     ):

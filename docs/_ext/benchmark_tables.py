@@ -12,6 +12,7 @@ the folder or a result file changes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,10 +71,54 @@ def _title(text: str, level: int) -> list[str]:
     return [escaped, _UNDERLINES[min(level, len(_UNDERLINES) - 1)] * len(escaped), ""]
 
 
+def _time_unit(seconds: list[float]) -> tuple[str, float]:
+    """A readable unit for a column of times: the one the middle value reads best in."""
+    values = sorted(abs(v) for v in seconds if isinstance(v, (int, float)) and not isinstance(v, bool))
+    middle = values[len(values) // 2] if values else 1.0
+    if middle < 1e-3:
+        return "µs", 1e6
+    if middle < 1.0:
+        return "ms", 1e3
+    return "s", 1.0
+
+
+def _is_time(column: str) -> bool:
+    return column.endswith("_s") and not column.endswith("per_s")
+
+
+def _is_speedup(column: str) -> bool:
+    return column.startswith("speedup")
+
+
+def _sig3(value: float) -> str:
+    text = f"{value:.3g}"
+    return f"{float(text):,.0f}" if "e" in text else text
+
+
+def _cell(column: str, value: Any, scale: float) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_time(column):
+            return _sig3(value * scale)
+        if _is_speedup(column):
+            return f"{_sig3(value)}×"
+    return format_value(value)
+
+
+def _header(column: str, unit: str) -> str:
+    if _is_time(column):
+        return format_value(f"{column[:-2]} ({unit})")
+    if _is_speedup(column):
+        return format_value(column.replace("_", " "))
+    return format_value(column)
+
+
 def _table(title: str, records: list[dict[str, Any]], drop: str | None = None) -> list[str]:
+    """A table with the speedup columns first and times in a readable unit, 3 significant figures."""
     columns = [c for c in dict.fromkeys(key for record in records for key in record) if c != drop]
-    header = [format_value(column) for column in columns]
-    rows = [[format_value(record.get(column)) for column in columns] for record in records]
+    columns = [c for c in columns if _is_speedup(c)] + [c for c in columns if not _is_speedup(c)]
+    unit, scale = _time_unit([r.get(c) for r in records for c in columns if _is_time(c)])
+    header = [_header(column, unit) for column in columns]
+    rows = [[_cell(column, record.get(column), scale) for column in columns] for record in records]
     lines = [f".. list-table:: {format_value(title)}", "   :header-rows: 1", ""]
     for cells in (header, *rows):
         lines.append(f"   * - {cells[0]}")
@@ -93,11 +138,54 @@ def _tables(key: str, records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_mapping(data: dict[str, Any], level: int) -> list[str]:
+# The headline compares our eager layer with the straightforward re-statement ("baseline") and with
+# the reference implementation's layer ("reference"), case by case (same label, mode and dtype).
+_RIVALS = (("baseline", "the straightforward re-statement"), ("reference", "the reference's layer"))
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def headline(records: list[dict[str, Any]]) -> list[str]:
+    """Bullets: per block, how much faster (or slower) ours is than each rival; empty when the
+    records are not timings of implementations."""
+    if not all({"impl", "median_s"} <= record.keys() for record in records):
+        return []
+    def case(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r.get("block"), r.get("label"), r.get("mode"), r.get("dtype"))
+    ours = {case(r): r["median_s"] for r in records if r["impl"] == "ours" and r.get("variant", "eager") == "eager"}
+    lines = []
+    for block in dict.fromkeys(r.get("block") for r in records):
+        parts = []
+        for impl, name in _RIVALS:
+            ratios = [
+                r["median_s"] / ours[case(r)]
+                for r in records
+                if r.get("block") == block and r["impl"] == impl and case(r) in ours
+                and r["median_s"] > 0 and ours[case(r)] > 0
+            ]
+            if not ratios:
+                continue
+            mean = _geomean(ratios)
+            verdict = f"**{_sig3(mean)}× faster**" if mean >= 1 else f"**{_sig3(1 / mean)}× slower**"
+            spread = (f", {_sig3(min(ratios))}–{_sig3(max(ratios))}× across {len(ratios)} cases"
+                      if len(ratios) > 1 else ", 1 case")
+            parts.append(f"{verdict} than {name} (geometric mean{spread})")
+        if parts:
+            lines.append(f"* ``{block}``: ours is " + "; ".join(parts) + ".")
+    if not lines:
+        return []
+    return ["Speedup of the eager layers of this package, measured as the ratio of median times:", "",
+            *lines, ""]
+
+
+def render_mapping(data: dict[str, Any], level: int, skip: tuple[str, ...] = ()) -> list[str]:
     """Fields for the plain entries of ``data``, tables for its records, subsections for the rest."""
     order = [k for k in _FIRST_FIELDS if k in data] + [
         k for k in data if k not in _FIRST_FIELDS and k != "title"
     ]
+    order = [k for k in order if k not in skip]
     fields = [k for k in order if _is_plain(data[k]) or _is_record(data[k])]
     lines = [f":{format_value(k)}: {format_value(data[k])}" for k in fields]
     lines.append("")
@@ -111,9 +199,23 @@ def render_mapping(data: dict[str, Any], level: int) -> list[str]:
     return lines
 
 
-def render_result(name: str, data: dict[str, Any]) -> list[str]:
-    """reStructuredText lines for one result file: a section titled by its ``title`` or file name."""
-    return [*_title(str(data.get("title", name)), 0), *render_mapping(data, 0)]
+def render_result(name: str, data: dict[str, Any], figure: list[str] = ()) -> list[str]:
+    """reStructuredText lines for one result file, a section titled by its ``title`` or file name:
+    the headline ratios, the plot, the result tables, and the run's metadata last."""
+    device = data.get("device_name") or data.get("device")
+    title = str(data.get("title") or (f"{name}: {device}" if device and device != name else name))
+    lines = _title(title, 0)
+    results = {k: v for k, v in data.items() if _records(v) is not None}
+    for records in results.values():
+        lines.extend(headline(records))
+    lines.extend(figure)
+    for key, records in results.items():
+        lines.extend(_tables(key, records))
+    details = [k for k in data if k not in results and k != "title"]
+    if details:
+        lines.extend(_title(f"Run details ({name})", 1))
+        lines.extend(render_mapping({k: data[k] for k in details}, 1))
+    return lines
 
 
 class BenchmarkResults(SphinxDirective):
@@ -128,7 +230,8 @@ class BenchmarkResults(SphinxDirective):
             f".. figure:: /{Path(self.arguments[0]) / path.name}",
             "   :width: 100%",
             "",
-            f"   {format_value(path.name)}",
+            f"   {format_value(path.stem)}: the benchmark script's plot of these results"
+            f" (``{path.name}``).",
             "",
         ]
 
@@ -141,9 +244,9 @@ class BenchmarkResults(SphinxDirective):
         lines: list[str] = []
         for path in results:
             self.env.note_dependency(str(path))
-            lines.extend(render_result(path.stem, json.loads(path.read_text(encoding="utf-8"))))
-            # A run's plot (same file stem) goes in its section; other plots follow all the runs.
-            lines.extend(line for plot in plots if plot.stem == path.stem for line in self._figure(plot))
+            # A run's plot (same file stem) goes in its section, after the headline; other plots follow.
+            figure = [line for plot in plots if plot.stem == path.stem for line in self._figure(plot)]
+            lines.extend(render_result(path.stem, json.loads(path.read_text(encoding="utf-8")), figure))
         stems = {path.stem for path in results}
         lines.extend(line for plot in plots if plot.stem not in stems for line in self._figure(plot))
         if not lines:

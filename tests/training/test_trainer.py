@@ -160,3 +160,10 @@ def test_resume_stops_when_no_checkpoint_reads_back(tiny_config):
     (checkpoints.latest() / "state.pt").write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError, match=r"unreadable: .*step-00000001\.unreadable"):
         Trainer(tiny_config(steps=2, resume="auto"), progress=False).fit()
+
+
+def test_a_run_with_clip_pretrained_none_keeps_its_random_clip_in_the_checkpoint(tiny_config):
+    trainer = Trainer(tiny_config(steps=1, clip_pretrained="none"), progress=False)
+    assert trainer.config.clip_pretrained == "none"  # not replaced by the preset's value
+    trainer.fit()
+    assert "clip" in load_checkpoint(trainer.checkpoints.latest()).weights

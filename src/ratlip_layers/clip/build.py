@@ -112,6 +112,11 @@ def build_clip(
         raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
     if pretrained is not None and not isinstance(pretrained, str):
         raise TypeError(f"pretrained must be None, an open_clip tag or a file path (str), got {pretrained!r}")
+    if isinstance(pretrained, str) and pretrained.strip().lower() == "none":
+        logging.getLogger(__name__).warning(
+            "build_clip: %s built with random weights (pretrained='none')", model_name
+        )
+        pretrained = None
     with _quiet_random_init() if pretrained is None else contextlib.nullcontext():
         model = open_clip.create_model(
             model_name, pretrained=pretrained, device=device if device is not None else "cpu", **model_kwargs

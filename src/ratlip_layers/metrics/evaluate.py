@@ -88,6 +88,7 @@ def evaluate_generator(
     device: torch.device | str = "cpu",
     rank: int = 0,
     world_size: int = 1,
+    num_captions: int | None = None,
 ) -> dict[str, float]:
     """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
 
@@ -100,6 +101,9 @@ def evaluate_generator(
         captions: the caption of image ``i``.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images: how many images to generate in total.
+        num_captions: the number of captions; when given, image ``i`` uses caption
+            ``i % num_captions`` (several passes over the test split, the reference's
+            ``sample_times``) and the result has ``"passes"``.
         z_dim: noise size.
         batch_size: images per generator call.
         seed: seed of the noise.
@@ -128,11 +132,14 @@ def evaluate_generator(
     mine = list(range(rank, num_images, world_size))
     for start in range(0, len(mine), batch_size):
         indices = mine[start : start + batch_size]
-        texts = [captions(i) for i in indices]
+        texts = [captions(i % num_captions if num_captions else i) for i in indices]
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)
     results: dict[str, float] = {}
     for metric in metrics.values():
         results.update(metric.compute())
+    if num_captions:
+        # Like the reference's ``sample_times``: passes over the test captions.
+        results["passes"] = -(-num_images // num_captions)
     return results

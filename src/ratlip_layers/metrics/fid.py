@@ -8,6 +8,16 @@ its features:
 - :class:`CLIPFeatures`: the image embedding of any open_clip ViT, e.g. the run's own CLIP. Needs no
   download, so it works in tests and on the built-in ``shapes`` data; its values are not comparable
   with published (Inception) FIDs, which is why the result's key names the features.
+
+Two Inception protocols exist and their numbers are **not** comparable (see :data:`FID_PROTOCOLS`):
+
+- ``"torchmetrics"``: :class:`InceptionFeatures`, the TF-FID Inception ported by torch-fidelity, as
+  torchmetrics and torch-fidelity compute FID.
+- ``"torchvision"``: :class:`TorchvisionInceptionFeatures`, torchvision's ImageNet InceptionV3 pool3
+  features, as DF-GAN, GALIP and RATLIP compute the FIDs of their published tables, against
+  reference statistics stored as ``.npz`` files (:func:`load_fid_statistics`).
+
+Every distance is computed by :func:`frechet_distance` (torchmetrics' formula).
 """
 
 from __future__ import annotations
@@ -19,14 +29,32 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3, _compute_fid
 
 from ..clip import CLIPImageEncoder
 
-__all__ = ["CLIPFeatures", "FrechetDistance", "InceptionFeatures", "module_fingerprint"]
+__all__ = [
+    "FID_PROTOCOLS",
+    "CLIPFeatures",
+    "FrechetDistance",
+    "InceptionFeatures",
+    "StatisticsFID",
+    "TorchvisionInceptionFeatures",
+    "feature_statistics",
+    "frechet_distance",
+    "inception_features",
+    "load_fid_statistics",
+    "module_fingerprint",
+    "save_fid_statistics",
+]
+
+FID_PROTOCOLS = ("torchvision", "torchmetrics")
+"""The Inception FID protocols: ``"torchvision"`` (DF-GAN/GALIP/RATLIP papers), ``"torchmetrics"`` (TF-FID)."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -120,6 +148,273 @@ class InceptionFeatures(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return self.net(pixels)
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TorchvisionInceptionFeatures(nn.Module):
+    """The papers' FID features: torchvision's ImageNet InceptionV3, 2048-d pool3 (``avgpool``) output.
+
+    This is the protocol of DF-GAN, GALIP and RATLIP: images are resized bilinearly to 299x299,
+    normalised with the ImageNet mean and std and fed to ``torchvision.models.inception_v3`` in
+    eval mode; the features are the flattened ``avgpool`` output before ``fc``.
+
+    Args:
+        weights_path: a state dict of ``torchvision.models.inception_v3`` saved with ``torch.save``
+            (e.g. ``Inception_V3_Weights.IMAGENET1K_V1``), read with ``torch.load(weights_only=True)``.
+            ``None`` is allowed only with ``download=True``.
+        download: fetch torchvision's ImageNet weights when ``weights_path`` is ``None``.
+
+    Example:
+        >>> from ratlip_layers.metrics import TorchvisionInceptionFeatures
+        >>> TorchvisionInceptionFeatures("no/such/inception_v3.pth")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: torchvision Inception weights not found at no/such/inception_v3.pth
+        >>> features = TorchvisionInceptionFeatures("inception_v3_google.pth")  # doctest: +SKIP
+        >>> features(torch.zeros(2, 3, 64, 64)).shape  # doctest: +SKIP
+        torch.Size([2, 2048])
+    """
+
+    num_features = 2048
+    name = "inception_torchvision"
+
+    def __init__(self, weights_path: str | Path | None = None, *, download: bool = False) -> None:
+        super().__init__()
+        from torchvision.models import Inception_V3_Weights, inception_v3
+
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        if weights_path is None:
+            if not download:
+                raise ValueError("weights_path is required (or pass download=True to fetch torchvision's weights)")
+            state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+            net.load_state_dict(state)
+        else:
+            path = Path(weights_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"torchvision Inception weights not found at {path}")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+                raise ValueError(f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}") from None
+            if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+                raise ValueError(f"{path} does not hold a state dict of tensors")
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.startswith("AuxLogits.")]
+            if missing or unexpected:
+                raise ValueError(
+                    f"{path} is not a torchvision inception_v3 state dict: "
+                    f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
+                )
+        net.fc = nn.Identity()
+        net.AuxLogits = None
+        net.aux_logits = False
+        self.net = net.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> TorchvisionInceptionFeatures:
+        """Stay in eval mode: the protocol needs frozen batch-norm statistics."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        """Map images in ``[-1, 1]`` of any size to ``(B, 2048)`` pool3 features."""
+        x = (images.float().clamp(-1, 1) + 1) / 2
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = (x - self.mean) / self.std
+        return self.net(x).flatten(1).float()
+
+
+def inception_features(protocol: str, weights_path: str | Path | None = None, *, download: bool = False) -> nn.Module:
+    """The Inception feature extractor of an FID protocol.
+
+    Args:
+        protocol: ``"torchvision"`` (the DF-GAN/GALIP/RATLIP papers' numbers) or ``"torchmetrics"``
+            (torchmetrics / torch-fidelity TF-FID numbers); see :data:`FID_PROTOCOLS`.
+        weights_path: the local weights file of that protocol's network.
+        download: allow downloading the weights when ``weights_path`` is ``None``.
+
+    Returns:
+        :class:`TorchvisionInceptionFeatures` or :class:`InceptionFeatures`.
+
+    Example:
+        >>> from ratlip_layers.metrics import inception_features
+        >>> inception_features("tf")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown FID protocol 'tf', expected one of ('torchvision', 'torchmetrics')
+    """
+    if protocol == "torchvision":
+        return TorchvisionInceptionFeatures(weights_path, download=download)
+    if protocol == "torchmetrics":
+        if weights_path is None and not download:
+            raise ValueError("weights_path is required (or pass download=True to let torch-fidelity fetch it)")
+        return InceptionFeatures(weights_path)
+    raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """The Fréchet distance between two Gaussians, with torchmetrics' formula, in float64.
+
+    ``|mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2))``.
+
+    Args:
+        mu1: mean ``(D,)``; numpy array or tensor.
+        sigma1: covariance ``(D, D)``.
+        mu2: mean ``(D,)``.
+        sigma2: covariance ``(D, D)``.
+
+    Returns:
+        The distance as a float.
+
+    Example:
+        >>> import numpy as np
+        >>> from ratlip_layers.metrics import frechet_distance
+        >>> round(frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2)), 6)
+        4.0
+    """
+    t = [torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in (mu1, sigma1, mu2, sigma2)]
+    return float(_compute_fid(*t))
+
+
+def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of ``(N, D)`` features, as float64 numpy arrays.
+
+    Example:
+        >>> import numpy as np
+        >>> from ratlip_layers.metrics import feature_statistics
+        >>> mu, sigma = feature_statistics(np.array([[0.0, 1.0], [2.0, 3.0]]))
+        >>> mu.tolist(), sigma.tolist()
+        ([1.0, 2.0], [[2.0, 2.0], [2.0, 2.0]])
+    """
+    if isinstance(features, Tensor):
+        features = features.detach().cpu().double().numpy()
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"features must have shape (N >= 2, D), got {x.shape}")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``.
+
+    The file is opened with ``allow_pickle=False``, so it cannot run code.
+
+    Args:
+        path: the ``.npz`` file (e.g. the DF-GAN/GALIP ``bird_val256_FIDK0.npz``).
+
+    Returns:
+        ``(mu, sigma)`` as float64 arrays.
+
+    Example:
+        >>> from ratlip_layers.metrics import load_fid_statistics
+        >>> load_fid_statistics("no/such/stats.npz")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: FID statistics not found at no/such/stats.npz
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FID statistics not found at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            keys = set(data.files)
+            if not {"mu", "sigma"} <= keys:
+                raise KeyError(f"has keys {sorted(keys)}, expected 'mu' and 'sigma'")
+            mu, sigma = np.asarray(data["mu"], dtype=np.float64), np.asarray(data["sigma"], dtype=np.float64)
+    except KeyError as err:
+        raise ValueError(f"FID statistics {path} {err.args[0]}") from None
+    except Exception as err:  # noqa: BLE001 - pickled objects, corrupt zips, non-npz files
+        raise ValueError(f"cannot read FID statistics {path}: {err}") from None
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"FID statistics {path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+    return mu, sigma
+
+
+def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
+    """Write ``mu`` and ``sigma`` to an ``.npz`` file atomically (a temporary file, then ``os.replace``).
+
+    Args:
+        path: the destination; ``.npz`` is appended by numpy if missing, so give it.
+        mu: mean ``(D,)``.
+        sigma: covariance ``(D, D)``.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> from ratlip_layers.metrics import load_fid_statistics, save_fid_statistics
+        >>> f = save_fid_statistics(os.path.join(tempfile.mkdtemp(), "ref.npz"), np.zeros(3), np.eye(3))
+        >>> [a.shape for a in load_fid_statistics(f)]
+        [(3,), (3, 3)]
+    """
+    path = Path(path)
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, mu=mu, sigma=sigma)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class StatisticsFID:
+    """FID of generated images against precomputed reference statistics (the papers' protocol).
+
+    Features of every :meth:`update` are kept; :meth:`compute` takes their mean and covariance and
+    returns the :func:`frechet_distance` to the reference.
+
+    Args:
+        features: e.g. :class:`TorchvisionInceptionFeatures` (any module with ``name`` mapping images
+            in ``[-1, 1]`` to ``(B, D)``).
+        reference: an ``.npz`` path (see :func:`load_fid_statistics`) or a ``(mu, sigma)`` pair.
+
+    Returns:
+        ``compute()`` returns ``{"fid_<features>": value}``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.metrics import CLIPFeatures, StatisticsFID
+        >>> features = CLIPFeatures(tiny_clip()[0])
+        >>> fid = StatisticsFID(features, (np.zeros(32), np.eye(32)))
+        >>> fid.update(torch.rand(8, 3, 32, 32) * 2 - 1)
+        >>> list(fid.compute())
+        ['fid_clip']
+    """
+
+    def __init__(self, features: nn.Module, reference: str | Path | tuple[Any, Any]) -> None:
+        self.features = features
+        if isinstance(reference, (str, Path)):
+            self.mu, self.sigma = load_fid_statistics(reference)
+        else:
+            self.mu, self.sigma = (np.asarray(r, dtype=np.float64) for r in reference)
+        self._chunks: list[np.ndarray] = []
+
+    def update(self, images: Tensor, captions: Any = None) -> None:
+        """Add generated images in ``[-1, 1]``; captions are ignored."""
+        self._chunks.append(self.features(images).detach().cpu().double().numpy())
+
+    def reset(self) -> None:
+        """Forget the generated images."""
+        self._chunks = []
+
+    def compute(self) -> dict[str, float]:
+        """Return ``{"fid_<features>": value}``."""
+        mu, sigma = feature_statistics(np.concatenate(self._chunks))
+        if mu.shape != self.mu.shape:
+            raise ValueError(f"features have {mu.shape[0]} dimensions, the reference {self.mu.shape[0]}")
+        return {f"fid_{self.features.name}": frechet_distance(mu, sigma, self.mu, self.sigma)}
 
 
 class FrechetDistance(FrechetInceptionDistance):

@@ -24,7 +24,7 @@ def build_clip_model(
     """The frozen CLIP of a run: ``"tiny"`` is :func:`ratlip_layers.clip.tiny_clip`, anything else an
     open_clip model name with ``pretrained`` an open_clip tag, a local weights path or ``None``."""
     if name == "tiny":
-        if pretrained is not None:
+        if pretrained is not None and pretrained.strip().lower() != "none":
             raise ValueError(
                 f"the tiny CLIP is always randomly initialised; got clip_pretrained={pretrained!r}"
             )

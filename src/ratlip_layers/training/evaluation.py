@@ -66,7 +66,7 @@ class Evaluator:
         ...                       num_images=16, fid_cache=tempfile.mkdtemp())
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> sorted(evaluator.evaluate(G))
-        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip']
+        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes']
     """
 
     def __init__(
@@ -140,6 +140,7 @@ class Evaluator:
                 device=self.dist.device,
                 rank=self.dist.rank,
                 world_size=self.dist.world_size,
+                num_captions=len(self.dataset),
             )
         finally:
             generator.train(was_training)
@@ -197,7 +198,7 @@ def evaluate_checkpoint(
         >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_colour"],
         ...                              device="cpu")
         >>> report["weights"], sorted(report["metrics"])
-        ('generator', ['bg_acc', 'colour_acc', 'fg_acc'])
+        ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes'])
     """
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)

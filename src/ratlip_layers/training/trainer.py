@@ -68,6 +68,7 @@ class TrainResult(NamedTuple):
     number of the signal that stopped it (``None`` for a finished run).
 
     Example:
+        >>> import signal
         >>> from pathlib import Path
         >>> from ratlip_layers.training import TrainResult
         >>> TrainResult(3000, {"colour_acc": 0.9}, False, Path("runs/shapes-tiny")).exit_status
@@ -113,7 +114,7 @@ class Trainer:
         ...                              eval_images=8, fid_cache=tempfile.mkdtemp())
         >>> result = Trainer(config, progress=False).fit()
         >>> result.step, sorted(result.metrics), sorted(p.name for p in result.run_dir.iterdir())
-        (2, ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip'], ['checkpoints', 'config.json', 'generator', 'metrics.jsonl', 'samples', 'tensorboard'])
+        (2, ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes'], ['checkpoints', 'config.json', 'generator', 'metrics.jsonl', 'samples', 'tensorboard'])
     """
 
     def __init__(
@@ -225,7 +226,7 @@ class Trainer:
         }
         if self.ema is not None:
             weights["ema"] = self.ema.state_dict()
-        if self.config.clip_pretrained is None:
+        if (self.config.clip_pretrained or "none").strip().lower() == "none":
             # A random CLIP cannot be rebuilt from a tag; the run depends on these exact weights.
             weights["clip"] = self.clip_model.state_dict()
         return weights
