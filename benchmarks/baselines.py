@@ -8,8 +8,8 @@ reads the minibatch as one sequence (SPEC section 2), so its cost can be compare
 
 Every class has ``from_ours(module)``, which copies the weights of the library's module so both
 compute the same function (``tests/benchmarks`` checks they agree). The network-level rows (blocks
-of the generator, the generator, a training step) compare against :class:`FastPathOff`, the same
-module on the plain reference path, and the text encoder against open_clip's ``encode_text``.
+of the generator, the generator, a training step) compare against the same module built with
+``impl="ref"``, and the text encoder against open_clip's ``encode_text``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ratlip_layers import (
-    Affine,
-    DFBlock,
-    LSTMAffine,
-    ModulationHead,
-    RATBlock,
-    SAConv,
-    ShuffleAttention,
-    set_fast_path,
-)
+from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention
+from ratlip_layers.layers import ModulationHead
 
 __all__ = [
     "BaselineAffine",
@@ -38,7 +30,6 @@ __all__ = [
     "BaselineSAConv",
     "BaselineShuffleAttention",
     "EncodeText",
-    "FastPathOff",
     "ReferenceLSTMAffine",
     "ReferenceRATBlock",
 ]
@@ -271,22 +262,6 @@ class BaselineSAConv(nn.Module):
         new.norm.load_state_dict(layer.norm.state_dict())
         new.attn = BaselineShuffleAttention.from_ours(layer.attn)
         return new
-
-
-class FastPathOff(nn.Module):
-    """Runs a library module (a block, the generator, a training step) with the fast path turned off.
-
-    The yardstick of the network-level rows: the same weights and code, on the plain reference path
-    (textbook PyTorch ops, each block stepping its own LSTM and heads, no scheduled conditioning).
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args: object) -> object:
-        with set_fast_path(False):
-            return self.module(*args)
 
 
 class EncodeText(nn.Module):

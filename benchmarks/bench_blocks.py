@@ -7,12 +7,12 @@ Usage::
 By default the outputs go to benchmarks/results/ as cpu.* or <gpu-name>.* (``-quick`` added for a
 smoke run), the files the docs' "Benchmarks" page renders.
 
-Every row group (one block, shape, mode and dtype) times the library in each variant (eager,
-channels_last, ``torch.compile``) side by side with the straightforward baseline (eager, see
-``baselines.py``) and, for RAT, the reference code's batch-as-sequence LSTM. It writes
-``NAME.json`` (commit, torch version, device, every measurement), ``NAME.md`` (tables) and
-``NAME.png`` (throughput per block and variant) to ``DIR``. ``--quick`` is the CI smoke run: tiny
-shapes, few repeats, no speed thresholds.
+Every row group (one block, shape, mode and dtype) times the library in each variant (eager with
+the default implementation, eager with ``impl="ref"``, channels_last, ``torch.compile``) side by
+side with the straightforward baseline (eager, see ``baselines.py``) and, for RAT, the reference
+code's batch-as-sequence LSTM. It writes ``NAME.json`` (commit, torch version, device, every
+measurement), ``NAME.md`` (tables) and ``NAME.png`` (throughput per block and variant) to ``DIR``.
+``--quick`` is the CI smoke run: tiny shapes, few repeats, no speed thresholds.
 """
 
 from __future__ import annotations
@@ -35,19 +35,18 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import torch
 
-from ratlip_layers import set_fast_path
-
 if __package__ in (None, ""):
     # Run as a script: make the repository root importable so ``benchmarks`` resolves as a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import (
+    ALL_VARIANTS,
     CHANNELS_LAST,
     COMPILE,
     CUDA_GRAPHS,
     EAGER,
     FORWARD,
-    PLAIN,
+    REF,
     TRAIN_STEP,
     Case,
     Plan,
@@ -65,14 +64,16 @@ def make_fn(
 ) -> Callable[[], object]:
     """Build ``impl`` for ``case`` in ``variant`` and return the function one timed call runs.
 
-    Variants: ``eager`` (the library's fast path), ``plain`` (its reference path, fast path off),
-    ``channels_last``, ``compile`` (``torch.compile``) and, on CUDA, ``compile+cudagraphs``
-    (``mode="reduce-overhead"``, which captures CUDA graphs). Modes: ``forward`` (without
-    autograd), ``forward+backward`` (gradients of every trainable parameter and of the first input)
-    and ``train step`` (the case's call is a whole update).
+    Variants: ``eager`` (the library's default implementation, ``impl="fused"``), ``ref`` (built
+    with ``impl="ref"``), ``channels_last``, ``compile`` (``torch.compile``) and, on CUDA,
+    ``compile+cudagraphs`` (``mode="reduce-overhead"``, which captures CUDA graphs). Modes:
+    ``forward`` (without autograd), ``forward+backward`` (gradients of every trainable parameter and
+    of the first input) and ``train step`` (the case's call is a whole update).
     """
     memory_format = torch.channels_last if variant == CHANNELS_LAST else torch.contiguous_format
-    module = case.builders[impl]().to(device=device, dtype=dtype, memory_format=memory_format)
+    build = case.builders[impl]
+    module = build(impl=REF) if variant == REF else build()
+    module = module.to(device=device, dtype=dtype, memory_format=memory_format)
     module.train(mode != FORWARD)
     if variant == COMPILE:
         runner = torch.compile(module, dynamic=False)
@@ -99,14 +100,7 @@ def make_fn(
         def run() -> None:
             torch.autograd.grad(case.call(runner, args), wrt, grad_out)
 
-    if variant != PLAIN:
-        return run
-
-    def run_plain() -> None:
-        with set_fast_path(False):
-            run()
-
-    return run_plain
+    return run
 
 
 def plan_for(device: torch.device, quick: bool) -> tuple[Plan, dict]:
@@ -152,14 +146,14 @@ def variants_for(case: Case, dtype: torch.dtype, device: torch.device, settings:
     The compile variants run for the plan's ``compile_blocks`` and ``compile_dtypes`` only; a case's
     own ``variants`` restrict the list further.
     """
-    allowed = case.variants or (EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS)
+    allowed = case.variants or ALL_VARIANTS
     return [variant for variant in _variants(case, dtype, device, settings) if variant in allowed]
 
 
 def _variants(case: Case, dtype: torch.dtype, device: torch.device, settings: dict) -> list[str]:
     if dtype != torch.float32 and device.type == "cpu":
         return [EAGER]
-    variants = [EAGER, PLAIN, CHANNELS_LAST]
+    variants = [EAGER, REF, CHANNELS_LAST]
     blocks = settings["compile_blocks"]
     wanted = (blocks is None or case.block in blocks) and str(dtype).removeprefix("torch.") in settings[
         "compile_dtypes"

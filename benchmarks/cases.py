@@ -1,7 +1,8 @@
 """The registry of benchmark cases: what to build, with which inputs, at which shapes.
 
 A case is one block at one shape. Its ``builders`` map an implementation name (``"ours"``,
-``"baseline"``, optionally ``"reference"``) to a function returning a module; ``inputs`` makes the
+``"baseline"``, optionally ``"reference"``) to a function returning a module (``"ours"`` takes an
+optional ``impl``, for the ``ref`` variant, where the block has a fused implementation); ``inputs`` makes the
 call's arguments; ``call`` runs a module on them and returns the tensor that forward+backward
 differentiates. Adding a block is one function decorated with :func:`register` that returns its
 cases for a :class:`Plan`.
@@ -11,7 +12,7 @@ LSTM hidden 64, mapper RAT blocks at 7x7 with 32 and 64 channels, G-blocks from 
 512..64 channels, batch 16 and 64. The network-level rows (a mapper block and G-blocks of the
 generator, the CLIP text adapter, the discriminator, the generator, one D+G training step) build
 the ``paper`` preset on a randomly initialised ViT-B/32 (the ``tiny`` preset on ``tiny_clip`` for
-``--quick``) and compare against the same module with the fast path off.
+``--quick``) and compare against the same module built with ``impl="ref"``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ratlip_layers import (
     build_clip,
     tiny_clip,
 )
+from ratlip_layers.layers.config import REF
 from ratlip_layers.models.blocks import ConditionedBlock
 from ratlip_layers.training import GANTrainStep
 
@@ -47,12 +49,12 @@ from .baselines import (
     BaselineSAConv,
     BaselineShuffleAttention,
     EncodeText,
-    FastPathOff,
     ReferenceLSTMAffine,
     ReferenceRATBlock,
 )
 
 __all__ = [
+    "ALL_VARIANTS",
     "CHANNELS_LAST",
     "COMPILE",
     "COND_DIM",
@@ -62,7 +64,8 @@ __all__ = [
     "G_BLOCKS",
     "HIDDEN",
     "MAPPER_GRID",
-    "PLAIN",
+    "NO_REF",
+    "REF",
     "REGISTRY",
     "TRAIN",
     "TRAIN_STEP",
@@ -88,14 +91,12 @@ FORWARD = "forward"
 TRAIN = "forward+backward"
 TRAIN_STEP = "train step"
 """One whole D+G update (forward, backward and optimizer steps of both networks)."""
-# Variants of ours.
-EAGER, PLAIN, CHANNELS_LAST, COMPILE, CUDA_GRAPHS = (
-    "eager",
-    "plain",
-    "channels_last",
-    "compile",
-    "compile+cudagraphs",
-)
+# Variants of ours: the default implementation (fused) eager; ``REF`` (``impl="ref"``, imported
+# above) eager; the default in channels_last; torch.compile (which traces the reference ops).
+EAGER, CHANNELS_LAST, COMPILE, CUDA_GRAPHS = ("eager", "channels_last", "compile", "compile+cudagraphs")
+ALL_VARIANTS = (EAGER, REF, CHANNELS_LAST, COMPILE, CUDA_GRAPHS)
+NO_REF = tuple(v for v in ALL_VARIANTS if v != REF)
+"""The variants of a block without a fused implementation (its ``ref`` would repeat ``eager``)."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def _call_conditioned(module: nn.Module, args: tuple) -> Tensor:
     return module(*args)
 
 
-def _paired(ours: Callable[[], nn.Module], *others: tuple[str, Callable[[nn.Module], nn.Module]]):
+def _paired(ours: Callable[..., nn.Module], *others: tuple[str, Callable[[nn.Module], nn.Module]]):
     """Builders for ``ours`` and for implementations converted (weights copied) from a fresh ``ours``."""
     builders: dict[str, Callable[[], nn.Module]] = {"ours": ours}
     for name, convert in others:
@@ -224,8 +225,9 @@ def _g_rows(plan: Plan, which: int) -> list[tuple[int, int, int]]:
     return [(b, g[which] // plan.channel_scale, g[2]) for b in plan.batches for g in plan.g_blocks]
 
 
-def _recurrent_case(block: str, ours_cls, baseline_cls, reference_cls, batch: int, channels: int) -> Case:
-    ours = lambda: ours_cls(COND_DIM, channels, HIDDEN)
+def _recurrent_case(
+    block: str, ours, baseline_cls, reference_cls, batch: int, channels: int, **kwargs
+) -> Case:
     return Case(
         block=block,
         batch=batch,
@@ -234,13 +236,23 @@ def _recurrent_case(block: str, ours_cls, baseline_cls, reference_cls, batch: in
         inputs=_feature_inputs(batch, channels, MAPPER_GRID, with_cond=True, with_state=True),
         call=_call_recurrent,
         elements=batch * channels * MAPPER_GRID**2,
+        **kwargs,
     )
 
 
 @register("LSTMAffine")
 def lstm_affine_cases(plan: Plan) -> list[Case]:
+    # LSTMAffine's one modulation has only the reference implementation.
     return [
-        _recurrent_case("LSTMAffine", LSTMAffine, BaselineLSTMAffine, ReferenceLSTMAffine, b, c)
+        _recurrent_case(
+            "LSTMAffine",
+            lambda c=c: LSTMAffine(COND_DIM, c, HIDDEN),
+            BaselineLSTMAffine,
+            ReferenceLSTMAffine,
+            b,
+            c,
+            variants=NO_REF,
+        )
         for b, c in _mapper_rows(plan)
     ]
 
@@ -248,7 +260,14 @@ def lstm_affine_cases(plan: Plan) -> list[Case]:
 @register("RATBlock")
 def rat_block_cases(plan: Plan) -> list[Case]:
     return [
-        _recurrent_case("RATBlock", RATBlock, BaselineRATBlock, ReferenceRATBlock, b, c)
+        _recurrent_case(
+            "RATBlock",
+            lambda impl=None, c=c: RATBlock(COND_DIM, c, HIDDEN, impl=impl),
+            BaselineRATBlock,
+            ReferenceRATBlock,
+            b,
+            c,
+        )
         for b, c in _mapper_rows(plan)
     ]
 
@@ -272,7 +291,13 @@ def _feature_map_case(
 def df_block_cases(plan: Plan) -> list[Case]:
     return [
         _feature_map_case(
-            "DFBlock", lambda c=c: DFBlock(COND_DIM, c), BaselineDFBlock, b, c, px, with_cond=True
+            "DFBlock",
+            lambda impl=None, c=c: DFBlock(COND_DIM, c, impl=impl),
+            BaselineDFBlock,
+            b,
+            c,
+            px,
+            with_cond=True,
         )
         for b, c, px in _g_rows(plan, 0)
     ]
@@ -284,7 +309,7 @@ def shuffle_attention_cases(plan: Plan) -> list[Case]:
     return [
         _feature_map_case(
             "ShuffleAttention",
-            lambda c=c: ShuffleAttention(c),
+            lambda impl=None, c=c: ShuffleAttention(c, impl=impl),
             BaselineShuffleAttention,
             b,
             c,
@@ -308,7 +333,7 @@ def sa_conv_cases(plan: Plan) -> list[Case]:
     ]
     cases = []
     for b, cin, cout, px in mapper + g:
-        ours = lambda cin=cin, cout=cout: SAConv(cin, cout)
+        ours = lambda impl=None, cin=cin, cout=cout: SAConv(cin, cout, impl=impl)
         cases.append(
             Case(
                 block="SAConv",
@@ -335,35 +360,35 @@ def _clip(plan: Plan) -> tuple[nn.Module, object]:
     return build_clip(CLIP_MODEL)
 
 
-def _generator(plan: Plan) -> RATLIPGenerator:
+def _generator(plan: Plan, impl: str | None = None) -> RATLIPGenerator:
     clip_model, tokenizer = _clip(plan)
-    return RATLIPGenerator(GeneratorConfig.preset(plan.model_preset), clip_model, tokenizer=tokenizer)
+    config = GeneratorConfig.preset(plan.model_preset)
+    return RATLIPGenerator(config, clip_model, tokenizer=tokenizer, impl=impl)
 
 
-def _vs_fast_path_off(ours: Callable[[], nn.Module]) -> dict[str, Callable[[], nn.Module]]:
-    return {"ours": ours, "baseline": lambda: FastPathOff(ours())}
+def _vs_ref(ours: Callable[[str | None], nn.Module]) -> dict[str, Callable[[], nn.Module]]:
+    """Builders of a network row: ours with the default implementation against ours with ``impl="ref"``."""
+    return {"ours": lambda: ours(None), "baseline": lambda: ours(REF)}
 
 
 class BlockStep(nn.Module):
-    """A generator block as the generator runs it: its modulations from the condition and the LSTM
-    state, then its convolutions on the feature map."""
+    """A generator block called as the generator calls it, with the LSTM state as two tensors."""
 
     def __init__(self, block: ConditionedBlock) -> None:
         super().__init__()
         self.block = block
 
     def forward(self, x: Tensor, cond: Tensor, h: Tensor, c: Tensor) -> Tensor:
-        modulation, _ = self.block.modulation(cond, (h, c))
-        return self.block(x, modulation)
+        return self.block(x, cond, (h, c))[0]
 
 
 class TrainStep(nn.Module):
     """One :class:`~ratlip_layers.training.GANTrainStep` update of a generator and a discriminator
     that share one frozen CLIP model (an ``nn.Module`` so the harness can move and switch it)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, impl: str | None = None) -> None:
         super().__init__()
-        self.generator = _generator(plan)
+        self.generator = _generator(plan, impl)
         clip_model = self.generator.clip_model
         self.discriminator = CLIPDiscriminator(clip_model)
         self.step = GANTrainStep(self.generator, self.discriminator, self.generator.text)
@@ -432,7 +457,7 @@ def _network_case(
     block: str, batch: int, shape: dict[str, int], builders, inputs, elements: int, **kwargs
 ) -> Case:
     """A network-level row: float32, ours eager against its baseline (no compile: whole networks
-    take minutes to compile, and ``plain`` would repeat the fast-path-off baseline)."""
+    take minutes to compile, and ``ref`` would repeat the ``impl="ref"`` baseline)."""
     return Case(
         block=block,
         batch=batch,
@@ -451,13 +476,13 @@ def _network_case(
 def mapper_block_cases(plan: Plan) -> list[Case]:
     shapes = _shapes(plan.model_preset)
     c, grid = shapes.mapper_channels, shapes.grid
-    ours = lambda: BlockStep(_generator(plan).mapper_blocks[0])
+    ours = lambda impl: BlockStep(_generator(plan, impl).mapper_blocks[0])
     return [
         _network_case(
             "MapperBlock",
             b,
             {"C": c, "px": grid},
-            _vs_fast_path_off(ours),
+            _vs_ref(ours),
             _feature_inputs(b, c, grid, True, True, cond_dim=shapes.cond_dim, hidden=shapes.hidden),
             b * c * grid**2,
         )
@@ -474,13 +499,13 @@ def g_block_cases(plan: Plan) -> list[Case]:
     for b in plan.model_batches:
         for i in picked:
             c_in, c_out, px_in, px = shapes.g_blocks[i]
-            ours = lambda i=i: BlockStep(_generator(plan).blocks[i])
+            ours = lambda impl, i=i: BlockStep(_generator(plan, impl).blocks[i])
             inputs = _feature_inputs(
                 b, c_in, px_in, True, True, cond_dim=shapes.cond_dim, hidden=shapes.hidden
             )
             shape = {"Cin": c_in, "Cout": c_out, "px": px}
             cases.append(
-                _network_case("GBlock", b, shape, _vs_fast_path_off(ours), inputs, b * c_out * px**2)
+                _network_case("GBlock", b, shape, _vs_ref(ours), inputs, b * c_out * px**2)
             )
     return cases
 
@@ -516,6 +541,7 @@ def text_adapter_cases(plan: Plan) -> list[Case]:
 def discriminator_cases(plan: Plan) -> list[Case]:
     shapes = _shapes(plan.model_preset)
     size = shapes.image_size
+    # The discriminator has no fused parts: its baseline is the same module (a control row).
     ours = lambda: CLIPDiscriminator(_clip(plan)[0])
 
     def sentence(batch: int):
@@ -526,7 +552,7 @@ def discriminator_cases(plan: Plan) -> list[Case]:
             "CLIPDiscriminator",
             b,
             {"px": size},
-            _vs_fast_path_off(ours),
+            {"ours": ours, "baseline": ours},
             _images_and(b, size, sentence(b)),
             b * 3 * size**2,
         )
@@ -551,7 +577,7 @@ def generator_cases(plan: Plan) -> list[Case]:
             "Generator",
             b,
             {"px": size},
-            _vs_fast_path_off(lambda: _generator(plan)),
+            _vs_ref(lambda impl: _generator(plan, impl)),
             inputs(b),
             b * 3 * size**2,
         )
@@ -572,7 +598,7 @@ def train_step_cases(plan: Plan) -> list[Case]:
             "GANTrainStep",
             b,
             {"px": size},
-            _vs_fast_path_off(lambda: TrainStep(plan)),
+            _vs_ref(lambda impl: TrainStep(plan, impl)),
             _images_and(b, size, token_batch(b)),
             b * 3 * size**2,
             modes=(TRAIN_STEP,),

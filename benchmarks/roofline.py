@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ratlip_layers import ShuffleAttention, modulate_twice
+from ratlip_layers import ShuffleAttention
+from ratlip_layers.layers import modulate_twice
 
 from .baselines import BaselineShuffleAttention
 from .timing import copy_bandwidth, time_interleaved
@@ -83,10 +84,10 @@ def _memory_bound_ops(x: torch.Tensor) -> dict[str, tuple[Callable[[], object], 
     nbytes = x.numel() * x.element_size()
 
     def fused_train() -> None:
-        torch.autograd.grad(modulate_twice(x_grad, *params), x_grad, grad)
+        torch.autograd.grad(modulate_twice(x_grad, *params, impl="fused"), x_grad, grad)
 
     return {
-        "modulation (ours, fused) forward": (lambda: modulate_twice(x, *params), 2 * nbytes),
+        "modulation (ours, fused) forward": (lambda: modulate_twice(x, *params, impl="fused"), 2 * nbytes),
         "modulation (baseline chain) forward": (lambda: _unfused_chain(x, *params), 2 * nbytes),
         # Forward reads x and writes out; backward reads x and the gradient and writes grad_x.
         "modulation (ours, fused) forward+backward": (fused_train, 5 * nbytes),

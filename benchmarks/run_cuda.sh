@@ -2,7 +2,7 @@
 # The CUDA block suite in one go, for a session with a GPU: every paper-preset shape in float32,
 # bfloat16 and float16, eager, channels_last and (RAT blocks, bfloat16) torch.compile with and without
 # CUDA graphs; then the network-level rows (mapper block, G-blocks, text adapter, discriminator,
-# generator, one D+G training step; float32, eager against the fast path off), which build a ViT-B/32
+# generator, one D+G training step; float32, eager against impl="ref"), which build a ViT-B/32
 # per implementation and take roughly a minute more. The block rows get a smaller budget than before so
 # the whole run stays at about 8 minutes on one H100; cases not started within the budget are listed
 # as skipped.

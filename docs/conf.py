@@ -89,6 +89,10 @@ import torch
 from torch import nn
 import ratlip_layers
 from ratlip_layers import *
+# Docstring examples use their own module's names, as pytest's --doctest-modules gives them.
+from ratlip_layers.layers import *
+from ratlip_layers.clip import *
+from ratlip_layers.models import *
 torch.manual_seed(0)
 """
 doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
@@ -104,5 +108,7 @@ mathjax_path = "mathjax/tex-chtml.js"
 html_theme = "furo"
 html_title = f"ratlip-layers {release}"
 html_theme_options = {"navigation_with_keys": True}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # small layout fixes for reading at a laptop's width
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True

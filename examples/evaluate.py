@@ -1,12 +1,15 @@
 """Score a trained RATLIP generator: FID and CLIP score (and, on shapes, the colour accuracy).
 
     python examples/evaluate.py --checkpoint runs/shapes-tiny --dataset shapes
-    python examples/evaluate.py --checkpoint runs/cub-paper --dataset cub --data-dir data/birds \
-        --fid-features inception --inception-weights weights-inception-2015-12-05-6726825d.pth \
+    python examples/evaluate.py --checkpoint runs/cub-paper --dataset cub --data-dir data/birds \\
+        --fid-features inception --inception-weights weights-inception-2015-12-05-6726825d.pth \\
         --score-clip-model ViT-B-32-quickgelu --score-clip-pretrained openai --num-images 30000
+    python examples/evaluate.py --checkpoint runs/cub-paper --dataset cub --data-dir data/birds \
+        --fid-features torchvision --inception-weights inception_v3_google.pth \
+        --fid-reference bird_val256_FIDK0.npz --num-images 30000     # as the DF-GAN/GALIP/RATLIP tables
 
 Prints the results as JSON and saves them (--out). The "fid_features" field says which features
-the FID used: only InceptionV3 FIDs compare with published numbers.
+the FID used: only the torchvision protocol against the papers' statistics compares with their tables.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ratlip_layers.data import DATASETS, DataFileError, DatasetLayoutError
+from ratlip_layers.metrics import FID_PROTOCOLS
 from ratlip_layers.training import evaluate_checkpoint
 
 
@@ -29,9 +33,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metrics", nargs="+", help="a subset of the registered metrics")
-    p.add_argument("--fid-features", choices=("clip", "inception"), default="clip")
-    p.add_argument("--inception-weights", help="local InceptionV3 weights (torch-fidelity's .pth)")
+    p.add_argument(
+        "--fid-features",
+        choices=("clip", *FID_PROTOCOLS),
+        default="clip",
+        help="clip: the run's CLIP; inception: torchmetrics' TF-FID; torchvision: the papers' protocol",
+    )
+    p.add_argument("--inception-weights", help="local weights of the chosen Inception network")
     p.add_argument("--fid-cache", help="directory of cached real-image statistics")
+    p.add_argument("--fid-reference", metavar="NPZ", help="reference statistics (mu, sigma) to score against")
     p.add_argument("--score-clip-model", help="open_clip model for the CLIP score (default: the run's CLIP)")
     p.add_argument("--score-clip-pretrained", help="its pretrained tag or weights path")
     p.add_argument("--no-ema", action="store_true")
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             fid_features=args.fid_features,
             inception_weights=args.inception_weights,
             fid_cache=args.fid_cache,
+            fid_reference=args.fid_reference,
             score_clip_model=args.score_clip_model,
             score_clip_pretrained=args.score_clip_pretrained,
             metric_names=args.metrics,

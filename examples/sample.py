@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from ratlip_layers.training import captioned_grid, load_generator, sample_images, save_images
+from ratlip_layers.training.images import write_png
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             save_images(images[row * args.n : (row + 1) * args.n], args.out_dir, prefix=f"caption{row:02d}-")
         print(f"wrote {len(images)} images to {args.out_dir} ({info['weights']} weights of {info['source']})")
     else:
-        captioned_grid(images, args.caption, columns=args.n).save(args.out)
+        write_png(captioned_grid(images, args.caption, columns=args.n), args.out)
         print(f"wrote {args.out} ({info['weights']} weights of {info['source']})")
     return 0
 

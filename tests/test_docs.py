@@ -157,6 +157,19 @@ def test_results_become_fields_grouped_tables_and_subsections():
     assert "roofline\n^^^^^^^^" in text and ".. list-table:: rows\n" in text
 
 
+def test_a_label_that_restates_other_columns_is_left_out_of_the_table():
+    rows = [
+        {"block": "RATBlock", "label": f"RATBlock B{b} C32 px7", "batch": b, "shape": "C32 px7",
+         "impl": "ours", "median_s": 1e-3}
+        for b in (16, 64)
+    ]
+    text = "\n".join(benchmark_tables.render_result("cpu", {"rows": rows}))
+    assert "label" not in text and "RATBlock B16" not in text  # restated by block, batch and shape
+    assert "- batch" in text and "- shape" in text and "C32 px7" in text
+    rows[0]["label"] = "RATBlock, the first case"  # a label that says something else stays
+    assert "- label" in "\n".join(benchmark_tables.render_result("cpu", {"rows": rows}))
+
+
 def _build(tmp_path: Path, files: dict[str, bytes]) -> str:
     src = tmp_path / "src"
     (src / "results").mkdir(parents=True)

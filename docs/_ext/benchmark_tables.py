@@ -112,9 +112,41 @@ def _header(column: str, unit: str) -> str:
     return format_value(column)
 
 
+def _restates(column: str, records: list[dict[str, Any]], others: list[str]) -> bool:
+    """Whether every value of ``column`` is a label pieced together from two or more of the
+    record's cells in ``others``: each word of it is a word of one of them, or one with a letter
+    in front (``"LSTMAffine B16 C32 px7"`` beside block ``LSTMAffine``, batch 16 and shape
+    ``C32 px7``). A cell that merely repeats part of such a label is kept."""
+    for record in records:
+        value = record.get(column)
+        if not isinstance(value, str) or not value.strip():
+            return False
+        words = {
+            key: set(str(record[key]).split())
+            for key in others
+            if isinstance(record.get(key), (str, int)) and not isinstance(record.get(key), bool)
+        }
+        sources = set()
+        for word in value.split():
+            found = {key for key, cell in words.items() if word in cell or word[1:] in cell}
+            if not found:
+                return False
+            sources |= found
+        if len(sources) < 2:
+            return False
+    return True
+
+
 def _table(title: str, records: list[dict[str, Any]], drop: str | None = None) -> list[str]:
-    """A table with the speedup columns first and times in a readable unit, 3 significant figures."""
-    columns = [c for c in dict.fromkeys(key for record in records for key in record) if c != drop]
+    """A table with the speedup columns first and times in a readable unit, 3 significant figures.
+
+    A label column that only restates other columns is left out: at a laptop's width it pushed
+    the times off the side of the page."""
+    every = list(dict.fromkeys(key for record in records for key in record))
+    columns = [c for c in every if c != drop]
+    for column in list(columns):
+        if _restates(column, records, [c for c in every if c != column and (c in columns or c == drop)]):
+            columns.remove(column)
     columns = [c for c in columns if _is_speedup(c)] + [c for c in columns if not _is_speedup(c)]
     unit, scale = _time_unit([r.get(c) for r in records for c in columns if _is_time(c)])
     header = [_header(column, unit) for column in columns]
@@ -226,12 +258,16 @@ class BenchmarkResults(SphinxDirective):
 
     def _figure(self, path: Path) -> list[str]:
         self.env.note_dependency(str(path))
+        # The scripts' plots are wide (one panel per block and mode): the page shows them scaled
+        # to its width, linked to the full-size image (Sphinx links every scaled image).
         return [
             f".. figure:: /{Path(self.arguments[0]) / path.name}",
             "   :width: 100%",
+            f"   :alt: {format_value(path.stem)}: the benchmark script's plot of these results,"
+            " one panel per block and mode",
             "",
             f"   {format_value(path.stem)}: the benchmark script's plot of these results"
-            f" (``{path.name}``).",
+            f" (``{path.name}``); open the image for its full size.",
             "",
         ]
 

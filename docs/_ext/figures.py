@@ -13,6 +13,7 @@ builds stay incremental.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,12 +219,9 @@ def draw_shapes_grid() -> Figure:
     for index, ax in enumerate(axes.flat):
         image, caption = data[index]
         ax.imshow(((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
-        ax.set_title(
-            caption.replace(" on ", "\non ", 1)
-            .replace(" with ", "\nwith ", 1)
-            .replace(" against ", "\nagainst ", 1),
-            fontsize=7.5,
-        )
+        # The background on a line of its own, whatever the phrasing joins it with; neighbouring
+        # titles must not run into each other.
+        ax.set_title(re.sub(r" (on|against|in front of|with) ", r"\n\1 ", caption, count=1), fontsize=7.5)
         ax.axis("off")
     fig.tight_layout()
     return fig

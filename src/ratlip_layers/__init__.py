@@ -1,68 +1,77 @@
 """ratlip-layers: RATLIP's recurrent affine transformations, shuffle attention and CLIP parts as
-drop-in PyTorch modules."""
+drop-in PyTorch modules.
+
+The top level holds what a user builds with: the layers, the CLIP parts and the models with their
+configs. Everything else lives in its subpackage (:mod:`ratlip_layers.layers`, ``.clip``,
+``.models``, ``.data``, ``.metrics``, ``.training``). The layers import only torch and einops; the
+CLIP-dependent names are loaded on first access (PEP 562), so ``from ratlip_layers import RATBlock``
+does not import open_clip or torchvision.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .layers import (
     Affine,
-    ConditioningSchedule,
     DFBlock,
     LSTMAffine,
     LSTMState,
-    ModulationHead,
     RATBlock,
     SAConv,
-    ScheduledModulations,
     ShuffleAttention,
     StateFromNoise,
-    is_fast_path_enabled,
-    lstm_pointwise,
-    modulate,
-    modulate_twice,
-    set_fast_path,
-    zero_state,
+    convert_to_rat,
 )
-from .clip import (
-    CLIPImageEncoder,
-    CLIPMapper,
-    CLIPTextAdapter,
-    ImageFeatures,
-    TextEncoding,
-    build_clip,
-    freeze_clip,
-    tiny_clip,
-)
-from .models import CLIPDiscriminator, GeneratorConditioning, GeneratorConfig, RATLIPGenerator
+
+if TYPE_CHECKING:
+    from .clip import CLIPImageEncoder, CLIPMapper, CLIPTextAdapter, build_clip, tiny_clip
+    from .models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
 
 __version__ = "0.1.0"
 
+# name -> the subpackage that defines it, imported when the name is first used.
+_LAZY = {
+    "CLIPImageEncoder": "clip",
+    "CLIPMapper": "clip",
+    "CLIPTextAdapter": "clip",
+    "build_clip": "clip",
+    "tiny_clip": "clip",
+    "CLIPDiscriminator": "models",
+    "GeneratorConfig": "models",
+    "RATLIPGenerator": "models",
+}
+
 __all__ = [
     "Affine",
-    "ConditioningSchedule",
     "CLIPDiscriminator",
     "CLIPImageEncoder",
     "CLIPMapper",
     "CLIPTextAdapter",
     "DFBlock",
-    "GeneratorConditioning",
     "GeneratorConfig",
-    "ImageFeatures",
     "LSTMAffine",
     "LSTMState",
-    "ModulationHead",
     "RATBlock",
     "RATLIPGenerator",
     "SAConv",
-    "ScheduledModulations",
     "ShuffleAttention",
     "StateFromNoise",
-    "TextEncoding",
     "__version__",
     "build_clip",
-    "freeze_clip",
-    "is_fast_path_enabled",
-    "lstm_pointwise",
-    "modulate",
-    "modulate_twice",
-    "set_fast_path",
+    "convert_to_rat",
     "tiny_clip",
-    "zero_state",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ratlip_layers import CLIPTextAdapter, TextEncoding
+from ratlip_layers import CLIPTextAdapter
+from ratlip_layers.clip import TextEncoding
 
 from .towers import ALT_KWARGS, make_clip
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ratlip_layers import Affine, DFBlock, LSTMAffine, ModulationHead, RATBlock, SAConv, ShuffleAttention
+from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention
+from ratlip_layers.layers import ModulationHead
 
 COND_DIM = 6
 HIDDEN = 5

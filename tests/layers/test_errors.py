@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention, StateFromNoise, zero_state
+from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention, StateFromNoise
+from ratlip_layers.layers import zero_state
 
 COND, C, HID = 6, 8, 5
 

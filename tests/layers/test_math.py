@@ -6,18 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ratlip_layers import (
-    Affine,
-    DFBlock,
-    LSTMAffine,
-    ModulationHead,
-    RATBlock,
-    SAConv,
-    ShuffleAttention,
-    StateFromNoise,
-    modulate_twice,
-    zero_state,
-)
+from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention, StateFromNoise
+from ratlip_layers.layers import ModulationHead, modulate_twice, zero_state
 
 from .cases import COND_DIM, HIDDEN, make_inputs, perturb_
 

@@ -10,7 +10,7 @@ from ratlip_layers.metrics import (
     FrechetDistance,
     InceptionFeatures,
     MetricContext,
-    ShapesColourAccuracy,
+    ShapesAccuracy,
     build_metrics,
     metric_names,
     module_fingerprint,
@@ -120,13 +120,13 @@ def test_inception_weights_are_checked_before_anyone_unpickles_them(tmp_path):
 
 def test_registry(clip):
     model, tokenizer = clip
-    assert set(metric_names("shapes")) >= {"clip_score", "fid", "shapes_colour"}
-    assert "shapes_colour" not in metric_names("cub")
+    assert set(metric_names("shapes")) >= {"clip_score", "fid", "shapes_accuracy"}
+    assert "shapes_accuracy" not in metric_names("cub")
     metrics = build_metrics("shapes", MetricContext(model, tokenizer))
-    assert isinstance(metrics["shapes_colour"], ShapesColourAccuracy)
+    assert isinstance(metrics["shapes_accuracy"], ShapesAccuracy)
     assert isinstance(metrics["fid"], FrechetDistance) and metrics["fid"].features_name == "clip"
     with pytest.raises(ValueError, match="do not apply to dataset 'cub'"):
-        build_metrics("cub", MetricContext(model, tokenizer), ["shapes_colour"])
+        build_metrics("cub", MetricContext(model, tokenizer), ["shapes_accuracy"])
     with pytest.raises(ValueError, match="already registered"):
         register_metric("fid")(lambda context: None)
     with pytest.raises(ValueError, match="fid_features must be"):

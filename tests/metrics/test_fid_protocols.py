@@ -1,31 +1,77 @@
+"""The two Inception FID protocols, reference statistics from ``.npz`` files, and the distance itself."""
+
 import numpy as np
 import pytest
 import torch
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 import torchvision
 
+from ratlip_layers.clip import tiny_clip
+from ratlip_layers.data import ShapesDataset
 from ratlip_layers.metrics import (
-    StatisticsFID,
+    CLIPFeatures,
+    FrechetDistance,
+    MetricContext,
     TorchvisionInceptionFeatures,
-    feature_statistics,
-    frechet_distance,
     inception_features,
     load_fid_statistics,
     save_fid_statistics,
 )
+from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+from ratlip_layers.training import Evaluator
+
+
+def _moments(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x.mean(0), np.cov(x, rowvar=False)
 
 
 def _numpy_fid(mu1, s1, mu2, s2):
+    """The Frechet distance written out with numpy: tr(sqrt(s1 s2)) via the symmetric sqrt(s1) s2 sqrt(s1)."""
     w, v = np.linalg.eigh(s1)
     r = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     ev = np.linalg.eigvalsh(r @ s2 @ r)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(ev, 0, None)).sum())
 
 
-def test_frechet_distance_matches_numpy():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(50, 6)), rng.normal(1, 2, size=(60, 6))
-    (m1, s1), (m2, s2) = feature_statistics(a), feature_statistics(b)
-    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(_numpy_fid(m1, s1, m2, s2), rel=1e-6)
+class _Projection(torch.nn.Module):
+    """Features that are a fixed random projection of the mean colour and its square: cheap, full rank."""
+
+    name = "projection"
+    num_features = 6
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.randn(6, 6, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, images):
+        m = images.float().mean((2, 3))
+        return torch.cat([m, m**2], 1) @ self.weight
+
+
+def test_fid_against_given_moments_matches_numpy():
+    fake = torch.rand(40, 3, 4, 4) * 2 - 1 + torch.linspace(-0.3, 0.3, 40).view(40, 1, 1, 1)
+    real_features = np.random.default_rng(0).normal(0.2, 1.5, size=(50, 6))
+    mu, sigma = _moments(real_features)
+    fid = FrechetDistance(_Projection())
+    fid.set_real_moments(mu, sigma)
+    for m, r in zip(fid.real_moments(), (mu, sigma)):
+        np.testing.assert_allclose(m, r, rtol=1e-12, atol=1e-12)
+    fid.update(fake[:25])
+    fid.update(fake[25:])
+    expected = _numpy_fid(*_moments(_Projection()(fake).double().numpy()), mu, sigma)
+    assert fid.compute()["fid_projection"] == pytest.approx(expected, rel=1e-5)
+    # The moments survive reset(), as real images' statistics do.
+    fid.reset()
+    np.testing.assert_allclose(fid.real_moments()[0], mu, rtol=1e-12)
+    with pytest.raises(ValueError, match="do not fit projection features of 6 dimensions"):
+        fid.set_real_moments(np.zeros(5), np.eye(5))
+
+
+def test_real_moments_need_two_images():
+    fid = FrechetDistance(_Projection())
+    with pytest.raises(ValueError, match="hold 0 images"):
+        fid.real_moments()
 
 
 def test_npz_round_trip_and_errors(tmp_path):
@@ -59,26 +105,86 @@ def test_torchvision_weights_errors(tmp_path):
         TorchvisionInceptionFeatures(tmp_path / "keys.pth")
     with pytest.raises(ValueError, match="weights_path"):
         inception_features("torchvision")
-    with pytest.raises(ValueError, match="unknown FID protocol"):
+    with pytest.raises(ValueError, match="unknown FID protocol 'tf'"):
         inception_features("tf", tmp_path / "x")
 
 
-def test_torchvision_protocol_random_weights(tmp_path):
+def _calibrate_batch_norms(net, images):
+    """Set every batch norm's running statistics from one batch, so that random weights give O(1) features."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    net.train()
+    with torch.no_grad():
+        net(images)
+
+
+def _random_weights(protocol, path):
+    """A weights file of the protocol's network with random (PyTorch-initialised) weights."""
     torch.manual_seed(0)
-    net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    torch.save(net.state_dict(), tmp_path / "inc.pth")
-    features = inception_features("torchvision", tmp_path / "inc.pth")
-    assert not features.train().training
-    images = torch.rand(4, 3, 64, 64) * 2 - 1
-    feats = features(images)
-    assert feats.shape == (4, 2048)
-    ref = torch.rand(4, 3, 64, 64) * 2 - 1
-    mu, sigma = feature_statistics(features(ref))
-    save_fid_statistics(tmp_path / "ref.npz", mu, sigma)
-    fid = StatisticsFID(features, tmp_path / "ref.npz")
-    fid.update(images[:2])
-    fid.update(images[2:])
-    value = fid.compute()["fid_inception_torchvision"]
-    m2, s2 = feature_statistics(feats)
-    assert value == pytest.approx(_numpy_fid(m2, s2, mu, sigma), rel=1e-3, abs=1e-6)
-    print("torchvision-protocol FID (random weights):", value)
+    calibration = torch.rand(2, 3, 299, 299)
+    if protocol == "torchvision":
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+        _calibrate_batch_norms(net, (calibration - 0.45) / 0.225)
+    else:
+        # torch-fidelity's network only loads weights; build it with its random initialisation instead.
+        real_load = fidelity_inception.FeatureExtractorInceptionV3.load_state_dict
+        fidelity_inception.FeatureExtractorInceptionV3.load_state_dict = lambda self, state: None
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(fidelity_inception, "load_state_dict_from_url", lambda *a, **k: {})
+                net = fidelity_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+        finally:
+            fidelity_inception.FeatureExtractorInceptionV3.load_state_dict = real_load
+        _calibrate_batch_norms(net, (calibration * 255).to(torch.uint8))
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_both_protocols_score_the_same_images_against_npz_statistics(tmp_path):
+    torch.manual_seed(1)
+    reference_images = torch.rand(6, 3, 64, 64) * 2 - 1
+    generated = (torch.rand(6, 3, 64, 64) * 2 - 1) * 0.6 + 0.2
+    values = {}
+    for protocol in ("inception", "torchvision"):
+        features = inception_features(protocol, _random_weights(protocol, tmp_path / f"{protocol}.pth"))
+        features.train()  # batch norms stay frozen whatever the caller does
+        assert not any(m.training for m in features.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        reference_features = features(reference_images).double().numpy()
+        generated_features = features(generated).double().numpy()
+        assert generated_features.shape == (6, 2048)
+        npz = save_fid_statistics(tmp_path / f"{protocol}.npz", *_moments(reference_features))
+        fid = FrechetDistance(features)
+        fid.set_real_moments(*load_fid_statistics(npz))
+        fid.update(generated[:4])
+        fid.update(generated[4:])
+        (key, value), = fid.compute().items()
+        expected = _numpy_fid(*_moments(generated_features), *_moments(reference_features))
+        assert value == pytest.approx(expected, rel=1e-3)
+        assert value > 0
+        values[key] = value
+    print("the two FID protocols on the same images (random weights):", values)
+    assert set(values) == {"fid_inception", "fid_inception_torchvision"}
+    a, b = values.values()
+    assert not a == pytest.approx(b, rel=0.1)  # other networks, other numbers: never compare across protocols
+
+
+def test_evaluator_scores_against_a_reference_npz(tmp_path):
+    """FID against an .npz of the test split's own moments equals FID against the test split."""
+    clip_model, tokenizer = tiny_clip()
+    test_set = ShapesDataset(12, split="test")
+    context = MetricContext(clip_model, tokenizer)
+    kwargs = dict(dataset_id="shapes-test-32-12", dataset_name="shapes", context=context, num_images=12,
+                  batch_size=6, fid_cache=tmp_path, metric_names=["fid"])
+    from_images = Evaluator(test_set, **kwargs)
+    npz = save_fid_statistics(tmp_path / "shapes.npz", *from_images.metrics["fid"].real_moments())
+    from_npz = Evaluator(test_set, fid_reference=npz, **kwargs)
+    assert from_npz.fid_cache_file == npz
+    torch.manual_seed(0)
+    G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+    a, b = from_images.evaluate(G), from_npz.evaluate(G)
+    assert a["fid_clip"] == pytest.approx(b["fid_clip"], rel=1e-4)
+    np.savez(tmp_path / "wide.npz", mu=np.zeros(7), sigma=np.eye(7))
+    with pytest.raises(ValueError, match="wide.npz.*7"):
+        Evaluator(test_set, fid_reference=tmp_path / "wide.npz", **kwargs)

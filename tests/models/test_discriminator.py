@@ -7,7 +7,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratlip_layers import CLIPDiscriminator, GeneratorConfig, ImageFeatures, RATLIPGenerator, tiny_clip
+from ratlip_layers import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator, tiny_clip
+from ratlip_layers.clip import ImageFeatures
 from ratlip_layers.models.discriminator import NetC
 
 from ..clip.towers import images, make_clip, resnet_clip
@@ -102,6 +103,17 @@ def test_trainable_state_dict_round_trip(clip_model):
     torch.testing.assert_close(other(x, s), D(x, s), rtol=0, atol=0)
     with pytest.raises(ValueError, match="missing keys"):
         other.load_trainable_state_dict({})
+
+
+def test_one_image_code_judged_against_several_captions_equals_logits(clip_model):
+    D = make(clip_model).eval()
+    features = D.features(images(3, 32))
+    s = torch.randn(3, 32)
+    code = D.image_code(features)
+    torch.testing.assert_close(D.match_logits(code, s), D.logits(features, s), rtol=0, atol=0)
+    torch.testing.assert_close(D.match_logits(code, s.roll(1, 0)), D.logits(features, s.roll(1, 0)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        D.match_logits(code, torch.zeros(2, 32))
 
 
 @pytest.mark.parametrize(

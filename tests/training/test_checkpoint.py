@@ -5,14 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ratlip_layers.training import (
-    CheckpointManager,
-    get_rng_state,
-    load_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
+from ratlip_layers.training import CheckpointManager, load_checkpoint, save_checkpoint
+from ratlip_layers.training.checkpoint import get_rng_state, resolve_checkpoint, set_rng_state
 
 
 def _save(path, value=1.0, **state):

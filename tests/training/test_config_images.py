@@ -1,10 +1,13 @@
+import argparse
+import dataclasses
 import json
 
 import pytest
 import torch
+from PIL import Image
 
 from ratlip_layers.models import GeneratorConfig
-from ratlip_layers.training import RECIPES, TrainConfig, captioned_grid, save_images, to_pil
+from ratlip_layers.training import RECIPES, TrainConfig, captioned_grid, save_images
 
 
 def test_presets_fill_unset_options():
@@ -68,9 +71,32 @@ def test_grid_places_images_beside_their_captions():
     assert text_panel.getextrema()[0] < 100  # the caption is drawn
     with pytest.raises(ValueError, match="len\\(captions\\) \\* columns"):
         captioned_grid(images, ["only one"], columns=2)
+    lone = captioned_grid(images[:1], ["one image"], columns=1)
+    assert lone.size == (240 + 68 + 4, 68 + 4) and lone.getpixel((240 + 2, 2)) == (255, 255, 255)
 
 
 def test_save_images(tmp_path):
     paths = save_images(torch.zeros(3, 3, 8, 8), tmp_path / "out", prefix="x-")
     assert [p.name for p in paths] == ["x-0000.png", "x-0001.png", "x-0002.png"]
-    assert to_pil(torch.zeros(3, 8, 8)).getpixel((0, 0)) == (128, 128, 128)
+    assert Image.open(paths[0]).getpixel((0, 0)) == (128, 128, 128)  # [-1, 1] mapped to [0, 255]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in paths]  # no temporaries
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    TrainConfig.add_arguments(parser)
+    return parser
+
+
+def test_the_command_line_is_built_from_the_fields():
+    parser = _parser()
+    flags = {flag for action in parser._actions for flag in action.option_strings} - {"-h", "--help"}
+    assert flags == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}
+    assert TrainConfig.resolve(**vars(parser.parse_args([]))) == TrainConfig.resolve()
+    parsed = vars(parser.parse_args(["--preset", "paper", "--epochs", "3", "--compile", "--lr-g", "2e-4"]))
+    config = TrainConfig.resolve(**parsed)
+    got = (config.epochs, config.steps, config.compile, config.lr_g, config.lr_d)
+    assert got == (3, None, True, 2e-4, 4e-4)
+    for argv in (["--steps", "1", "--epochs", "1"], ["--amp", "fp8"], ["--dataset", "mnist"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)

@@ -2,6 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from ratlip_layers.clip import tiny_clip
+from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
 from ratlip_layers.training import EMA
 
 
@@ -39,24 +41,25 @@ def test_buffers_float_averaged_integer_copied():
     assert state["num_batches_tracked"].item() == 1
 
 
-def test_follows_trainable_state_dict_and_copies_back():
-    class WithFrozen(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.frozen = nn.Linear(2, 2)
-            self.head = nn.Linear(2, 2)
-
-        def trainable_state_dict(self):
-            return {k: v for k, v in self.state_dict().items() if k.startswith("head.")}
-
-    net = WithFrozen()
-    ema = EMA(net, decay=0.5, warmup=False)
-    assert set(ema.state_dict()) == {"head.weight", "head.bias"}
-    target = WithFrozen()
-    frozen_before = target.frozen.weight.clone()
-    ema.copy_to(target)
-    torch.testing.assert_close(target.head.weight, net.head.weight)
-    assert torch.equal(target.frozen.weight, frozen_before)
+def test_one_copy_averages_the_learned_state_and_shares_the_frozen_clip():
+    clip, tokenizer = tiny_clip()
+    generator = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip, tokenizer=tokenizer)
+    ema = EMA(generator, decay=0.5, warmup=False)
+    assert set(ema.state_dict()) == set(generator.trainable_state_dict())
+    # The frozen CLIP is the network's own, not a copy; the learned weights are the EMA's own.
+    assert ema.module.clip_model.visual is clip.visual
+    live, average = dict(generator.named_parameters()), dict(ema.module.named_parameters())
+    learned = [name for name in generator.trainable_state_dict() if name in live]
+    assert learned and all(average[n] is not live[n] and not average[n].requires_grad for n in learned)
+    assert not ema.module.training and generator.training
+    with torch.no_grad():
+        for name in learned:
+            live[name].add_(1.0)
+    ema.update(generator)
+    name = learned[0]
+    torch.testing.assert_close(average[name], live[name] - 0.5)
+    sentence = generator.text(["a red circle on a blue background"] * 2).sentence
+    assert ema.module(torch.randn(2, generator.z_dim), sentence).shape == (2, 3, 32, 32)
 
 
 def test_state_round_trip_and_errors():

@@ -3,7 +3,8 @@ import torch
 
 from ratlip_layers.clip import CLIPTextAdapter, tiny_clip
 from ratlip_layers.models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
-from ratlip_layers.training import SCALE_FLOOR, SCALE_RESET, GANTrainStep, NonFiniteLossError, Precision
+from ratlip_layers.training import GANTrainStep, NonFiniteLossError, Precision
+from ratlip_layers.training.step import SCALE_FLOOR, SCALE_RESET
 
 
 @pytest.fixture

@@ -167,3 +167,12 @@ def test_a_run_with_clip_pretrained_none_keeps_its_random_clip_in_the_checkpoint
     assert trainer.config.clip_pretrained == "none"  # not replaced by the preset's value
     trainer.fit()
     assert "clip" in load_checkpoint(trainer.checkpoints.latest()).weights
+
+
+def test_resuming_a_run_without_ema_starts_the_average_from_the_restored_generator(tiny_config):
+    Trainer(tiny_config(steps=1, ema=0.0), progress=False).fit()
+    resumed = Trainer(tiny_config(steps=2, resume="auto"), progress=False)
+    resumed.resume(resumed.checkpoints.latest())
+    assert resumed.ema.num_updates == 0 and resumed.sampling_generator() is resumed.ema.module
+    restored = resumed.generator.trainable_state_dict()
+    assert all(torch.equal(v, restored[k]) for k, v in resumed.ema.state_dict().items())

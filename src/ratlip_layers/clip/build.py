@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import logging
+import pickle
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from .._checks import check_divisible, check_positive_int, floating_dtype
@@ -99,6 +104,12 @@ def build_clip(
     Returns:
         ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
 
+    Raises:
+        ValueError: ``model_name`` is not an open_clip model; ``pretrained`` is neither a tag of it
+            nor an existing file; the file is unreadable, holds more than tensors (it is refused
+            before anything is unpickled) or holds weights of another architecture. The message
+            names the file.
+
     Example:
         >>> from ratlip_layers.clip import clip_spec
         >>> clip_model, tokenizer = build_clip(
@@ -117,10 +128,17 @@ def build_clip(
             "build_clip: %s built with random weights (pretrained='none')", model_name
         )
         pretrained = None
-    with _quiet_random_init() if pretrained is None else contextlib.nullcontext():
+    _check_model_name(model_name)
+    weights_file = _weights_file(model_name, pretrained)
+    with _quiet_random_init() if pretrained is None or weights_file else contextlib.nullcontext():
         model = open_clip.create_model(
-            model_name, pretrained=pretrained, device=device if device is not None else "cpu", **model_kwargs
+            model_name,
+            pretrained=None if weights_file else pretrained,
+            device=device if device is not None else "cpu",
+            **model_kwargs,
         )
+    if weights_file:
+        _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
     setattr(
         model,
@@ -128,6 +146,63 @@ def build_clip(
         {"model_name": model_name, "pretrained": pretrained, "model_kwargs": copy.deepcopy(model_kwargs)},
     )
     return freeze_clip(model), tokenizer
+
+
+# open_clip's schemes for models that are not in its registry.
+_MODEL_SCHEMES = ("hf-hub:", "local-dir:")
+
+
+def _check_model_name(model_name: str) -> None:
+    if model_name.startswith(_MODEL_SCHEMES) or model_name in open_clip.list_models():
+        return
+    close = difflib.get_close_matches(model_name, open_clip.list_models(), n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else " (see open_clip.list_models())"
+    raise ValueError(f"model_name must be an open_clip model name, got {model_name!r}{hint}")
+
+
+def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
+    """``pretrained`` as a local weights file; ``None`` for random weights or an open_clip tag."""
+    if pretrained is None:
+        return None
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained.lower() in (t.lower() for t in tags) or model_name.startswith(_MODEL_SCHEMES):
+        return None
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return path
+    raise ValueError(
+        f"pretrained must be None, 'none', an open_clip tag of {model_name} {tuple(tags)} or a weights "
+        f"file, got {pretrained!r}" + (" (a directory)" if path.is_dir() else " (no such file)")
+    )
+
+
+# What torch.load, safetensors and open_clip's loader raise on truncated, empty or foreign files.
+_UNREADABLE = (
+    EOFError, OSError, KeyError, IndexError, ValueError, StopIteration, AttributeError, SafetensorError
+)
+
+
+def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
+    """Load a local weights file with open_clip's loader, turning its errors into one clear message."""
+    try:
+        open_clip.load_checkpoint(model, str(path), weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise ValueError(
+                f"{path} holds objects other than tensors ({found.group(1)}); it is refused unread "
+                "(torch.load weights_only=True)"
+            ) from None
+        raise ValueError(f"{path} is not a readable weights file: {str(err).splitlines()[-1]}") from None
+    except AssertionError as err:  # open_clip's position-embedding resize: other widths
+        raise ValueError(f"{path} does not hold weights of {model_name}: {err}") from None
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        if "state_dict" in first or "size mismatch" in str(err):
+            raise ValueError(f"{path} does not hold weights of {model_name}: {first}") from None
+        raise ValueError(f"{path} is not a readable weights file: {first}") from None
+    except _UNREADABLE as err:
+        raise ValueError(f"{path} is not a readable weights file: {type(err).__name__}: {err}") from None
 
 
 def tiny_clip(

@@ -3,8 +3,8 @@
 Nothing is read from disk. Sample ``i`` of a dataset is a pure function of ``(seed, split, i)``, so
 two processes (DDP ranks, data-loader workers, a resumed run) draw the same image for the same index.
 The captions name the shape's colour and the background's colour, which makes the conditioning
-measurable: :class:`ratlip_layers.metrics.ShapesColourAccuracy` reads both colours back from a
-generated image.
+measurable: :class:`ratlip_layers.metrics.ShapesAccuracy` reads both colours and the shape back
+from a generated image.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "ShapesDataset",
     "parse_shapes_caption",
     "render_shape",
+    "shape_mask",
     "shapes_caption",
 ]
 
@@ -151,6 +152,39 @@ class ShapeSpec(NamedTuple):
     radius: float
 
 
+def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
+    """Which pixel centres of a ``size`` x ``size`` image a shape covers (its geometry, once).
+
+    Args:
+        shape: one of :data:`SHAPES`.
+        cx: the centre's x, as a fraction of the side.
+        cy: the centre's y, as a fraction of the side.
+        radius: the size, as a fraction of the side; each shape has about the area of the circle
+            of this radius.
+        size: pixels per side.
+
+    Returns:
+        A ``(size, size)`` bool array.
+
+    Example:
+        >>> from ratlip_layers.data.shapes import shape_mask
+        >>> int(shape_mask("square", 0.5, 0.5, 0.3, 8).sum()), bool(shape_mask("circle", 0.5, 0.5, 0.3, 8)[0, 0])
+        (16, False)
+    """
+    coords = (np.arange(size, dtype=np.float64) + 0.5) / size
+    y, x = np.meshgrid(coords, coords, indexing="ij")
+    dx, dy, r = x - cx, y - cy, radius
+    if shape == "circle":
+        return dx**2 + dy**2 <= r**2
+    if shape == "square":
+        # A square of half-side 0.85 r has about the area of the circle of radius r.
+        return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+    if shape == "triangle":
+        # Apex at cy - 1.1 r, base at cy + 0.9 r with half-width 1.15 r: about the circle's area.
+        return (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
+    raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+
+
 def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
     """Draw ``spec`` as an ``(image_size, image_size, 3)`` uint8 sRGB array.
 
@@ -161,20 +195,7 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
         ((16, 16, 3), [40, 80, 220], [220, 40, 40])
     """
     check_positive_int("image_size", image_size)
-    n = image_size * _SUPERSAMPLE
-    coords = (np.arange(n, dtype=np.float64) + 0.5) / n
-    y, x = np.meshgrid(coords, coords, indexing="ij")
-    dx, dy, r = x - spec.cx, y - spec.cy, spec.radius
-    if spec.shape == "circle":
-        mask = dx**2 + dy**2 <= r**2
-    elif spec.shape == "square":
-        # A square of half-side 0.85 r has about the area of the circle of radius r.
-        mask = (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
-    elif spec.shape == "triangle":
-        # Apex at cy - 1.1 r, base at cy + 0.9 r with half-width 1.15 r: about the circle's area.
-        mask = (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
-    else:
-        raise ValueError(f"shape must be one of {SHAPES}, got {spec.shape!r}")
+    mask = shape_mask(spec.shape, spec.cx, spec.cy, spec.radius, image_size * _SUPERSAMPLE)
     colour = np.asarray(PALETTE[spec.colour], dtype=np.float64)
     background = np.asarray(PALETTE[spec.background], dtype=np.float64)
     big = np.where(mask[..., None], colour, background)

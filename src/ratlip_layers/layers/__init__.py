@@ -1,28 +1,31 @@
-"""Conditioning and attention layers. Nothing here depends on CLIP or on training code."""
+"""Conditioning and attention layers. Nothing here depends on CLIP or on training code.
+
+Layers with a fused implementation take ``impl="ref" | "fused"``; see
+:func:`~ratlip_layers.layers.default_impl`.
+"""
 
 from .affine import Affine, DFBlock
 from .attention import SAConv, ShuffleAttention
-from .fast_path import is_fast_path_enabled, set_fast_path
+from .config import default_impl
+from .convert import RecurrentMemory, ThreadedRATBlock, convert_to_rat
 from .modulation import ModulationHead, modulate, modulate_twice
-from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise, lstm_pointwise, zero_state
-from .schedule import ConditioningSchedule, ScheduledModulations
+from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise, zero_state
 
 __all__ = [
     "Affine",
-    "ConditioningSchedule",
     "DFBlock",
     "LSTMAffine",
     "LSTMState",
     "ModulationHead",
     "RATBlock",
     "SAConv",
-    "ScheduledModulations",
     "ShuffleAttention",
+    "RecurrentMemory",
     "StateFromNoise",
-    "is_fast_path_enabled",
-    "lstm_pointwise",
+    "ThreadedRATBlock",
+    "convert_to_rat",
+    "default_impl",
     "modulate",
     "modulate_twice",
-    "set_fast_path",
     "zero_state",
 ]

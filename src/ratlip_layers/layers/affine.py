@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
+from .config import resolve_impl
 from .modulation import ModulationHead, modulate, modulate_twice
 
 __all__ = ["Affine", "DFBlock"]
@@ -77,6 +78,8 @@ class DFBlock(nn.Module):
         cond_dim: size of the condition vector.
         num_features: number of channels ``C`` of ``x``.
         negative_slope: slope of the LeakyReLUs.
+        impl: ``"ref"`` or ``"fused"``, how :func:`modulate_twice` computes the block body;
+            ``None`` takes :func:`~ratlip_layers.layers.default_impl`. Both compute the same function.
         device: factory device.
         dtype: factory dtype.
 
@@ -97,6 +100,7 @@ class DFBlock(nn.Module):
         num_features: int,
         negative_slope: float = 0.2,
         *,
+        impl: str | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -104,6 +108,7 @@ class DFBlock(nn.Module):
         self.cond_dim = check_positive_int("cond_dim", cond_dim)
         self.num_features = check_positive_int("num_features", num_features)
         self.negative_slope = float(negative_slope)
+        self.impl = resolve_impl(impl)
         self.affine1 = Affine(cond_dim, num_features, device=device, dtype=dtype)
         self.affine2 = Affine(cond_dim, num_features, device=device, dtype=dtype)
 
@@ -113,10 +118,10 @@ class DFBlock(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
-        return modulate_twice(x, *self.modulation(cond), self.negative_slope)
+        return modulate_twice(x, *self.modulation(cond), self.negative_slope, impl=self.impl)
 
     def extra_repr(self) -> str:
         return (
             f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
-            f"negative_slope={self.negative_slope}"
+            f"negative_slope={self.negative_slope}, impl={self.impl!r}"
         )

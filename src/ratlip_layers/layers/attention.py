@@ -11,8 +11,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .._checks import check_divisible, check_positive_int, check_size, check_tensor
-from .fast_path import is_channels_last, use_fast_path
-from .fused import scale_shift
+from .config import FUSED, resolve_impl
+from .fused import is_channels_last, scale_shift
 
 __all__ = ["ShuffleAttention", "SAConv"]
 
@@ -30,6 +30,10 @@ class ShuffleAttention(nn.Module):
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
         eps: epsilon of the group norm.
+        impl: ``"ref"``, SA-Net's formulation (regroup, gate, concatenate, shuffle: two copies), or
+            ``"fused"``, the same maths with one copy, which gates strided views and writes both
+            halves to their shuffled places at once (even ``groups`` only; odd ones compute the
+            reference). ``None`` takes :func:`~ratlip_layers.layers.default_impl`.
         device: factory device.
         dtype: factory dtype.
 
@@ -49,6 +53,7 @@ class ShuffleAttention(nn.Module):
         groups: int = 8,
         *,
         eps: float = 1e-5,
+        impl: str | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -56,6 +61,7 @@ class ShuffleAttention(nn.Module):
         self.channels = check_positive_int("channels", channels)
         self.groups = check_positive_int("groups", groups)
         check_divisible("channels", channels, 2 * groups, "2 * groups")
+        self.impl = resolve_impl(impl)
         half = channels // (2 * groups)
         factory = {"device": device, "dtype": dtype}
         self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
@@ -72,16 +78,17 @@ class ShuffleAttention(nn.Module):
                 "ShuffleAttention normalises each channel over its spatial positions, so it needs "
                 f"H * W >= 2, got x of shape {tuple(x.shape)}"
             )
-        if not (use_fast_path() and self.groups % 2 == 0):
-            return self._forward_plain(x)
+        # Under torch.compile the reference is traced: Inductor fuses it on its own.
+        if self.impl != FUSED or self.groups % 2 or torch.compiler.is_compiling():
+            return self._forward_ref(x)
         if x.is_contiguous():
-            return self._forward_fast(x)
+            return self._forward_fused(x)
         # Measured on CPU: gating strided channels_last views costs more than two layout copies, so
         # compute in NCHW and hand the next (channels_last) convolution the layout it expects.
         memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
-        return self._forward_fast(x.contiguous()).contiguous(memory_format=memory_format)
+        return self._forward_fused(x.contiguous()).contiguous(memory_format=memory_format)
 
-    def _forward_plain(self, x: Tensor) -> Tensor:
+    def _forward_ref(self, x: Tensor) -> Tensor:
         """SA-Net's formulation: regroup, gate both halves, concatenate, shuffle (two copies)."""
         dtype = x.dtype
         grouped = rearrange(x, "b (g c) h w -> (b g) c h w", g=self.groups)
@@ -97,7 +104,7 @@ class ShuffleAttention(nn.Module):
         # Channel shuffle with two groups: (B, 2, C/2, H, W) -> (B, C/2, 2, H, W).
         return rearrange(out, "b (two c) h w -> b (c two) h w", two=2)
 
-    def _forward_fast(self, x: Tensor) -> Tensor:
+    def _forward_fused(self, x: Tensor) -> Tensor:
         """The same maths with one copy instead of two, for NCHW-contiguous ``x`` and even ``groups``.
 
         Input channel ``((t * G/2 + r) * 2 + s) * c + j`` is (shuffle half ``t``, group ``r`` within
@@ -123,7 +130,7 @@ class ShuffleAttention(nn.Module):
         return out.view(batch, channels, height, width)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, groups={self.groups}"
+        return f"channels={self.channels}, groups={self.groups}, impl={self.impl!r}"
 
 
 class SAConv(nn.Module):
@@ -138,6 +145,7 @@ class SAConv(nn.Module):
         groups: shuffle-attention groups (not convolution groups).
         norm_layer: builds the norm from the channel count and factory kwargs.
         act_layer: builds the activation; LeakyReLU(0.01) by default, as in the reference.
+        impl: the :class:`ShuffleAttention`'s implementation, ``"ref"``, ``"fused"`` or ``None``.
         device: factory device.
         dtype: factory dtype.
 
@@ -162,6 +170,7 @@ class SAConv(nn.Module):
         *,
         norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
         act_layer: Callable[[], nn.Module] = functools.partial(nn.LeakyReLU, 0.01),
+        impl: str | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -180,7 +189,7 @@ class SAConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False, **factory)
         self.norm = norm_layer(out_channels, **factory)
         self.act = act_layer()
-        self.attn = ShuffleAttention(out_channels, groups, **factory)
+        self.attn = ShuffleAttention(out_channels, groups, impl=impl, **factory)
 
     def forward(self, x: Tensor) -> Tensor:
         check_tensor("x", x, 4, "(B, C, H, W)")

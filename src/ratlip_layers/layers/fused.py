@@ -1,11 +1,12 @@
-"""Fused modulation: the DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)`` as one autograd node.
+"""The fused implementation of the DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``.
 
 Autograd's own graph for the block body holds eight nodes and stores three full-size
-intermediates; this node stores ``x`` and one intermediate (none on the Triton path) and computes
-every gradient in a hand-written backward. On CPU the forward runs in place after its first op; on
-CUDA, with Triton installed and an NCHW-contiguous ``x``, forward and backward are one kernel each.
-:func:`~ratlip_layers.modulate_twice` dispatches here on the fast path; under ``torch.compile`` it
-takes the plain path instead, which Inductor fuses itself.
+intermediates; :class:`_ModulateTwice` is one node that stores ``x`` and one intermediate (none on
+the Triton path) and computes every gradient in a hand-written backward. On CPU its forward runs in
+place after the first op; on CUDA, with Triton installed and an NCHW-contiguous ``x``, forward and
+backward are one Triton kernel each. :func:`~ratlip_layers.layers.modulate_twice` runs it for
+``impl="fused"`` (see ``layers/config.py``). The DFBlock rows of ``benchmarks/results/cpu.md`` pay
+for it at the G-blocks' 16-64 px: ``eager`` (fused) against the baseline and ``plain`` (now ``ref``).
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._triton_modulation import modulate_twice_backward, modulate_twice_forward, triton_available
-from .fast_path import is_channels_last
 
-__all__ = ["TORCH", "TRITON", "fused_modulate_twice", "scale_shift"]
-
-TRITON = "triton"
-TORCH = "torch"
+__all__ = ["fused_modulate_twice"]
 
 _HAS_TRITON = triton_available()
 
 
+def is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` is a 4-D channels_last tensor that is not also NCHW-contiguous."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """``gamma * x + beta`` with ``(B, C, 1, 1)`` scales, by the fastest op sequence for ``x``'s layout.
+    """``gamma * x + beta`` with broadcast ``(.., C, 1, 1)`` scales, by the fastest op sequence for ``x``.
 
     With NCHW on CPU, ``addcmul`` broadcasting a per-channel operand runs several times slower than
     a multiply followed by an in-place add (measured by ``benchmarks/bench_blocks.py``); with
@@ -39,10 +41,6 @@ def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
             return out + beta
         return out.add_(beta)
     return torch.addcmul(beta, gamma, x)
-
-
-def _triton_eligible(x: Tensor) -> bool:
-    return _HAS_TRITON and x.is_cuda and x.is_contiguous()
 
 
 def _forward_torch(
@@ -58,7 +56,8 @@ def _forward_torch(
 
 
 # From this many elements on, one fused batch-norm backward kernel beats four separate passes
-# (measured on CPU: about 2x at G-block sizes; below it the kernel's set-up costs more than it saves).
+# (measured on CPU: about 2-3x at G-block sizes, where the public ops' ``(grad * x).sum`` writes a
+# full-size product first; below it the kernel's set-up costs more than it saves).
 _FUSED_REDUCTION_MIN_ELEMENTS = 1 << 16
 
 
@@ -67,7 +66,8 @@ def _scale_shift_backward(grad: Tensor, x: Tensor, gamma: Tensor) -> tuple[Tenso
 
     An inference batch norm over ``B * C`` channels with zero mean and unit variance is exactly
     this per-(sample, channel) affine, so for large NCHW maps its backward kernel computes all
-    three gradients in one pass over ``grad`` and ``x``.
+    three gradients in one pass over ``grad`` and ``x``. The kernel is ATen's (private, positional)
+    ``native_batch_norm_backward``; no public op computes the three in one pass.
     """
     batch, channels, height, width = x.shape
     if x.numel() < _FUSED_REDUCTION_MIN_ELEMENTS or not (x.is_contiguous() and grad.is_contiguous()):
@@ -77,16 +77,16 @@ def _scale_shift_backward(grad: Tensor, x: Tensor, gamma: Tensor) -> tuple[Tenso
     stats_dtype = torch.float32 if x.element_size() < 4 else x.dtype
     stats = x.new_zeros(rows, dtype=stats_dtype)
     grad_x, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
-        grad.view(1, rows, height, width),
-        x.view(1, rows, height, width),
-        gamma.reshape(rows).to(stats_dtype),
-        stats,
-        torch.ones_like(stats),
-        None,
-        None,
-        False,
-        0.0,
-        [True, True, True],
+        grad.view(1, rows, height, width),  # grad_out
+        x.view(1, rows, height, width),  # input
+        gamma.reshape(rows).to(stats_dtype),  # weight
+        stats,  # running_mean
+        torch.ones_like(stats),  # running_var
+        None,  # save_mean
+        None,  # save_invstd
+        False,  # train: use the running statistics, i.e. the plain affine
+        0.0,  # eps
+        [True, True, True],  # output_mask: grad_input, grad_weight, grad_bias
     )
     return grad_x.view_as(x), grad_gamma.view(batch, channels), grad_beta.view(batch, channels)
 
@@ -95,11 +95,11 @@ class _ModulateTwice(torch.autograd.Function):
     """``lrelu(g2 * lrelu(g1 * x + b1) + b2)`` with ``(B, C)`` scales and shifts; ``slope >= 0``."""
 
     @staticmethod
-    def forward(ctx, x, gamma1, beta1, gamma2, beta2, slope, backend):  # type: ignore[override]
+    def forward(ctx, x, gamma1, beta1, gamma2, beta2, slope, use_triton):  # type: ignore[override]
         ctx.slope = slope
-        ctx.backend = backend
+        ctx.use_triton = use_triton
         ctx.param_dtypes = (gamma1.dtype, beta1.dtype, gamma2.dtype, beta2.dtype)
-        if backend == TRITON:
+        if use_triton:
             params = torch.stack((gamma1, beta1, gamma2, beta2)).float().contiguous()
             ctx.save_for_backward(x, params)
             return modulate_twice_forward(x, params, slope)
@@ -110,7 +110,7 @@ class _ModulateTwice(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         slope = ctx.slope
-        if ctx.backend == TRITON:
+        if ctx.use_triton:
             x, params = ctx.saved_tensors
             grad_x, grad_params = modulate_twice_backward(x, grad, params, slope)
             grads = tuple(g.to(dt) for g, dt in zip(grad_params.unbind(0), ctx.param_dtypes))
@@ -134,18 +134,14 @@ def fused_modulate_twice(
     beta2: Tensor,
     negative_slope: float,
     *,
-    backend: str | None = None,
+    use_triton: bool | None = None,
 ) -> Tensor:
-    """The fused block body; ``backend`` is ``"triton"``, ``"torch"`` or ``None`` (pick by device).
+    """The fused block body: the Triton kernels where they apply, else the PyTorch-op node.
 
-    Requires ``negative_slope >= 0``. Inputs are not validated: callers (the layers and
-    :func:`~ratlip_layers.modulate_twice`) have done so.
+    Requires a 4-D ``x``, ``(B, C)`` parameters and ``negative_slope >= 0``; callers
+    (:func:`~ratlip_layers.layers.modulate_twice`) check this. ``use_triton=None`` picks Triton for an
+    NCHW-contiguous CUDA ``x`` when Triton is installed; the tests force either side.
     """
-    if backend is None:
-        backend = TRITON if _triton_eligible(x) else TORCH
-    slope = float(negative_slope)
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, gamma1, beta1, gamma2, beta2))
-    if backend == TORCH and not needs_grad:
-        # Inference: the in-place chain without the autograd node's bookkeeping.
-        return _forward_torch(x, gamma1, beta1, gamma2, beta2, slope)[1]
-    return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, slope, backend)
+    if use_triton is None:
+        use_triton = _HAS_TRITON and x.is_cuda and x.is_contiguous()
+    return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), use_triton)

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
-from .fast_path import use_fast_path
-from .fused import fused_modulate_twice, scale_shift
+from .config import FUSED, resolve_impl
+from .fused import fused_modulate_twice
 
 __all__ = ["ModulationHead", "modulate", "modulate_twice"]
 
@@ -24,9 +24,6 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     Returns:
         The modulated feature map, same shape, dtype and memory format as ``x``.
 
-    On the fast path (:class:`~ratlip_layers.set_fast_path`) the op sequence follows ``x``'s
-    device and memory format; the result is the same.
-
     Shape:
         - x: :math:`(B, C, H, W)`
         - gamma, beta: :math:`(B, C)`
@@ -39,8 +36,6 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     """
     gamma = gamma.to(x.dtype)[:, :, None, None]
     beta = beta.to(x.dtype)[:, :, None, None]
-    if use_fast_path():
-        return scale_shift(x, gamma, beta)
     return torch.addcmul(beta, gamma, x)
 
 
@@ -51,6 +46,8 @@ def modulate_twice(
     gamma2: Tensor,
     beta2: Tensor,
     negative_slope: float = 0.2,
+    *,
+    impl: str = "ref",
 ) -> Tensor:
     """The body of a DF/RAT block: modulate, LeakyReLU, modulate, LeakyReLU.
 
@@ -63,13 +60,14 @@ def modulate_twice(
         gamma2: scales of the second modulation.
         beta2: shifts of the second modulation.
         negative_slope: slope of both LeakyReLUs.
+        impl: ``"ref"``, the composition of :func:`modulate` and ``F.leaky_relu`` below, or
+            ``"fused"``, one autograd node with a hand-written backward (one Triton kernel each way
+            on CUDA when Triton is installed); see :func:`~ratlip_layers.layers.default_impl`.
+            ``"fused"`` computes the reference where it does not apply: under ``torch.compile``
+            (Inductor fuses the reference itself) and for a negative ``negative_slope``.
 
     Returns:
         The block's output, same shape and dtype as ``x``.
-
-    On the fast path (:class:`~ratlip_layers.set_fast_path`, on by default) this is one autograd
-    node with a hand-written backward, and one Triton kernel each way on CUDA when Triton is
-    installed; under ``torch.compile`` it is the plain composition, which Inductor fuses.
 
     Shape:
         - x: :math:`(B, C, H, W)`
@@ -81,8 +79,12 @@ def modulate_twice(
         >>> one, zero = torch.ones(1, 2), torch.zeros(1, 2)
         >>> modulate_twice(x, one, zero, one, zero, 0.5)[0, 0, 0, 0].item()
         -0.25
+        >>> fused = modulate_twice(x, one, zero, one, zero, 0.5, impl="fused")
+        >>> torch.equal(fused, modulate_twice(x, one, zero, one, zero, 0.5))
+        True
     """
-    if use_fast_path() and negative_slope >= 0 and x.dim() == 4 and gamma1.dim() == 2:
+    fused = resolve_impl(impl) == FUSED and not torch.compiler.is_compiling()
+    if fused and negative_slope >= 0 and x.dim() == 4 and gamma1.dim() == 2:
         return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)
     h = F.leaky_relu(modulate(x, gamma1, beta1), negative_slope)
     return F.leaky_relu(modulate(h, gamma2, beta2), negative_slope)

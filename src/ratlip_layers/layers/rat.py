@@ -7,9 +7,10 @@ from torch import Tensor, nn
 
 from .._checks import check_positive_int, check_state, check_tensor
 from .affine import check_feature_and_cond
+from .config import resolve_impl
 from .modulation import ModulationHead, modulate, modulate_twice
 
-__all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise", "lstm_pointwise", "zero_state"]
+__all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise", "zero_state"]
 
 LSTMState = tuple[Tensor, Tensor]
 """An LSTM state ``(h, c)``, each of shape ``(B, hidden_size)``."""
@@ -90,32 +91,6 @@ class StateFromNoise(nn.Module):
 
     def extra_repr(self) -> str:
         return f"noise_dim={self.noise_dim}, hidden_size={self.hidden_size}"
-
-
-def lstm_pointwise(gates: Tensor, c: Tensor | None) -> LSTMState:
-    """The element-wise half of an ``nn.LSTMCell`` step, from its pre-activations.
-
-    Args:
-        gates: ``W_ih x + b_ih + W_hh h + b_hh`` of shape ``(B, 4 * hidden)``, in PyTorch's
-            ``(i, f, g, o)`` order.
-        c: the previous cell state ``(B, hidden)``; ``None`` means zeros.
-
-    Returns:
-        The new state ``(h, c)``.
-
-    Example:
-        >>> cell = nn.LSTMCell(3, 2)
-        >>> x, h, c = torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 2)
-        >>> gates = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
-        >>> new_h, new_c = lstm_pointwise(gates, c)
-        >>> torch.allclose(new_h, cell(x, (h, c))[0], atol=1e-6)
-        True
-    """
-    i, f, g, o = gates.chunk(4, dim=1)
-    c_new = torch.sigmoid(i) * torch.tanh(g)
-    if c is not None:
-        c_new = torch.addcmul(c_new, torch.sigmoid(f), c)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
 def _make_cell(
@@ -223,6 +198,8 @@ class RATBlock(nn.Module):
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` that both affines (and any other layer given
             it) share, RAT-GAN style; by default each affine owns its cell.
         negative_slope: slope of the LeakyReLUs.
+        impl: ``"ref"`` or ``"fused"``, how :func:`modulate_twice` computes the block body;
+            ``None`` takes :func:`~ratlip_layers.layers.default_impl`. Both compute the same function.
         device: factory device.
         dtype: factory dtype.
 
@@ -248,6 +225,7 @@ class RATBlock(nn.Module):
         *,
         cell: nn.LSTMCell | None = None,
         negative_slope: float = 0.2,
+        impl: str | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -256,6 +234,7 @@ class RATBlock(nn.Module):
         self.num_features = check_positive_int("num_features", num_features)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.negative_slope = float(negative_slope)
+        self.impl = resolve_impl(impl)
         factory = {"device": device, "dtype": dtype}
         self.affine1 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
         self.affine2 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
@@ -273,10 +252,10 @@ class RATBlock(nn.Module):
         if state is not None:
             check_state(state, x.shape[0], self.hidden_size)
         params, state = self.modulation(cond, state)
-        return modulate_twice(x, *params, self.negative_slope), state
+        return modulate_twice(x, *params, self.negative_slope, impl=self.impl), state
 
     def extra_repr(self) -> str:
         return (
             f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
-            f"hidden_size={self.hidden_size}, negative_slope={self.negative_slope}"
+            f"hidden_size={self.hidden_size}, negative_slope={self.negative_slope}, impl={self.impl!r}"
         )

@@ -7,17 +7,14 @@ from .fid import (
     CLIPFeatures,
     FrechetDistance,
     InceptionFeatures,
-    StatisticsFID,
     TorchvisionInceptionFeatures,
-    feature_statistics,
-    frechet_distance,
     inception_features,
     load_fid_statistics,
     module_fingerprint,
     save_fid_statistics,
 )
 from .registry import MetricContext, build_metrics, metric_names, register_metric, unregister_metric
-from .shapes_colour import ShapesColourAccuracy, estimate_shapes_colours
+from .shapes_accuracy import ShapesAccuracy, read_shapes_image
 
 __all__ = [
     "FID_PROTOCOLS",
@@ -26,20 +23,17 @@ __all__ = [
     "FrechetDistance",
     "InceptionFeatures",
     "MetricContext",
-    "StatisticsFID",
     "TorchvisionInceptionFeatures",
-    "ShapesColourAccuracy",
+    "ShapesAccuracy",
     "build_metrics",
-    "estimate_shapes_colours",
     "evaluate_generator",
-    "feature_statistics",
-    "frechet_distance",
     "fixed_noise",
     "inception_features",
     "load_fid_statistics",
     "metric_names",
     "module_fingerprint",
     "prepare_real_statistics",
+    "read_shapes_image",
     "register_metric",
     "save_fid_statistics",
     "unregister_metric",

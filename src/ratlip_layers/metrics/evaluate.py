@@ -10,8 +10,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
-from ..data.keys import draw_seed
-from .fid import FrechetDistance, module_fingerprint
+from ..data.keys import DrawKey, draw_seed
+from .fid import FrechetDistance, load_fid_statistics, module_fingerprint
 
 __all__ = ["evaluate_generator", "fixed_noise", "prepare_real_statistics"]
 
@@ -37,6 +37,7 @@ def prepare_real_statistics(
     batch_size: int = 64,
     num_workers: int = 0,
     is_main: bool = True,
+    reference: str | Path | None = None,
 ) -> Path:
     """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
@@ -44,8 +45,19 @@ def prepare_real_statistics(
     so other data or other features never reuse it. Under DDP only rank 0 (``is_main``) holds them,
     so that the cross-rank sum counts them once; other ranks keep zeros.
 
+    Args:
+        metric: the FID metric to fill.
+        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
+        cache_dir: where the statistics are cached.
+        dataset_id: names the data in the cache file's name.
+        batch_size: images per feature-extractor call.
+        num_workers: data-loader workers.
+        is_main: whether this rank holds the statistics.
+        reference: an ``.npz`` of published statistics (``mu``, ``sigma``; e.g. DF-GAN's
+            ``bird_val256_FIDK0.npz``) to score against instead of ``dataset``; nothing is cached.
+
     Returns:
-        The cache file.
+        The cache file, or ``reference`` when given.
 
     Example:
         >>> import tempfile
@@ -58,6 +70,14 @@ def prepare_real_statistics(
         >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
         (True, 16)
     """
+    if reference is not None:
+        mu, sigma = load_fid_statistics(reference)  # on every rank: a bad file fails everywhere alike
+        if is_main:
+            try:
+                metric.set_real_moments(mu, sigma)
+            except ValueError as err:
+                raise ValueError(f"{reference}: {err}") from None
+        return Path(reference)
     features = metric.inception
     cache_file = (
         Path(cache_dir)
@@ -78,7 +98,7 @@ def prepare_real_statistics(
 @torch.no_grad()
 def evaluate_generator(
     generate: Callable[[Tensor, list[str]], Tensor],
-    captions: Callable[[int], str],
+    captions: Callable[[int | DrawKey], str],
     metrics: Mapping[str, Metric],
     *,
     num_images: int,
@@ -94,16 +114,20 @@ def evaluate_generator(
 
     Image ``i`` uses caption ``captions(i)`` and noise :func:`fixed_noise` ``(i)``; ranks share the
     images out (rank ``r`` makes ``i = r, r + W, ...``) and torchmetrics sums the states across
-    them, so the result does not depend on the number of ranks.
+    them, so the result does not depend on the number of ranks. With ``num_captions``, image ``i``
+    describes test item ``i % num_captions`` with a caption drawn by the key
+    ``(i % num_captions, draw_seed(seed, i))``: every pass over the test split draws afresh among
+    an item's captions (CUB has ten per image), as the reference's ``sample_times`` passes do.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
-        captions: the caption of image ``i``.
+        captions: the caption of an item key (a dataset's ``caption``: an index, or an
+            ``(index, draw_seed)`` pair when ``num_captions`` is given).
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images: how many images to generate in total.
-        num_captions: the number of captions; when given, image ``i`` uses caption
-            ``i % num_captions`` (several passes over the test split, the reference's
-            ``sample_times``) and the result has ``"passes"``.
+        num_captions: the number of test items; when given, image ``i`` describes item
+            ``i % num_captions`` (several passes over the test split) and the result has
+            ``"passes"``.
         z_dim: noise size.
         batch_size: images per generator call.
         seed: seed of the noise.
@@ -118,21 +142,24 @@ def evaluate_generator(
         A stand-in "generator" that draws exactly what each caption asks for scores perfectly:
 
         >>> from ratlip_layers.data import ShapesDataset, ShapeSpec, parse_shapes_caption, render_shape
-        >>> from ratlip_layers.metrics import ShapesColourAccuracy, evaluate_generator
+        >>> from ratlip_layers.metrics import ShapesAccuracy, evaluate_generator
         >>> def draw(noise, captions):
         ...     specs = [ShapeSpec(*parse_shapes_caption(c), 0.5, 0.5, 0.3) for c in captions]
         ...     pixels = [torch.from_numpy(render_shape(s, 32)).permute(2, 0, 1) for s in specs]
         ...     return torch.stack(pixels).float() / 127.5 - 1
         >>> evaluate_generator(draw, ShapesDataset(64, split="test").caption,
-        ...                    {"colour": ShapesColourAccuracy()}, num_images=20, z_dim=8)
-        {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0}
+        ...                    {"colour": ShapesAccuracy()}, num_images=20, z_dim=8)
+        {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0}
     """
     for metric in metrics.values():
         metric.reset()
     mine = list(range(rank, num_images, world_size))
     for start in range(0, len(mine), batch_size):
         indices = mine[start : start + batch_size]
-        texts = [captions(i % num_captions if num_captions else i) for i in indices]
+        if num_captions:
+            texts = [captions((i % num_captions, draw_seed(seed, i))) for i in indices]
+        else:
+            texts = [captions(i) for i in indices]
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)

@@ -11,13 +11,14 @@ its features:
 
 Two Inception protocols exist and their numbers are **not** comparable (see :data:`FID_PROTOCOLS`):
 
-- ``"torchmetrics"``: :class:`InceptionFeatures`, the TF-FID Inception ported by torch-fidelity, as
+- ``"inception"``: :class:`InceptionFeatures`, the TF-FID Inception ported by torch-fidelity, as
   torchmetrics and torch-fidelity compute FID.
 - ``"torchvision"``: :class:`TorchvisionInceptionFeatures`, torchvision's ImageNet InceptionV3 pool3
   features, as DF-GAN, GALIP and RATLIP compute the FIDs of their published tables, against
-  reference statistics stored as ``.npz`` files (:func:`load_fid_statistics`).
+  reference statistics stored as ``.npz`` files (:func:`load_fid_statistics`,
+  :meth:`FrechetDistance.set_real_moments`).
 
-Every distance is computed by :func:`frechet_distance` (torchmetrics' formula).
+Every distance is torchmetrics' (:class:`FrechetDistance`), whichever the features.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3, _compute_fid
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from ..clip import CLIPImageEncoder
 
@@ -43,18 +44,15 @@ __all__ = [
     "CLIPFeatures",
     "FrechetDistance",
     "InceptionFeatures",
-    "StatisticsFID",
     "TorchvisionInceptionFeatures",
-    "feature_statistics",
-    "frechet_distance",
     "inception_features",
     "load_fid_statistics",
     "module_fingerprint",
     "save_fid_statistics",
 ]
 
-FID_PROTOCOLS = ("torchvision", "torchmetrics")
-"""The Inception FID protocols: ``"torchvision"`` (DF-GAN/GALIP/RATLIP papers), ``"torchmetrics"`` (TF-FID)."""
+FID_PROTOCOLS = ("inception", "torchvision")
+"""The Inception FID protocols: ``"inception"`` (torchmetrics' TF-FID), ``"torchvision"`` (the DF-GAN/GALIP/RATLIP papers')."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -232,8 +230,8 @@ def inception_features(protocol: str, weights_path: str | Path | None = None, *,
     """The Inception feature extractor of an FID protocol.
 
     Args:
-        protocol: ``"torchvision"`` (the DF-GAN/GALIP/RATLIP papers' numbers) or ``"torchmetrics"``
-            (torchmetrics / torch-fidelity TF-FID numbers); see :data:`FID_PROTOCOLS`.
+        protocol: ``"inception"`` (torchmetrics / torch-fidelity TF-FID numbers) or ``"torchvision"``
+            (the DF-GAN/GALIP/RATLIP papers' numbers); see :data:`FID_PROTOCOLS`.
         weights_path: the local weights file of that protocol's network.
         download: allow downloading the weights when ``weights_path`` is ``None``.
 
@@ -245,57 +243,15 @@ def inception_features(protocol: str, weights_path: str | Path | None = None, *,
         >>> inception_features("tf")
         Traceback (most recent call last):
         ...
-        ValueError: unknown FID protocol 'tf', expected one of ('torchvision', 'torchmetrics')
+        ValueError: unknown FID protocol 'tf', expected one of ('inception', 'torchvision')
     """
     if protocol == "torchvision":
         return TorchvisionInceptionFeatures(weights_path, download=download)
-    if protocol == "torchmetrics":
+    if protocol == "inception":
         if weights_path is None and not download:
             raise ValueError("weights_path is required (or pass download=True to let torch-fidelity fetch it)")
         return InceptionFeatures(weights_path)
     raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
-
-
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
-    """The Fréchet distance between two Gaussians, with torchmetrics' formula, in float64.
-
-    ``|mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2))``.
-
-    Args:
-        mu1: mean ``(D,)``; numpy array or tensor.
-        sigma1: covariance ``(D, D)``.
-        mu2: mean ``(D,)``.
-        sigma2: covariance ``(D, D)``.
-
-    Returns:
-        The distance as a float.
-
-    Example:
-        >>> import numpy as np
-        >>> from ratlip_layers.metrics import frechet_distance
-        >>> round(frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2)), 6)
-        4.0
-    """
-    t = [torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in (mu1, sigma1, mu2, sigma2)]
-    return float(_compute_fid(*t))
-
-
-def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (unbiased) covariance of ``(N, D)`` features, as float64 numpy arrays.
-
-    Example:
-        >>> import numpy as np
-        >>> from ratlip_layers.metrics import feature_statistics
-        >>> mu, sigma = feature_statistics(np.array([[0.0, 1.0], [2.0, 3.0]]))
-        >>> mu.tolist(), sigma.tolist()
-        ([1.0, 2.0], [[2.0, 2.0], [2.0, 2.0]])
-    """
-    if isinstance(features, Tensor):
-        features = features.detach().cpu().double().numpy()
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"features must have shape (N >= 2, D), got {x.shape}")
-    return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -368,61 +324,13 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
     return path
 
 
-class StatisticsFID:
-    """FID of generated images against precomputed reference statistics (the papers' protocol).
-
-    Features of every :meth:`update` are kept; :meth:`compute` takes their mean and covariance and
-    returns the :func:`frechet_distance` to the reference.
-
-    Args:
-        features: e.g. :class:`TorchvisionInceptionFeatures` (any module with ``name`` mapping images
-            in ``[-1, 1]`` to ``(B, D)``).
-        reference: an ``.npz`` path (see :func:`load_fid_statistics`) or a ``(mu, sigma)`` pair.
-
-    Returns:
-        ``compute()`` returns ``{"fid_<features>": value}``.
-
-    Example:
-        >>> import numpy as np
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.metrics import CLIPFeatures, StatisticsFID
-        >>> features = CLIPFeatures(tiny_clip()[0])
-        >>> fid = StatisticsFID(features, (np.zeros(32), np.eye(32)))
-        >>> fid.update(torch.rand(8, 3, 32, 32) * 2 - 1)
-        >>> list(fid.compute())
-        ['fid_clip']
-    """
-
-    def __init__(self, features: nn.Module, reference: str | Path | tuple[Any, Any]) -> None:
-        self.features = features
-        if isinstance(reference, (str, Path)):
-            self.mu, self.sigma = load_fid_statistics(reference)
-        else:
-            self.mu, self.sigma = (np.asarray(r, dtype=np.float64) for r in reference)
-        self._chunks: list[np.ndarray] = []
-
-    def update(self, images: Tensor, captions: Any = None) -> None:
-        """Add generated images in ``[-1, 1]``; captions are ignored."""
-        self._chunks.append(self.features(images).detach().cpu().double().numpy())
-
-    def reset(self) -> None:
-        """Forget the generated images."""
-        self._chunks = []
-
-    def compute(self) -> dict[str, float]:
-        """Return ``{"fid_<features>": value}``."""
-        mu, sigma = feature_statistics(np.concatenate(self._chunks))
-        if mu.shape != self.mu.shape:
-            raise ValueError(f"features have {mu.shape[0]} dimensions, the reference {self.mu.shape[0]}")
-        return {f"fid_{self.features.name}": frechet_distance(mu, sigma, self.mu, self.sigma)}
-
-
 class FrechetDistance(FrechetInceptionDistance):
     """torchmetrics' FID on images in ``[-1, 1]``, with a feature extractor of choice and a cache.
 
     The real statistics survive :meth:`reset`, can be exported with :meth:`real_statistics` and are
-    cached on disk by :meth:`load_or_compute_real`; ``compute()`` returns ``{"fid_<features>": value}``.
-    States are summed across DDP ranks by torchmetrics.
+    cached on disk by :meth:`load_or_compute_real`, or come from a published mean and covariance
+    (:meth:`set_real_moments`, the papers' ``.npz`` protocol); ``compute()`` returns
+    ``{"fid_<features>": value}``. States are summed across DDP ranks by torchmetrics.
 
     Args:
         features: :class:`CLIPFeatures`, :class:`InceptionFeatures` or any module mapping images in
@@ -470,6 +378,51 @@ class FrechetDistance(FrechetInceptionDistance):
                     "(were they computed with other features?)"
                 )
             setattr(self, name, value.to(device=current.device, dtype=current.dtype))
+
+    def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, as float64 arrays
+        (what :func:`save_fid_statistics` stores)."""
+        n = self.real_features_num_samples.double().cpu()
+        if n < 2:
+            raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
+        mean = self.real_features_sum.double().cpu() / n
+        cov = (self.real_features_cov_sum.double().cpu() - n * torch.outer(mean, mean)) / (n - 1)
+        return mean.numpy(), cov.numpy()
+
+    def set_real_moments(self, mu: Any, sigma: Any) -> None:
+        """Use a given mean ``(D,)`` and covariance ``(D, D)`` as the real statistics.
+
+        This scores against published reference statistics (e.g. the ``.npz`` files of DF-GAN and
+        GALIP, read with :func:`load_fid_statistics`) instead of real images. The moments are stored
+        as the sums of two pseudo-images, which torchmetrics turns back into exactly ``mu`` and
+        ``sigma``.
+
+        Example:
+            >>> import numpy as np
+            >>> from ratlip_layers.clip import tiny_clip
+            >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance
+            >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
+            >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
+            >>> [float(m.mean()) for m in fid.real_moments()]
+            [1.0, 0.0625]
+        """
+        current = self.real_features_sum
+        mu = torch.as_tensor(np.asarray(mu), dtype=torch.float64)
+        sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)
+        if mu.shape != current.shape or sigma.shape != (current.shape[0], current.shape[0]):
+            raise ValueError(
+                f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} do not fit "
+                f"{self.features_name} features of {current.shape[0]} dimensions"
+            )
+        # torchmetrics: cov = (cov_sum - n mean mean^T) / (n - 1), mean = sum / n; with n = 2 these are exact.
+        n = 2
+        self.load_real_statistics(
+            {
+                "real_features_sum": n * mu,
+                "real_features_cov_sum": sigma * (n - 1) + n * torch.outer(mu, mu),
+                "real_features_num_samples": torch.tensor(n),
+            }
+        )
 
     def load_or_compute_real(self, cache_file: str | Path, images: Callable[[], Iterable[Tensor]]) -> bool:
         """Load the real statistics from ``cache_file``, or compute them from ``images()`` and save them.

@@ -10,8 +10,8 @@ from torch import nn
 from torchmetrics import Metric
 
 from .clip_score import CLIPScore
-from .fid import CLIPFeatures, FrechetDistance, InceptionFeatures
-from .shapes_colour import ShapesColourAccuracy
+from .fid import FID_PROTOCOLS, CLIPFeatures, FrechetDistance, inception_features
+from .shapes_accuracy import ShapesAccuracy
 
 __all__ = ["MetricContext", "build_metrics", "metric_names", "register_metric", "unregister_metric"]
 
@@ -23,8 +23,10 @@ class MetricContext:
     Attributes:
         clip_model: the open_clip model for the CLIP score and for CLIP FID features.
         tokenizer: its tokenizer.
-        fid_features: ``"clip"`` (the CLIP model's image embedding; no download) or ``"inception"``.
-        inception_weights: a local InceptionV3 weights file for ``"inception"``.
+        fid_features: ``"clip"`` (the CLIP model's image embedding; no download) or an Inception
+            protocol of :data:`~ratlip_layers.metrics.FID_PROTOCOLS` (``"inception"``: torchmetrics'
+            TF-FID; ``"torchvision"``: the DF-GAN/GALIP/RATLIP papers').
+        inception_weights: the local weights file of that protocol's Inception network.
 
     Example:
         >>> from ratlip_layers.clip import tiny_clip
@@ -49,10 +51,10 @@ def register_metric(name: str, *, datasets: Sequence[str] | None = None):
     Metrics take ``update(images in [-1, 1], captions)`` and ``compute() -> dict[str, float]``.
 
     Example:
-        >>> from ratlip_layers.metrics import ShapesColourAccuracy, metric_names, register_metric, unregister_metric
+        >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
         >>> @register_metric("my_colour", datasets=["shapes"])
         ... def _build(context):
-        ...     return ShapesColourAccuracy()
+        ...     return ShapesAccuracy()
         >>> "my_colour" in metric_names("shapes"), "my_colour" in metric_names("cub")
         (True, False)
         >>> unregister_metric("my_colour")
@@ -71,8 +73,8 @@ def unregister_metric(name: str) -> None:
     """Remove a registered metric (e.g. to register a replacement under the same name).
 
     Example:
-        >>> from ratlip_layers.metrics import ShapesColourAccuracy, metric_names, register_metric, unregister_metric
-        >>> _ = register_metric("colour_copy")(lambda context: ShapesColourAccuracy())
+        >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
+        >>> _ = register_metric("colour_copy")(lambda context: ShapesAccuracy())
         >>> unregister_metric("colour_copy")
         >>> "colour_copy" in metric_names()
         False
@@ -88,7 +90,7 @@ def metric_names(dataset: str | None = None) -> tuple[str, ...]:
     Example:
         >>> from ratlip_layers.metrics import metric_names
         >>> metric_names("shapes"), metric_names("cub")
-        (('clip_score', 'fid', 'shapes_colour'), ('clip_score', 'fid'))
+        (('clip_score', 'fid', 'shapes_accuracy'), ('clip_score', 'fid'))
     """
     return tuple(
         n for n, (_, only) in _REGISTRY.items() if dataset is None or only is None or dataset in only
@@ -108,7 +110,7 @@ def build_metrics(
         >>> from ratlip_layers.metrics import MetricContext, build_metrics
         >>> metrics = build_metrics("shapes", MetricContext(*tiny_clip()))
         >>> {name: type(metric).__name__ for name, metric in metrics.items()}
-        {'clip_score': 'CLIPScore', 'fid': 'FrechetDistance', 'shapes_colour': 'ShapesColourAccuracy'}
+        {'clip_score': 'CLIPScore', 'fid': 'FrechetDistance', 'shapes_accuracy': 'ShapesAccuracy'}
     """
     available = metric_names(dataset)
     chosen = available if names is None else tuple(names)
@@ -127,13 +129,18 @@ def _clip_score(context: MetricContext) -> Metric:
 
 @register_metric("fid")
 def _fid(context: MetricContext) -> Metric:
-    if context.fid_features == "inception":
-        return FrechetDistance(InceptionFeatures(context.inception_weights))
     if context.fid_features == "clip":
         return FrechetDistance(CLIPFeatures(context.clip_model))
-    raise ValueError(f"fid_features must be 'clip' or 'inception', got {context.fid_features!r}")
+    if context.fid_features in FID_PROTOCOLS:
+        if context.inception_weights is None:
+            raise ValueError(
+                f"fid_features {context.fid_features!r} needs the local weights file of its Inception "
+                "network (inception_weights, --inception-weights); nothing is downloaded"
+            )
+        return FrechetDistance(inception_features(context.fid_features, context.inception_weights))
+    raise ValueError(f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {context.fid_features!r}")
 
 
-@register_metric("shapes_colour", datasets=["shapes"])
-def _shapes_colour(context: MetricContext) -> Metric:
-    return ShapesColourAccuracy()
+@register_metric("shapes_accuracy", datasets=["shapes"])
+def _shapes_accuracy(context: MetricContext) -> Metric:
+    return ShapesAccuracy()

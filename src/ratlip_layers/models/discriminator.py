@@ -228,8 +228,12 @@ class CLIPDiscriminator(WithFrozenCLIP):
         """The frozen CLIP features of ``images`` (in [-1, 1]); gradients reach the images."""
         return self.encoder(images)
 
-    def logits(self, features: ImageFeatures, sentence: Tensor) -> Tensor:
-        """NetC(NetD(features.maps), sentence): (B,) logits."""
+    def image_code(self, features: ImageFeatures) -> Tensor:
+        """NetD(features.maps): the caption-free image code that :meth:`match_logits` judges.
+
+        Computing it once and judging it against several captions (matched and mismatched, as the
+        discriminator loss does) runs NetD once instead of once per caption.
+        """
         maps = features.maps
         if len(maps) != len(self.layers):
             raise ValueError(
@@ -242,15 +246,23 @@ class CLIPDiscriminator(WithFrozenCLIP):
                     f"features.maps[{i}] must have shape (B, {self.width}, {self.grid}, {self.grid}), "
                     f"got {tuple(m.shape)}"
                 )
+        return self.net_d(maps)
+
+    def match_logits(self, code: Tensor, sentence: Tensor) -> Tensor:
+        """NetC(code, sentence): (B,) logits of how well each image code matches its sentence."""
         check_tensor("sentence", sentence, 2, "(B, embed_dim)")
         if sentence.shape[1] != self.sentence_dim:
             raise ValueError(
                 f"sentence must have the CLIP model's embed_dim = {self.sentence_dim} features, "
                 f"got shape {tuple(sentence.shape)}"
             )
-        check_same_batch((("features.maps[0]", maps[0]), ("sentence", sentence)))
-        check_same_device((("features.maps[0]", maps[0]), ("sentence", sentence)))
-        return self.net_c(self.net_d(maps), sentence)
+        check_same_batch((("image code", code), ("sentence", sentence)))
+        check_same_device((("image code", code), ("sentence", sentence)))
+        return self.net_c(code, sentence)
+
+    def logits(self, features: ImageFeatures, sentence: Tensor) -> Tensor:
+        """NetC(NetD(features.maps), sentence): (B,) logits."""
+        return self.match_logits(self.image_code(features), sentence)
 
     def forward(
         self, images: Tensor, sentence: Tensor, *, return_features: bool = False

@@ -1,11 +1,11 @@
-"""RATLIP's generator for any open_clip ViT, with its two phases: conditioning, then synthesis."""
+"""RATLIP's generator for any open_clip ViT: z, s -> LSTM state -> gamma/beta -> image, in one forward."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -17,11 +17,11 @@ from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
 from ..clip.mapper import CLIPMapper
 from ..clip.text import CLIPTextAdapter
-from ..layers import ConditioningSchedule, LSTMState, StateFromNoise, is_fast_path_enabled
-from .blocks import BlockModulation, GBlock, MapperBlock
+from ..layers import StateFromNoise
+from .blocks import GBlock, MapperBlock
 from .config import GeneratorConfig
 
-__all__ = ["GeneratorConditioning", "GeneratorConfig", "RATLIPGenerator", "upsample_sizes"]
+__all__ = ["GeneratorConfig", "RATLIPGenerator", "upsample_sizes"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -53,31 +53,6 @@ def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
     return (*sizes, image_size)
 
 
-class GeneratorConditioning(NamedTuple):
-    """Everything the generator computes from ``(noise, sentence)`` alone (phase 1), in network order.
-
-    Attributes:
-        mapper: each mapper block's ``((gamma1, beta1, gamma2, beta2), (gamma1, ...))``, each (B, C).
-        prompts: (B, num_prompts, width) prompt tokens of the CLIP mapper.
-        blocks: each G-block's modulations, as ``mapper``.
-        state: the LSTM state ``(h, c)`` after the last RAT layer, or ``None`` without RAT layers.
-
-    Example:
-        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), tiny_clip()[0])
-        >>> z, s = torch.randn(2, 16), torch.randn(2, 32)
-        >>> cond = G.conditioning(z, s)
-        >>> len(cond.mapper), len(cond.blocks), cond.prompts.shape, cond.state[0].shape
-        (2, 3, torch.Size([2, 2, 64]), torch.Size([2, 16]))
-        >>> torch.equal(G.synthesize(z, cond), G(z, s))
-        True
-    """
-
-    mapper: tuple[BlockModulation, ...]
-    prompts: Tensor
-    blocks: tuple[BlockModulation, ...]
-    state: LSTMState | None
-
-
 class RATLIPGenerator(WithFrozenCLIP):
     """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
 
@@ -88,17 +63,18 @@ class RATLIPGenerator(WithFrozenCLIP):
     three G-blocks on); the G-blocks upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3)
     makes the image, unbounded (no tanh).
 
-    The forward pass runs in two phases. :meth:`conditioning` computes, from the noise and the
-    sentence only, every LSTM step and every ``gamma``/``beta`` of the network in network order:
-    the LSTM state starts from the noise (``StateFromNoise``) or zeros and is threaded per sample
-    through every RAT layer (mapper blocks, then G-blocks). :meth:`synthesize` then runs the
-    convolutions and CLIP on the feature maps with those precomputed modulations.
+    The condition is ``cat(noise, sentence)``. The LSTM state starts from the noise
+    (``StateFromNoise``) or zeros and goes, per sample, through every RAT layer in network order
+    (both fusions of each mapper block, then of each G-block), each block calling its public
+    :class:`~ratlip_layers.DFBlock` / :class:`~ratlip_layers.RATBlock` fusions.
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
         clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); its
             width, depth, grid and embedding size set the CLIP-dependent shapes.
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
+        impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
+            ``None`` (:func:`~ratlip_layers.layers.default_impl`); the same function either way.
         device: factory device of the trainable layers.
         dtype: factory dtype of the trainable layers.
 
@@ -122,6 +98,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         clip_model: nn.Module,
         *,
         tokenizer: Any = None,
+        impl: str | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -148,6 +125,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             "cell": cell,
             "shuffle_attention": config.shuffle_attention,
             "sa_groups": config.sa_groups,
+            "impl": impl,
             **factory,
         }
 
@@ -179,22 +157,16 @@ class RATLIPGenerator(WithFrozenCLIP):
         )
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels[-1], 3, 3, 1, 1, **factory))
         self.text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
-        # Not a module: it only references the fusions above, so state_dict keys stay the same.
-        self._schedule = ConditioningSchedule(
-            [fuse for block in (*self.mapper_blocks, *self.blocks) for fuse in (block.fuse1, block.fuse2)]
-        )
 
     @property
     def clip_model(self) -> nn.Module:
         """The frozen open_clip model this generator is built on."""
         return self.clip_mapper.clip.model
 
-    def _check_inputs(self, noise: Tensor, sentence: Tensor | None = None) -> None:
+    def _check_inputs(self, noise: Tensor, sentence: Tensor) -> None:
         check_tensor("noise", noise, 2, "(B, z_dim)")
         if noise.shape[1] != self.z_dim:
             raise ValueError(f"noise must have z_dim = {self.z_dim} features, got shape {tuple(noise.shape)}")
-        if sentence is None:
-            return
         check_tensor("sentence", sentence, 2, "(B, embed_dim)")
         if sentence.shape[1] != self.sentence_dim:
             raise ValueError(
@@ -204,65 +176,19 @@ class RATLIPGenerator(WithFrozenCLIP):
         check_same_batch((("noise", noise), ("sentence", sentence)))
         check_same_device((("noise", noise), ("sentence", sentence)))
 
-    def conditioning(self, noise: Tensor, sentence: Tensor) -> GeneratorConditioning:
-        """Phase 1: every LSTM step, ``gamma``/``beta`` and prompt, from the noise and sentence only.
-
-        The condition is ``cat(noise, sentence)``. The LSTM state starts from
-        ``StateFromNoise(noise)`` or zeros (``config.state_init``) and goes through the RAT layers
-        in network order: both fusions of each mapper block, then of each G-block. Each sample's
-        state and modulations depend on that sample's inputs only.
-
-        With the fast path on (:class:`~ratlip_layers.set_fast_path`, the default) a
-        :class:`~ratlip_layers.ConditioningSchedule` computes all of it in a few batched matmuls;
-        with it off, each block steps its own fusions in turn. Both give the same values.
-        """
+    def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
         self._check_inputs(noise, sentence)
         cond = torch.cat((noise, sentence.to(noise.dtype)), dim=1)
         state = self.state_init(noise) if self.state_init is not None else None
-        if is_fast_path_enabled():
-            return self._scheduled_conditioning(cond, state)
-        mapper = []
-        for block in self.mapper_blocks:
-            params, state = block.modulation(cond, state)
-            mapper.append(params)
-        prompts = self.clip_mapper.prompts(cond)
-        blocks = []
-        for block in self.blocks:
-            params, state = block.modulation(cond, state)
-            blocks.append(params)
-        return GeneratorConditioning(tuple(mapper), prompts, tuple(blocks), state)
-
-    def _scheduled_conditioning(self, cond: Tensor, state: LSTMState | None) -> GeneratorConditioning:
-        modulations, state = self._schedule(cond, state)
-        # Two scheduled fusions per block, mapper blocks first.
-        pairs = tuple(zip(modulations[0::2], modulations[1::2]))
-        split = len(self.mapper_blocks)
-        prompts = self.clip_mapper.prompts(cond)
-        return GeneratorConditioning(pairs[:split], prompts, pairs[split:], state)
-
-    def synthesize(self, noise: Tensor, conditioning: GeneratorConditioning) -> Tensor:
-        """Phase 2: the convolutions and the CLIP mapper, with the modulations of :meth:`conditioning`."""
-        self._check_inputs(noise)
-        if (len(conditioning.mapper), len(conditioning.blocks)) != (
-            len(self.mapper_blocks),
-            len(self.blocks),
-        ):
-            raise ValueError(
-                f"conditioning must hold {len(self.mapper_blocks)} mapper and {len(self.blocks)} G-block "
-                f"modulations, got {len(conditioning.mapper)} and {len(conditioning.blocks)}"
-            )
         x = self.fc_code(noise.to(self.fc_code.weight.dtype)).view(noise.shape[0], -1, self.grid, self.grid)
-        for block, params in zip(self.mapper_blocks, conditioning.mapper):
-            x = block(x, params)
+        for block in self.mapper_blocks:
+            x, state = block(x, cond, state)
         fuse = self.conv_fuse(x)
-        mapped = self.clip_mapper.transform(fuse, conditioning.prompts)
+        mapped = self.clip_mapper(fuse, cond)
         x = self.conv_mapped(fuse + MAPPED_SCALE * mapped)
-        for block, params in zip(self.blocks, conditioning.blocks):
-            x = block(x, params)
+        for block in self.blocks:
+            x, state = block(x, cond, state)
         return self.to_rgb(x)
-
-    def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
-        return self.synthesize(noise, self.conditioning(noise, sentence))
 
     @torch.no_grad()
     def generate(
@@ -338,6 +264,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         directory: str | Path,
         clip_model: nn.Module | None = None,
         *,
+        impl: str | None = None,
         device: torch.device | str | None = None,
     ) -> RATLIPGenerator:
         """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
@@ -346,6 +273,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             directory: the folder :meth:`save_pretrained` wrote.
             clip_model: the CLIP model to build on; by default it is rebuilt from the saved open_clip
                 name, tag and kwargs (with the saved CLIP weights if they were included).
+            impl: implementation of the fusions and shuffle attention, as in the constructor.
             device: where to put the generator (and a rebuilt CLIP).
         """
         path = Path(directory)
@@ -371,7 +299,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             if weights:
                 clip_model.load_state_dict(load_file(str(path / weights), device="cpu"))
             setattr(clip_model, CLIP_SPEC_ATTR, spec)
-        generator = cls(config, clip_model, tokenizer=tokenizer, device=device)
+        generator = cls(config, clip_model, tokenizer=tokenizer, impl=impl, device=device)
         generator.load_trainable_state_dict(load_file(str(path / WEIGHTS_FILE), device="cpu"))
         return generator
 

@@ -99,7 +99,7 @@ def optimize_for_inference(
 
     The generator is switched to eval mode (as :meth:`RATLIPGenerator.generate` does) and runs
     without autograd. ``torch.compile`` traces the whole network once per input shape
-    (``dynamic=False``), the fast path's scheduled conditioning included. CUDA graphs remove the
+    (``dynamic=False``), tracing the layers' reference ops, which Inductor fuses. CUDA graphs remove the
     per-kernel launch cost that dominates at small batches; they need static shapes, so each new
     ``(batch, dtype)`` is captured once and replayed afterwards.
 

@@ -1,30 +1,29 @@
-"""Training: losses, the D/G step, EMA, checkpoints, and the trainer behind ``examples/train_cub.py``."""
+"""Training: losses, the D/G step, EMA, checkpoints, and the trainer behind ``examples/train_cub.py``.
+
+The modules hold the rest: ``step`` the AMP modes and scale floor, ``checkpoint`` the random-state
+capture, ``images`` the atomic PNG writer.
+
+Importing the package loads neither tensorboard, nor tqdm, nor torchmetrics: the trainer imports the
+first two when a run logs or shows its bar, and :class:`Evaluator` and :func:`evaluate_checkpoint`
+(with torchmetrics, seconds to import) load on first access.
+"""
 
 from .build import load_generator
-from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, resolve_checkpoint, save_checkpoint
-from .config import AMP_MODES, RECIPES, TrainConfig
+from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
+from .config import RECIPES, TrainConfig
 from .distributed import DistributedContext
 from .ema import EMA
-from .evaluation import Evaluator, evaluate_checkpoint
-from .images import captioned_grid, save_images, to_pil
+from .images import captioned_grid, sample_images, save_images
 from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
-from .precision import SCALE_FLOOR, SCALE_RESET, Precision
-from .rng import get_rng_state, seed_everything, set_rng_state
-from .sampling import sample_images
-from .step import DiscriminatorLoss, GANTrainStep, NonFiniteLossError
-from .trainer import SHAPES_SAMPLE_CAPTIONS, Trainer, TrainResult
+from .step import GANTrainStep, NonFiniteLossError, Precision
+from .trainer import Trainer, TrainResult
 
 __all__ = [
-    "AMP_MODES",
     "EMA",
     "RECIPES",
-    "SCALE_FLOOR",
-    "SCALE_RESET",
-    "SHAPES_SAMPLE_CAPTIONS",
     "Checkpoint",
     "CheckpointError",
     "CheckpointManager",
-    "DiscriminatorLoss",
     "DistributedContext",
     "Evaluator",
     "GANTrainStep",
@@ -37,15 +36,19 @@ __all__ = [
     "discriminator_hinge_loss",
     "evaluate_checkpoint",
     "generator_loss",
-    "get_rng_state",
     "load_checkpoint",
     "load_generator",
     "matching_aware_gradient_penalty",
-    "resolve_checkpoint",
     "sample_images",
     "save_checkpoint",
     "save_images",
-    "seed_everything",
-    "set_rng_state",
-    "to_pil",
 ]
+
+
+def __getattr__(name: str):
+    # PEP 562: the evaluation module imports torchmetrics, which only runs that evaluate should pay for.
+    if name in ("Evaluator", "evaluate_checkpoint"):
+        from . import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Building a run's networks from its config, and loading a trained generator back for sampling."""
+"""Building a run's frozen CLIP, and loading a trained generator back for sampling."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from ..clip import build_clip, tiny_clip
-from ..models import CLIPDiscriminator, RATLIPGenerator
+from ..models import RATLIPGenerator
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .distributed import resolve_device
 
-__all__ = ["build_clip_model", "build_networks", "load_generator"]
+__all__ = ["build_clip_model", "load_generator"]
 
 
 def build_clip_model(
@@ -30,17 +30,6 @@ def build_clip_model(
             )
         return tiny_clip(device=device)
     return build_clip(name, pretrained, device=device)
-
-
-def build_networks(
-    config: TrainConfig, clip_model: nn.Module, tokenizer: Any, *, device: torch.device | str = "cpu"
-) -> tuple[RATLIPGenerator, CLIPDiscriminator]:
-    """The generator and discriminator a config describes, on ``device``, sharing ``clip_model``."""
-    generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer, device=device)
-    discriminator = CLIPDiscriminator(
-        clip_model, channels=config.d_channels, joint_channels=config.d_joint_channels, device=device
-    )
-    return generator, discriminator
 
 
 def load_generator(

@@ -5,6 +5,10 @@ A checkpoint is a directory ``step-00001234/`` holding one ``<name>.safetensors`
 ``config.json``. It is written under a temporary name, every file and the directory are fsynced,
 and only then is it renamed into place, so a crash never leaves a half-written checkpoint where
 ``--resume`` would find it.
+
+The random states of a run (:func:`get_rng_state`) are stored as plain tensors and ints, since
+``state.pt`` is read back with ``torch.load(weights_only=True)``: NumPy arrays and Python tuples are
+converted to tensors and lists.
 """
 
 from __future__ import annotations
@@ -13,18 +17,30 @@ import io
 import json
 import os
 import pickle
+import random
 import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-__all__ = ["Checkpoint", "CheckpointError", "CheckpointManager", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointManager",
+    "get_rng_state",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
@@ -273,7 +289,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
     Example:
         >>> import tempfile, pathlib
-        >>> from ratlip_layers.training import CheckpointManager, resolve_checkpoint
+        >>> from ratlip_layers.training import CheckpointManager
+        >>> from ratlip_layers.training.checkpoint import resolve_checkpoint
         >>> run = pathlib.Path(tempfile.mkdtemp())
         >>> for step in (10, 20):
         ...     _ = CheckpointManager(run / "checkpoints").save(step, weights={}, state={}, config={})
@@ -291,3 +308,75 @@ def resolve_checkpoint(path: str | Path) -> Path:
         f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}) or a run "
         "directory with checkpoints/step-NNNNNNNN/ inside"
     )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators.
+
+    Example:
+        >>> from ratlip_layers.training.checkpoint import seed_everything
+        >>> seed_everything(3); a = torch.rand(2)
+        >>> seed_everything(3); torch.equal(a, torch.rand(2))
+        True
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, loadable with
+    ``weights_only=True``.
+
+    Example:
+        >>> from ratlip_layers.training.checkpoint import get_rng_state, set_rng_state
+        >>> state = get_rng_state(); a = torch.rand(2)
+        >>> set_rng_state(state); torch.equal(a, torch.rand(2))
+        True
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        # Only the current device's: each DDP rank drives one GPU.
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {
+            "version": version,
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss": gauss_next,
+        },
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` captured.
+
+    Example:
+        >>> import random
+        >>> from ratlip_layers.training.checkpoint import get_rng_state, set_rng_state
+        >>> state = get_rng_state(); first = random.random()
+        >>> set_rng_state(state); random.random() == first
+        True
+    """
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached"],
+        )
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))

@@ -1,22 +1,29 @@
-"""The training run's configuration: every option of ``examples/train_cub.py``, with two presets."""
+"""The training run's configuration: every option of ``examples/train_cub.py``, declared once.
+
+Each :class:`TrainConfig` field carries its command-line help, group and choices in its metadata;
+:meth:`TrainConfig.add_arguments` builds the command line from them and :meth:`TrainConfig.validate`
+checks them, so an option is added, documented and checked in one place.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data.build import DATASETS
 from ..models import GeneratorConfig
+from .step import AMP_MODES, NONFINITE_POLICIES
 
-__all__ = ["AMP_MODES", "NONFINITE_POLICIES", "RECIPES", "TrainConfig"]
+__all__ = ["FID_FEATURES", "RECIPES", "TrainConfig"]
 
-AMP_MODES = ("off", "bf16", "fp16")
-"""The ``--amp`` choices: full precision, bfloat16 autocast, float16 autocast with loss scaling."""
-NONFINITE_POLICIES = ("stop", "skip")
-"""The ``--on-nonfinite`` choices."""
+FID_FEATURES = ("clip", "inception", "torchvision")
+"""The ``--fid-features`` choices: the run's CLIP, torchmetrics' TF-FID Inception, or torchvision's
+ImageNet Inception as the DF-GAN/GALIP/RATLIP papers compute FID."""
 
 RECIPES: dict[str, dict[str, Any]] = {
     # SPEC section 4: the reference's recipe on ViT-B/32 at 224 px (batch 64 per GPU on 8 GPUs).
@@ -35,6 +42,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "d_joint_channels": 128,
         "seed": 100,
         "eval_images": 30_000,
+        "sample_every": 1000,
+        "eval_every": 0,
+        "save_every": 1000,
     },
     # The built-in CPU run: tiny networks on `shapes` with a random tiny CLIP, about 7.5 minutes on 2
     # cores. A random CLIP's image embedding means nothing, so the similarity term is off and NetC
@@ -63,6 +73,48 @@ RECIPES: dict[str, dict[str, Any]] = {
 """Per-preset defaults for the options left unset; the generator preset of the same name goes with each."""
 
 
+_GROUPS = {
+    "recipe": "recipe (unset options take the preset's value)",
+    "data": "data",
+    "execution": "execution",
+    "run": "run directory",
+    "evaluation": "evaluation",
+}
+"""The command line's argument groups, in ``--help`` order."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What ``validate`` requires of a field with ``check`` metadata: (test, what the message says).
+_CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "positive": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive int"),
+    "count": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "rate": (lambda v: _is_number(v) and v > 0, "> 0"),
+    "weight": (lambda v: _is_number(v) and v >= 0, ">= 0"),
+    "decay": (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a decay in [0, 1) (0 turns EMA off)"),
+}
+
+
+def _option(default: Any, group: str, help: str, **metadata: Any) -> Any:
+    """A field with its command-line metadata: ``group`` (a key of ``_GROUPS``), ``help`` and
+    optionally ``choices``, ``metavar``, ``check`` (a key of ``_CHECKS``), ``exclusive`` (the name
+    of a set of options of which at most one may be given) and ``fixed`` (the option shapes the
+    networks or the data, so a resumed run must keep it)."""
+    return dataclasses.field(default=default, metadata={"group": group, "help": help, **metadata})
+
+
+def _check_names(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown training options {unknown}")
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; ``None`` fields take the preset's value (see :data:`RECIPES`).
@@ -76,115 +128,171 @@ class TrainConfig:
         ('shapes', 32, 10, 'tiny')
     """
 
-    preset: str = "tiny"
-    dataset: str = "shapes"
-    data_dir: str | None = None
-    imsize: int | None = None
-    batch_size: int | None = None
-    steps: int | None = None
-    epochs: int | None = None
-    lr_g: float | None = None
-    lr_d: float | None = None
-    sim_weight: float | None = None
-    magp_weight: float | None = None
-    magp_power: float | None = None
-    amp: str = "off"
-    ema: float = 0.999
-    compile: bool = False
-    channels_last: bool = False
-    seed: int | None = None
-    device: str = "auto"
-    num_workers: int = 0
-    clip_model: str | None = None
-    clip_pretrained: str | None = None
-    d_channels: int | None = None
-    d_joint_channels: int | None = None
-    out: str | None = None
-    resume: str | None = None
-    log_every: int = 50
-    sample_every: int | None = None
-    eval_every: int | None = None
-    save_every: int | None = None
-    keep_checkpoints: int = 3
-    on_nonfinite: str = "stop"
-    eval_images: int | None = None
-    fid_features: str = "clip"
-    inception_weights: str | None = None
-    fid_cache: str | None = None
-    strict_data: bool = False
+    preset: str = _option("tiny", "recipe", "recipe and generator preset", choices=tuple(RECIPES), fixed=True)
+    imsize: int | None = _option(None, "recipe", "image size in pixels", check="positive", fixed=True)
+    batch_size: int | None = _option(None, "recipe", "images per step and per process", check="positive")
+    steps: int | None = _option(
+        None, "recipe", "training steps (one D and one G update each)", check="positive", exclusive="budget"
+    )
+    epochs: int | None = _option(
+        None, "recipe", "passes over the training split", check="positive", exclusive="budget"
+    )
+    lr_g: float | None = _option(None, "recipe", "generator learning rate", check="rate")
+    lr_d: float | None = _option(None, "recipe", "discriminator learning rate", check="rate")
+    sim_weight: float | None = _option(
+        None, "recipe", "weight of the generator's CLIP-similarity loss", check="weight"
+    )
+    magp_weight: float | None = _option(None, "recipe", "MA-GP weight", check="weight")
+    magp_power: float | None = _option(None, "recipe", "MA-GP exponent", check="weight")
+    d_channels: int | None = _option(None, "recipe", "NetD output channels", check="positive", fixed=True)
+    d_joint_channels: int | None = _option(
+        None, "recipe", "NetC inner channels", check="positive", fixed=True
+    )
+    clip_model: str | None = _option(
+        None, "recipe", "open_clip model name, or 'tiny' for a random tiny CLIP", fixed=True
+    )
+    clip_pretrained: str | None = _option(
+        None,
+        "recipe",
+        "open_clip pretrained tag, a local weights path, or 'none' for random weights",
+        fixed=True,
+    )
+    dataset: str = _option("shapes", "data", "training and test data", choices=DATASETS, fixed=True)
+    data_dir: str | None = _option(
+        None, "data", "dataset directory (all but shapes); layouts in docs/training.rst"
+    )
+    num_workers: int = _option(0, "data", "data-loader worker processes", check="count")
+    strict_data: bool = _option(False, "data", "stop at an unreadable file instead of skipping it")
+    amp: str = _option("off", "execution", "mixed precision", choices=AMP_MODES)
+    ema: float = _option(
+        0.999, "execution", "generator EMA decay; 0 turns it off", metavar="DECAY", check="decay"
+    )
+    compile: bool = _option(False, "execution", "torch.compile the generator and CLIP encoder")
+    channels_last: bool = _option(False, "execution", "channels-last memory format")
+    seed: int | None = _option(None, "execution", "seed of the weights, data order and noise", check="count")
+    device: str = _option("auto", "execution", "auto, cpu, cuda or a device string")
+    on_nonfinite: str = _option("stop", "execution", "on a NaN/inf loss", choices=NONFINITE_POLICIES)
+    out: str | None = _option(
+        None, "run", "run directory (default runs/<dataset>-<preset>)", metavar="RUN_DIR"
+    )
+    resume: str | None = _option(
+        None, "run", "continue from the newest checkpoint or from PATH", metavar="auto|PATH"
+    )
+    log_every: int = _option(50, "run", "steps between log lines", check="positive")
+    sample_every: int | None = _option(
+        None, "run", "steps between sample grids (0: only at the end)", check="count"
+    )
+    eval_every: int | None = _option(
+        None, "run", "steps between evaluations (0: only at the end)", check="count"
+    )
+    save_every: int | None = _option(
+        None, "run", "steps between checkpoints (0: only at the end)", check="count"
+    )
+    keep_checkpoints: int = _option(3, "run", "checkpoints kept", metavar="K", check="positive")
+    eval_images: int | None = _option(None, "evaluation", "images generated per evaluation", check="positive")
+    fid_features: str = _option(
+        "clip",
+        "evaluation",
+        "clip: the run's CLIP; inception: torchmetrics' TF-FID Inception; torchvision: the papers' protocol",
+        choices=FID_FEATURES,
+    )
+    inception_weights: str | None = _option(
+        None, "evaluation", "local weights of the chosen Inception network"
+    )
+    fid_cache: str | None = _option(None, "evaluation", "directory of cached real-image FID statistics")
+    fid_reference: str | None = _option(
+        None, "evaluation", "reference statistics (mu, sigma) instead of the test split's", metavar="NPZ"
+    )
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> dict[str, Any]:
+        """Add one ``--option`` per field to ``parser``, in the fields' groups.
+
+        Flags are the field names with dashes; booleans are switches; options with a default say
+        it in their help; ``--steps`` and ``--epochs`` exclude each other. Parsed values are
+        keyword options of :meth:`resolve`.
+
+        Returns:
+            The argument groups by key (``"recipe"``, ``"data"``, ``"execution"``, ``"run"``,
+            ``"evaluation"``), for adding options that are not the config's.
+
+        Example:
+            >>> import argparse
+            >>> from ratlip_layers.training import TrainConfig
+            >>> parser = argparse.ArgumentParser()
+            >>> _ = TrainConfig.add_arguments(parser)
+            >>> TrainConfig.resolve(**vars(parser.parse_args(["--steps", "3", "--amp", "bf16"]))).amp
+            'bf16'
+        """
+        groups = {key: parser.add_argument_group(title) for key, title in _GROUPS.items()}
+        exclusive: dict[str, Any] = {}
+        types = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            group = groups[meta["group"]]
+            if "exclusive" in meta:
+                if meta["exclusive"] not in exclusive:
+                    exclusive[meta["exclusive"]] = group.add_mutually_exclusive_group()
+                group = exclusive[meta["exclusive"]]
+            flag = "--" + f.name.replace("_", "-")
+            hint = types[f.name]  # e.g. int | None: parse an int, None being "unset"
+            kind = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+            if kind is bool:
+                group.add_argument(flag, action="store_true", help=meta["help"])
+                continue
+            shown = "" if f.default is None else f" (default {f.default})"
+            group.add_argument(
+                flag,
+                type=kind,
+                default=f.default,
+                choices=meta.get("choices"),
+                metavar=meta.get("metavar"),
+                help=meta["help"] + shown,
+            )
+        return groups
 
     @classmethod
     def resolve(cls, **options: Any) -> TrainConfig:
         """A config from keyword options: unset (``None``) ones take the preset's value.
 
+        ``steps`` or ``epochs`` replaces the preset's training budget (both of them), and ``out``
+        defaults to ``runs/<dataset>-<preset>``.
+
         Raises:
             ValueError: an option is out of range, or names an unknown preset, dataset or mode.
         """
-        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training options {unknown}")
-        preset = options.get("preset") or "tiny"
-        if preset not in RECIPES:
-            raise ValueError(f"preset must be one of {tuple(RECIPES)}, got {preset!r}")
-        recipe = RECIPES[preset]
+        _check_names(options)
         given = {k: v for k, v in options.items() if v is not None}
+        recipe = RECIPES.get(given.get("preset", cls.preset), {})  # an unknown preset fails validate()
         if "steps" in given or "epochs" in given:
-            # --steps and --epochs replace the preset's budget together.
             recipe = {k: v for k, v in recipe.items() if k not in ("steps", "epochs")}
-        merged = {
-            **{k: v for k, v in recipe.items() if k in {f.name for f in dataclasses.fields(cls)}},
-            **given,
-        }
-        merged.setdefault("sample_every", 1000)
-        merged.setdefault("eval_every", 0)
-        merged.setdefault("save_every", 1000)
-        merged.setdefault("out", f"runs/{merged.get('dataset', 'shapes')}-{preset}")
-        config = cls(**merged)
+        config = cls(**{**recipe, **given})
+        if config.out is None:
+            config.out = f"runs/{config.dataset}-{config.preset}"
         config.validate()
         return config
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that is out of range."""
-        if self.preset not in RECIPES:
-            raise ValueError(f"preset must be one of {tuple(RECIPES)}, got {self.preset!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        if self.on_nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.on_nonfinite!r}")
-        if self.fid_features not in ("clip", "inception"):
-            raise ValueError(f"fid_features must be 'clip' or 'inception', got {self.fid_features!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
+            if "check" in f.metadata:
+                test, what = _CHECKS[f.metadata["check"]]
+                if not test(value):
+                    raise ValueError(f"{f.name} must be {what}, got {value!r}")
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(
                 f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}"
             )
-        for name in (
-            "imsize",
-            "batch_size",
-            "steps",
-            "epochs",
-            "d_channels",
-            "d_joint_channels",
-            "eval_images",
-            "keep_checkpoints",
-            "log_every",
-        ):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("sample_every", "eval_every", "save_every", "num_workers", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0 (0 turns it off), got {value!r}")
-        for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("sim_weight", "magp_weight", "magp_power"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be a decay in [0, 1) (0 turns EMA off), got {self.ema}")
+        if self.fid_features != "clip" and self.inception_weights is None:
+            # Found now rather than at the first evaluation, possibly hours into the run.
+            raise ValueError(
+                f"fid_features {self.fid_features!r} needs inception_weights (--inception-weights), the "
+                "local weights file of its Inception network; nothing is downloaded"
+            )
         self.generator_config()
 
     def generator_config(self) -> GeneratorConfig:
@@ -198,9 +306,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild a config saved with :meth:`to_dict`."""
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}")
+        _check_names(data)
         config = cls(**data)
         config.validate()
         return config

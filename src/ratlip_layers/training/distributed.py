@@ -66,14 +66,6 @@ class DistributedContext:
         dist.all_gather_object(out, obj)
         return out
 
-    def broadcast(self, obj: Any) -> Any:
-        """Rank 0's ``obj`` on every rank."""
-        if not self.enabled:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def barrier(self) -> None:
         """Wait for every rank."""
         if self.enabled:

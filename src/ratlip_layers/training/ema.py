@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+
+from ..clip.frozen import FrozenCLIP
 
 __all__ = ["EMA", "trainable_state"]
 
@@ -19,14 +22,18 @@ def trainable_state(module: nn.Module) -> dict[str, Tensor]:
 
 
 class EMA:
-    """Keeps ``shadow = decay * shadow + (1 - decay) * weights`` for a network's learned state.
+    """One averaged copy of a network: ``average = decay * average + (1 - decay) * weights``.
 
-    Floating tensors (parameters and buffers such as BatchNorm statistics) are averaged; integer
-    buffers are copied. Early on, the decay is lowered to ``(1 + n) / (10 + n)`` after ``n``
-    updates, so the average is not dominated by the random initialisation.
+    ``module`` is a copy of the network, in eval mode and without gradients, that holds the
+    average: sample and evaluate with it directly. Only the learned state (the network's
+    ``trainable_state_dict()``, else its ``state_dict()``) is copied and averaged: floating
+    parameters and buffers such as BatchNorm statistics; integer buffers are copied. The frozen CLIP
+    and any other tensor outside it stay shared with the network, so the copy costs the learned
+    weights only. Early on, the decay is lowered to ``(1 + n) / (10 + n)`` after ``n`` updates, so
+    the average is not dominated by the random initialisation. The pattern is timm's ``ModelEmaV3``.
 
     Args:
-        module: the network to follow (the unwrapped module, not a DDP wrapper).
+        module: the network to follow (the unwrapped module, not a DDP wrapper or a compiled one).
         decay: the decay, in ``[0, 1)``.
         warmup: use the lowered early decay.
 
@@ -37,7 +44,7 @@ class EMA:
         >>> with torch.no_grad():
         ...     _ = net.weight.add_(1.0)
         >>> ema.update(net)
-        >>> torch.allclose(ema.state_dict()["weight"], net.weight - 0.5)
+        >>> torch.allclose(ema.module.weight, net.weight - 0.5)
         True
     """
 
@@ -47,7 +54,15 @@ class EMA:
         self.decay = float(decay)
         self.warmup = bool(warmup)
         self.num_updates = 0
-        self.shadow = {name: t.detach().clone() for name, t in trainable_state(module).items()}
+        learned = trainable_state(module).keys()
+        # deepcopy's memo maps an object to its copy: mapping the frozen tensors and CLIPs to
+        # themselves makes the copy share them instead of duplicating them.
+        shared = {id(t): t for name, t in module.state_dict(keep_vars=True).items() if name not in learned}
+        shared.update({id(m): m for m in module.modules() if isinstance(m, FrozenCLIP)})
+        self.module = copy.deepcopy(module, memo=dict(shared)).eval()
+        for parameter in self.module.parameters():
+            if id(parameter) not in shared:
+                parameter.requires_grad_(False)
 
     def current_decay(self) -> float:
         """The decay the next :meth:`update` will use."""
@@ -58,47 +73,48 @@ class EMA:
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         """Move the average towards ``module``'s current weights."""
-        live = trainable_state(module)
-        if live.keys() != self.shadow.keys():
+        live, average = trainable_state(module), self.state_dict()
+        if live.keys() != average.keys():
             raise ValueError(
-                f"module state keys differ from the EMA's: missing {sorted(self.shadow.keys() - live.keys())[:5]}, "
-                f"unexpected {sorted(live.keys() - self.shadow.keys())[:5]}"
+                "module state keys differ from the EMA's: "
+                f"missing {sorted(average.keys() - live.keys())[:5]}, "
+                f"unexpected {sorted(live.keys() - average.keys())[:5]}"
             )
+        floats = [name for name, t in average.items() if t.is_floating_point()]
         weight = 1.0 - self.current_decay()
-        floats = [name for name, t in self.shadow.items() if t.is_floating_point()]
-        torch._foreach_lerp_([self.shadow[n] for n in floats], [live[n].detach() for n in floats], weight)
-        for name, tensor in self.shadow.items():
+        torch._foreach_lerp_([average[n] for n in floats], [live[n] for n in floats], weight)
+        for name, tensor in average.items():
             if not tensor.is_floating_point():
                 tensor.copy_(live[name])
         self.num_updates += 1
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The averaged tensors, keyed like ``module``'s (trainable) state dict."""
-        return dict(self.shadow)
+        """The averaged tensors, keyed like ``module``'s (trainable) state dict; they share storage
+        with ``module``, so a :class:`ratlip_layers.models.RATLIPGenerator` loads them with
+        ``load_trainable_state_dict``."""
+        return trainable_state(self.module)
 
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Tensor], num_updates: int | None = None) -> None:
         """Restore averaged tensors (and, optionally, the update count that drives the warm-up)."""
-        if state.keys() != self.shadow.keys():
+        average = self.state_dict()
+        if state.keys() != average.keys():
             raise ValueError(
-                f"EMA state keys differ: missing {sorted(self.shadow.keys() - state.keys())[:5]}, "
-                f"unexpected {sorted(state.keys() - self.shadow.keys())[:5]}"
+                f"EMA state keys differ: missing {sorted(average.keys() - state.keys())[:5]}, "
+                f"unexpected {sorted(state.keys() - average.keys())[:5]}"
             )
         for name, tensor in state.items():
-            if tensor.shape != self.shadow[name].shape:
+            if tensor.shape != average[name].shape:
                 raise ValueError(
-                    f"EMA tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(self.shadow[name].shape)}"
+                    f"EMA tensor {name!r} has shape {tuple(tensor.shape)}, "
+                    f"expected {tuple(average[name].shape)}"
                 )
-            self.shadow[name].copy_(tensor)
+            average[name].copy_(tensor)
         if num_updates is not None:
             self.num_updates = int(num_updates)
 
-    @torch.no_grad()
-    def copy_to(self, module: nn.Module) -> None:
-        """Write the averaged weights into ``module`` (e.g. a copy of the generator used to sample)."""
-        live = trainable_state(module)
-        for name, tensor in self.shadow.items():
-            live[name].copy_(tensor)
-
     def __repr__(self) -> str:
-        return f"EMA(decay={self.decay}, warmup={self.warmup}, tensors={len(self.shadow)}, updates={self.num_updates})"
+        return (
+            f"EMA({type(self.module).__name__}, decay={self.decay}, warmup={self.warmup}, "
+            f"updates={self.num_updates})"
+        )

@@ -49,6 +49,8 @@ class Evaluator:
         batch_size: images per generator call.
         seed: the noise seed.
         fid_cache: the cache directory (default ``default_fid_cache()``).
+        fid_reference: an ``.npz`` of reference statistics (``mu``, ``sigma``) that FID scores
+            against instead of the test split's images (the papers' protocol).
         metric_names: a subset of the registered metrics (default: all that apply).
         dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.
@@ -66,7 +68,7 @@ class Evaluator:
         ...                       num_images=16, fid_cache=tempfile.mkdtemp())
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> sorted(evaluator.evaluate(G))
-        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes']
+        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes', 'shape_acc']
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Evaluator:
         batch_size: int = 64,
         seed: int = 0,
         fid_cache: str | Path | None = None,
+        fid_reference: str | Path | None = None,
         metric_names: Sequence[str] | None = None,
         dist_ctx: DistributedContext | None = None,
         num_workers: int = 0,
@@ -105,6 +108,7 @@ class Evaluator:
                     batch_size=batch_size,
                     num_workers=num_workers,
                     is_main=self.dist.is_main,
+                    reference=fid_reference,
                 )
         self.dist.barrier()
 
@@ -157,6 +161,7 @@ def evaluate_checkpoint(
     fid_features: str = "clip",
     inception_weights: str | None = None,
     fid_cache: str | Path | None = None,
+    fid_reference: str | Path | None = None,
     score_clip_model: str | None = None,
     score_clip_pretrained: str | None = None,
     metric_names: Sequence[str] | None = None,
@@ -173,9 +178,12 @@ def evaluate_checkpoint(
         num_images: images to generate (default: the run's ``eval_images``, else 30,000).
         batch_size: images per generator call.
         seed: the noise seed.
-        fid_features: ``"clip"`` or ``"inception"``.
-        inception_weights: a local InceptionV3 weights file for ``"inception"``.
+        fid_features: ``"clip"``, ``"inception"`` (torchmetrics' TF-FID) or ``"torchvision"`` (the
+            papers' protocol); see :data:`ratlip_layers.metrics.FID_PROTOCOLS`.
+        inception_weights: the local weights file of the chosen Inception network.
         fid_cache: the real-statistics cache directory.
+        fid_reference: an ``.npz`` of reference statistics to score FID against instead of the
+            test split's images.
         score_clip_model: the open_clip model that scores (CLIP score, CLIP FID features); by
             default the generator's own CLIP.
         score_clip_pretrained: its pretrained tag or weights path.
@@ -195,10 +203,10 @@ def evaluate_checkpoint(
         >>> clip_model, tokenizer = tiny_clip()
         >>> folder = tempfile.mkdtemp()
         >>> RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(folder)
-        >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_colour"],
+        >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_accuracy"],
         ...                              device="cpu")
         >>> report["weights"], sorted(report["metrics"])
-        ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes'])
+        ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes', 'shape_acc'])
     """
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)
@@ -228,12 +236,18 @@ def evaluate_checkpoint(
         batch_size=batch_size,
         seed=seed,
         fid_cache=fid_cache,
+        fid_reference=fid_reference,
         metric_names=metric_names,
         dist_ctx=DistributedContext(device=target),
         num_workers=num_workers,
     )
     metrics = evaluator.evaluate(generator)
-    features = "InceptionV3 pool (2048)" if fid_features == "inception" else f"image embedding of {clip_name}"
+    features = {
+        "inception": "torchmetrics' TF-FID InceptionV3 pool (2048)",
+        "torchvision": "torchvision's ImageNet InceptionV3 pool3 (2048), the papers' protocol",
+    }.get(fid_features, f"image embedding of {clip_name}")
+    if fid_reference is not None:
+        features += f", against {fid_reference}"
     return {
         "checkpoint": info["source"],
         "step": info["step"],

@@ -1,36 +1,79 @@
-"""Image grids with their captions written beside each row, and PNG writing."""
+"""Sampling a trained generator, and writing its images: grids with their captions, and PNGs."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor
+from torch import Tensor, nn
+from torchvision.utils import make_grid, save_image
 
 from .._checks import check_size, check_tensor
 
-__all__ = ["captioned_grid", "save_images", "to_pil"]
+__all__ = ["captioned_grid", "sample_images", "save_images"]
 
 _MIN_CELL = 64  # small images are enlarged (nearest) so that a 32 px sample stays visible
 _TEXT_WIDTH = 240
 _PAD = 4
 
 
-def to_pil(image: Tensor) -> Image.Image:
-    """One ``(3, H, W)`` image in ``[-1, 1]`` as an RGB PIL image (clamped, rounded to 8 bits).
+@torch.no_grad()
+def sample_images(
+    generator: nn.Module,
+    captions: Sequence[str],
+    *,
+    n: int,
+    seed: int = 0,
+    text_encoder: nn.Module | None = None,
+) -> Tensor:
+    """``n`` images per caption, caption by caption, in ``[-1, 1]``.
+
+    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone, so rows differ only
+    by their caption and the same seed gives the same images. The generator is run in eval mode.
+
+    Args:
+        generator: a :class:`ratlip_layers.models.RATLIPGenerator` (``(noise, sentence) -> images``).
+        captions: the captions, one row each.
+        n: images per caption.
+        seed: the noise seed.
+        text_encoder: encodes the captions; by default ``generator.text``.
+
+    Returns:
+        ``(len(captions) * n, 3, S, S)`` images.
 
     Example:
-        >>> from ratlip_layers.training import to_pil
-        >>> to_pil(torch.ones(3, 4, 5)).size, to_pil(torch.ones(3, 4, 5)).getpixel((0, 0))
-        ((5, 4), (255, 255, 255))
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import sample_images
+        >>> clip_model, tokenizer = tiny_clip()
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> images = sample_images(G, ["a red circle on a blue background", "a black square on a red background"],
+        ...                        n=3, seed=0)
+        >>> images.shape, torch.equal(images, sample_images(G, ["a red circle on a blue background",
+        ...                                                     "a black square on a red background"], n=3, seed=0))
+        (torch.Size([6, 3, 32, 32]), True)
     """
-    check_tensor("image", image, 3, "(3, H, W)")
-    check_size("image", image, 0, 3, "channels")
-    pixels = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
+    if isinstance(captions, str) or not captions:
+        raise ValueError(f"captions must be a non-empty list of str, got {captions!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    from ..metrics import fixed_noise  # the metrics package imports torchmetrics, seconds to load
+
+    text = text_encoder if text_encoder is not None else generator.text
+    device = next(p.device for p in generator.parameters())
+    sentence = text(list(captions)).sentence.float().repeat_interleave(n, dim=0)
+    noise = fixed_noise(list(range(n)), generator.z_dim, seed).to(device).repeat(len(captions), 1)
+    was_training = generator.training
+    generator.eval()
+    try:
+        return generator(noise, sentence).float().clamp(-1.0, 1.0)
+    finally:
+        generator.train(was_training)
 
 
 def _font() -> ImageFont.ImageFont:
@@ -42,6 +85,10 @@ def _font() -> ImageFont.ImageFont:
 
 def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> Image.Image:
     """A grid with one row per caption: the caption on the left, then ``columns`` images.
+
+    The images are laid out by torchvision's ``make_grid`` on a white background, enlarged
+    (nearest) to at least 64 px so that small samples stay visible; the captions are drawn in a
+    240 px panel to their left.
 
     Args:
         images: ``len(captions) * columns`` images in ``[-1, 1]``, row by row.
@@ -61,6 +108,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         (448, 140)
     """
     check_tensor("images", images, 4, "(rows * columns, 3, H, W)")
+    check_size("images", images, 1, 3, "channels")
     if columns < 1 or images.shape[0] != len(captions) * columns:
         raise ValueError(
             f"images must hold len(captions) * columns = {len(captions)} * {columns} images, "
@@ -68,24 +116,51 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         )
     height, width = images.shape[-2:]
     scale = max(1, -(-_MIN_CELL // min(height, width)))
-    cell_w, cell_h = width * scale, height * scale
-    grid = Image.new(
-        "RGB",
-        (_TEXT_WIDTH + columns * (cell_w + _PAD) + _PAD, len(captions) * (cell_h + _PAD) + _PAD),
-        (255, 255, 255),
+    cells = F.interpolate(images.detach().float().cpu(), scale_factor=scale, mode="nearest")
+    pictures = make_grid(
+        cells, nrow=columns, padding=_PAD, normalize=True, value_range=(-1, 1), pad_value=1.0
     )
+    if len(cells) == 1:  # make_grid returns a lone image as it is, without the padding around it
+        pictures = F.pad(pictures, (_PAD,) * 4, value=1.0)
+    # The same conversion as save_image's, so a grid and its saved PNGs agree pixel for pixel.
+    pixels = pictures.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    grid = Image.new("RGB", (_TEXT_WIDTH + pixels.shape[1], pixels.shape[0]), (255, 255, 255))
+    grid.paste(Image.fromarray(pixels), (_TEXT_WIDTH, 0))
     draw = ImageDraw.Draw(grid)
     font = _font()
     chars = max(8, int(_TEXT_WIDTH / max(1.0, draw.textlength("abcdefghij", font=font) / 10)) - 2)
+    cell_h = height * scale
     for row, caption in enumerate(captions):
         top = _PAD + row * (cell_h + _PAD)
         draw.multiline_text((_PAD, top), "\n".join(textwrap.wrap(caption, chars)), fill=(0, 0, 0), font=font)
-        for col in range(columns):
-            image = to_pil(images[row * columns + col])
-            if scale > 1:
-                image = image.resize((cell_w, cell_h), Image.Resampling.NEAREST)
-            grid.paste(image, (_TEXT_WIDTH + _PAD + col * (cell_w + _PAD), top))
     return grid
+
+
+def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
+    """Write a PIL image, or one ``(3, H, W)`` tensor in ``[-1, 1]``, as a PNG at ``path``, atomically:
+    into a temporary file beside it, then renamed, so a reader never sees half a picture.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> from ratlip_layers.training.images import write_png
+        >>> path = write_png(torch.zeros(3, 4, 4), pathlib.Path(tempfile.mkdtemp()) / "grey.png")
+        >>> Image.open(path).getpixel((0, 0))
+        (128, 128, 128)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        if isinstance(image, Tensor):
+            check_tensor("image", image, 3, "(3, H, W)")
+            save_image(image.detach().float().cpu(), tmp, format="png", normalize=True, value_range=(-1, 1))
+        else:
+            image.save(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
@@ -98,11 +173,4 @@ def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> l
         ['red-0000.png', 'red-0001.png']
     """
     check_tensor("images", images, 4, "(B, 3, H, W)")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, image in enumerate(images):
-        path = directory / f"{prefix}{i:04d}.png"
-        to_pil(image).save(path)
-        paths.append(path)
-    return paths
+    return [write_png(image, Path(directory) / f"{prefix}{i:04d}.png") for i, image in enumerate(images)]

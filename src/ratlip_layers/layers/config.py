@@ -1,0 +1,70 @@
+"""Which implementation a layer runs: the reference composition of PyTorch ops, or the fused one.
+
+The layers with an accelerated implementation (:class:`~ratlip_layers.DFBlock`,
+:class:`~ratlip_layers.RATBlock`, :class:`~ratlip_layers.ShuffleAttention`,
+:class:`~ratlip_layers.SAConv`) take ``impl="ref"`` or ``impl="fused"`` when they are built and keep
+it as an attribute; nothing global is read in a forward. ``"ref"`` is the plain composition of
+PyTorch ops that the docs' equations describe. ``"fused"`` is the same maths with fewer passes over
+memory: the block body as one autograd node with a hand-written backward (one Triton kernel each way
+on CUDA when Triton is installed) and shuffle attention with one copy instead of two. Under
+``torch.compile`` a fused layer traces its reference ops instead, which Inductor fuses on its own.
+
+``impl=None`` (the default) takes :func:`default_impl`: ``"fused"``, unless the environment variable
+``RATLIP_LAYERS_IMPL`` said otherwise when this module was first imported (as timm's
+``TIMM_FUSED_ATTN`` does for its attention layers).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["default_impl"]
+
+REF = "ref"
+FUSED = "fused"
+IMPLS = (REF, FUSED)
+
+IMPL_ENV_VAR = "RATLIP_LAYERS_IMPL"
+"""Environment variable that sets :func:`default_impl` (``ref`` or ``fused``), read once at import."""
+
+# Read once: a layer's implementation is fixed when it is built, never re-read per call.
+_DEFAULT = os.environ.get(IMPL_ENV_VAR, FUSED).strip().lower()
+
+
+def default_impl() -> str:
+    """The implementation layers built with ``impl=None`` get: ``"fused"`` unless overridden.
+
+    :class:`~ratlip_layers.DFBlock`, :class:`~ratlip_layers.RATBlock`,
+    :class:`~ratlip_layers.ShuffleAttention` and :class:`~ratlip_layers.SAConv` (and the generator,
+    which builds them) take ``impl="ref"`` or ``impl="fused"`` and keep it in their ``impl``
+    attribute: the choice is made once, when the layer is built, never per call. ``"ref"`` is the
+    composition of PyTorch ops that the docs' equations describe; ``"fused"`` computes the same
+    function in fewer passes over memory, and traces the reference ops under ``torch.compile``
+    (Inductor fuses them itself). Set ``RATLIP_LAYERS_IMPL=ref`` before the first import of
+    ``ratlip_layers`` to make ``"ref"`` the default.
+
+    Returns:
+        ``"fused"``, or the value of ``RATLIP_LAYERS_IMPL`` at import time.
+
+    Raises:
+        ValueError: ``RATLIP_LAYERS_IMPL`` holds something other than ``ref`` or ``fused``.
+
+    Example:
+        >>> from ratlip_layers.layers import DFBlock, default_impl
+        >>> default_impl() in ("ref", "fused")
+        True
+        >>> DFBlock(8, 4).impl == default_impl(), DFBlock(8, 4, impl="ref").impl
+        (True, 'ref')
+    """
+    if _DEFAULT not in IMPLS:
+        raise ValueError(f"{IMPL_ENV_VAR} must be one of {IMPLS}, got {_DEFAULT!r}")
+    return _DEFAULT
+
+
+def resolve_impl(impl: str | None) -> str:
+    """``impl`` checked, or :func:`default_impl` for ``None``; what the layers' constructors store."""
+    if impl is None:
+        return default_impl()
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
+    return impl
