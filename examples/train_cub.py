@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig.resolve(**args)
         result = Trainer(config, progress=progress).fit()
-    except (DatasetLayoutError, DataFileError, UnsafePickleError, NonFiniteLossError, ValueError) as err:
+    except (
+        DatasetLayoutError,
+        DataFileError,
+        UnsafePickleError,
+        NonFiniteLossError,
+        FileNotFoundError,  # a --resume or --data-dir path that is not there
+        ValueError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:

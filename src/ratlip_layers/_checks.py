@@ -7,12 +7,16 @@ and what arrived.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "check_float",
     "check_positive_int",
     "check_divisible",
     "check_tensor",
@@ -20,17 +24,36 @@ __all__ = [
     "check_same_device",
     "check_size",
     "check_state",
+    "factory_kwargs",
     "floating_dtype",
 ]
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive ``int``; raise ``TypeError``/``ValueError`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
+    """Return ``value`` as a positive ``int``; raise ``TypeError``/``ValueError`` otherwise.
+
+    Accepts what ``nn.Linear`` accepts for a size: Python ints and NumPy/torch integer scalars
+    (anything with ``__index__``), but not ``bool`` or floats.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool ({value!r})")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive int, got {number}")
+    return number
+
+
+def check_float(name: str, value: object) -> float:
+    """Return ``value`` as a finite ``float`` (ints and NumPy/torch scalars too); raise otherwise."""
+    if isinstance(value, (bool, str)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
 
 
 def check_divisible(name: str, value: int, divisor: int, divisor_name: str) -> None:
@@ -97,6 +120,8 @@ def check_state(state: object, batch: int, hidden_size: int) -> tuple[Tensor, Te
     for name, t in (("state h", h), ("state c", c)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
         if tuple(t.shape) != (batch, hidden_size):
             raise ValueError(
                 f"{name} must have shape (batch, hidden_size) = ({batch}, {hidden_size}), "
@@ -107,6 +132,23 @@ def check_state(state: object, batch: int, hidden_size: int) -> tuple[Tensor, Te
 
 def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
     """Validate a factory ``dtype`` argument (``None`` or a floating dtype)."""
-    if dtype is not None and not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be None or a floating-point torch.dtype, got {dtype!r}")
     return dtype
+
+
+def factory_kwargs(device: object, dtype: object) -> dict[str, Any]:
+    """``{"device": ..., "dtype": ...}`` for a module's parameters, both checked.
+
+    ``device`` is ``None``, a ``torch.device``, a device string (``"cpu"``, ``"cuda:1"``) or an
+    index; ``dtype`` is ``None`` or a floating ``torch.dtype``.
+    """
+    if device is not None:
+        try:
+            device = torch.device(device)  # type: ignore[call-overload]
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"device must be None, a torch.device or a device string such as 'cpu' or 'cuda:0', "
+                f"got {device!r}"
+            ) from None
+    return {"device": device, "dtype": floating_dtype(dtype)}  # type: ignore[arg-type]

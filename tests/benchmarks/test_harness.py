@@ -72,7 +72,7 @@ def test_reference_rat_block_reads_the_batch_as_one_sequence():
     # ...and it steps the same weights: with a batch of one it equals our block from a zero state.
     ours = _perturbed(RATBlock(12, 8, 6))
     ref = ReferenceRATBlock.from_ours(ours)
-    first_affine = ours.affine1(x[:1], cond[:1])[0]
+    first_affine = ours.affine1(x[:1], cond[:1], None)[0]
     torch.testing.assert_close(ref.affine1(x[:1], cond[:1]), first_affine)
 
 

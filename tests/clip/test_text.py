@@ -101,7 +101,8 @@ def test_from_pretrained_builds_without_download():
         (torch.full((1, 4), 49408), ValueError, r"\[0, 49407\]"),
         (torch.zeros(3, dtype=torch.long), ValueError, "shape \\(B, L\\)"),
         ("a bird", TypeError, "list of str"),
-        ([1, 2], TypeError, "list of str"),
+        ([1, 2], TypeError, r"captions\[0\] must be a str, got int \(1\)"),
+        ([], ValueError, "at least one caption"),
     ],
 )
 def test_bad_input_raises(text, error, match):

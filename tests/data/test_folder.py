@@ -91,6 +91,9 @@ def test_malformed_cub_tables_are_reported(tmp_path):
     (tmp_path / "CUB_200_2011" / "bounding_boxes.txt").write_text("1 40.0 30.0 20.0 20.0\n")
     with pytest.raises(DatasetLayoutError, match=r"no bounding box.*002.Auklet/Auklet_2"):
         CUBDataset(tmp_path, image_size=16)
+    (tmp_path / "CUB_200_2011" / "bounding_boxes.txt").write_bytes(b"1 40.0 \xff\xfe 20.0 20.0\n")
+    with pytest.raises(DatasetLayoutError, match=r"bounding_boxes.txt is not UTF-8 text"):
+        CUBDataset(tmp_path, image_size=16)
 
 
 def _corrupt(tmp_path):
@@ -130,6 +133,14 @@ def test_undecodable_or_empty_caption_file_is_named(tmp_path):
     bad.write_text("\n  \n")
     with pytest.raises(DataFileError, match=f"caption file {bad} holds no caption"):
         ds[0]
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(DataFileError, match=f"caption file {bad} holds binary data"):
+        ds[0]
+    # The option that skips unreadable files skips these too, and says so.
+    lenient = CaptionedImageFolder(tmp_path, image_size=16)
+    with pytest.warns(RuntimeWarning, match=f"caption file {bad} holds binary data"):
+        _, caption = lenient[0]
+    assert "c1/b" in caption
 
 
 def test_a_directory_of_unreadable_files_gives_up_clearly(tmp_path):

@@ -25,37 +25,44 @@ CONDITIONED = [
 RECURRENT = CONDITIONED[2:]
 
 
+def _call(module, x, cond):
+    """A conditioned layer's call; the recurrent ones take their (required) state, None here."""
+    if isinstance(module, (LSTMAffine, RATBlock)):
+        return module(x, cond, None)
+    return module(x, cond)
+
+
 @pytest.mark.parametrize("build", CONDITIONED)
 class TestConditionedInputs:
     def test_wrong_rank_of_x(self, build):
         with pytest.raises(ValueError, match=r"x must be a 4-D tensor .* got shape \(2, 8, 4\)"):
-            build()(torch.randn(2, C, 4), torch.randn(2, COND))
+            _call(build(), torch.randn(2, C, 4), torch.randn(2, COND))
 
     def test_wrong_rank_of_cond(self, build):
         with pytest.raises(ValueError, match=r"cond must be a 2-D tensor .* got shape \(2, 6, 1\)"):
-            build()(_x(), torch.randn(2, COND, 1))
+            _call(build(), _x(), torch.randn(2, COND, 1))
 
     def test_wrong_channel_count(self, build):
         with pytest.raises(ValueError, match=r"channels C = 8 .* got shape \(2, 7, 4, 4\)"):
-            build()(_x(c=7), torch.randn(2, COND))
+            _call(build(), _x(c=7), torch.randn(2, COND))
 
     def test_wrong_cond_dim(self, build):
         with pytest.raises(ValueError, match=r"cond_dim = 6 .* got shape \(2, 5\)"):
-            build()(_x(), torch.randn(2, 5))
+            _call(build(), _x(), torch.randn(2, 5))
 
     def test_mismatched_batch(self, build):
         with pytest.raises(ValueError, match=r"x has 2 samples .* cond has 3"):
-            build()(_x(), torch.randn(3, COND))
+            _call(build(), _x(), torch.randn(3, COND))
 
     def test_wrong_types(self, build):
         with pytest.raises(TypeError, match="x must be a torch.Tensor"):
-            build()(_x().numpy(), torch.randn(2, COND))
+            _call(build(), _x().numpy(), torch.randn(2, COND))
         with pytest.raises(TypeError, match="cond must be a floating-point tensor, got dtype torch.int64"):
-            build()(_x(), torch.ones(2, COND, dtype=torch.long))
+            _call(build(), _x(), torch.ones(2, COND, dtype=torch.long))
 
     def test_device_mismatch(self, build):
         with pytest.raises(ValueError, match=r"cond is on meta but x is on cpu"):
-            build()(_x(), torch.randn(2, COND, device="meta"))
+            _call(build(), _x(), torch.randn(2, COND, device="meta"))
 
 
 @pytest.mark.parametrize("build", RECURRENT)
@@ -71,6 +78,28 @@ class TestState:
     def test_state_not_a_pair(self, build):
         with pytest.raises(TypeError, match="state must be None or a pair"):
             build()(_x(), torch.randn(2, COND), torch.zeros(2, HID))
+
+
+class TestStateIsRequired:
+    """Forgetting the state raises instead of silently restarting the memory from zeros."""
+
+    @pytest.mark.parametrize("build", RECURRENT)
+    def test_forward_without_state_names_it(self, build):
+        with pytest.raises(TypeError, match=r"forward\(\) missing 1 required positional argument: 'state'"):
+            build()(_x(), torch.randn(2, COND))
+
+    def test_step_and_modulation_without_state_name_it(self):
+        with pytest.raises(TypeError, match=r"step\(\) missing 1 required positional argument: 'state'"):
+            LSTMAffine(COND, C, HID).step(torch.randn(2, COND))
+        with pytest.raises(TypeError, match=r"modulation\(\) missing 1 required positional argument: 'state'"):
+            RATBlock(COND, C, HID).modulation(torch.randn(2, COND))
+
+    @pytest.mark.parametrize("build", RECURRENT)
+    def test_explicit_none_still_means_zeros(self, build):
+        module, x, cond = build(), _x(), torch.randn(2, COND)
+        out_none, (h_none, c_none) = module(x, cond, None)
+        out_zero, (h_zero, c_zero) = module(x, cond, zero_state(2, HID))
+        assert torch.equal(out_none, out_zero) and torch.equal(h_none, h_zero) and torch.equal(c_none, c_zero)
 
 
 class TestConstructorErrors:

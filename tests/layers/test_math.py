@@ -73,7 +73,7 @@ class TestLSTMAffine:
     def test_none_state_means_zeros(self):
         layer = perturb_(LSTMAffine(COND_DIM, 8, HIDDEN))
         x, cond, _ = make_inputs(3, 8)
-        out_none, state_none = layer(x, cond)
+        out_none, state_none = layer(x, cond, None)
         out_zero, state_zero = layer(x, cond, zero_state(3, HIDDEN))
         torch.testing.assert_close(out_none, out_zero)
         torch.testing.assert_close(state_none[1], state_zero[1])
@@ -101,9 +101,9 @@ class TestRATBlock:
         first = perturb_(RATBlock(COND_DIM, 8, HIDDEN))
         second = perturb_(RATBlock(COND_DIM, 8, HIDDEN))
         x, cond, _ = make_inputs(3, 8)
-        h, state = first(x, cond)
+        h, state = first(x, cond, None)
         with_state, _ = second(h, cond, state)
-        without_state, _ = second(h, cond)
+        without_state, _ = second(h, cond, None)
         assert not torch.allclose(with_state, without_state)
 
     def test_modulation_then_modulate_twice_equals_forward(self):
@@ -134,7 +134,7 @@ class TestSharedCell:
         a = perturb_(LSTMAffine(COND_DIM, 8, HIDDEN, cell=cell))
         b = perturb_(LSTMAffine(COND_DIM, 8, HIDDEN, cell=cell))
         x, cond, _ = make_inputs(2, 8)
-        out_a, state = a(x, cond)
+        out_a, state = a(x, cond, None)
         out_a.sum().backward()
         grad_from_a = cell.weight_ih.grad.clone()
         out_b, _ = b(out_a.detach(), cond, (state[0].detach(), state[1].detach()))
@@ -156,6 +156,37 @@ class TestStateFromNoise:
         x, cond, _ = make_inputs(4, 8)
         out, (h, c) = block(x, cond, init(torch.randn(4, 10)))
         assert out.shape == x.shape and h.shape == c.shape == (4, HIDDEN)
+
+
+class TestFirstCellWeightHH:
+    """The zero-``weight_hh`` case documented on LSTMAffine and RATBlock, and its fix."""
+
+    def _grads(self, start):
+        block = perturb_(RATBlock(COND_DIM, 8, HIDDEN))  # one cell per affine (the default)
+        init = StateFromNoise(10, HIDDEN)
+        x, cond, _ = make_inputs(4, 8)
+        state = init(torch.randn(4, 10)) if start == "noise" else None
+        out, _ = block(x, cond, state)
+        out.square().sum().backward()
+        return block.affine1.cell, block.affine2.cell
+
+    def test_zero_start_never_trains_the_first_weight_hh(self):
+        first, second = self._grads("zeros")
+        assert first.weight_hh.grad is not None and torch.count_nonzero(first.weight_hh.grad) == 0
+        assert torch.count_nonzero(first.weight_ih.grad) > 0  # the cell itself does learn
+        assert torch.count_nonzero(second.weight_hh.grad) > 0  # the second sees h_1 != 0
+
+    def test_state_from_noise_trains_it(self):
+        first, _ = self._grads("noise")
+        assert torch.count_nonzero(first.weight_hh.grad) > 0
+
+    def test_a_shared_cell_trains_it(self):
+        cell = nn.LSTMCell(COND_DIM, HIDDEN)
+        block = perturb_(RATBlock(COND_DIM, 8, HIDDEN, cell=cell))
+        x, cond, _ = make_inputs(4, 8)
+        out, _ = block(x, cond, None)
+        out.square().sum().backward()
+        assert torch.count_nonzero(cell.weight_hh.grad) > 0
 
 
 def _shuffle_attention_reference(sa: ShuffleAttention, x):

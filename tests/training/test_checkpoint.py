@@ -1,11 +1,12 @@
 import pickle
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ratlip_layers.training import CheckpointManager, load_checkpoint, save_checkpoint
+from ratlip_layers.training import CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
 from ratlip_layers.training.checkpoint import get_rng_state, resolve_checkpoint, set_rng_state
 
 
@@ -46,7 +47,7 @@ def test_state_is_loaded_with_weights_only(tmp_path):
             return (print, ("ran",))
 
     (path / "state.pt").write_bytes(pickle.dumps(Exploit(), protocol=2))
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(CheckpointError, match=r"state.pt is unreadable: Weights only load failed"):
         load_checkpoint(path)
 
 
@@ -64,6 +65,39 @@ def test_a_failed_write_leaves_the_previous_checkpoint_alone(tmp_path, monkeypat
     assert manager.latest() == first
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
     assert not manager.path_for(2).exists()
+
+
+def test_a_write_that_fails_on_disk_leaves_no_temporary_directory(tmp_path, monkeypatch):
+    import ratlip_layers.training.checkpoint as checkpoint_module
+
+    manager = CheckpointManager(tmp_path, keep=3)
+    first = manager.save(1, weights={"net": {"w": torch.ones(2)}}, state={"step": 1}, config={})
+    written = []
+
+    def fail_second(path, data):
+        written.append(path)
+        if len(written) == 2:
+            raise OSError("disk full")
+        path.write_bytes(data)
+
+    monkeypatch.setattr(checkpoint_module, "_write_synced", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        manager.save(2, weights={"net": {"w": torch.zeros(2)}}, state={"step": 2}, config={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]
+    assert manager.latest() == first
+
+
+@pytest.mark.parametrize(
+    ("state", "config", "match"),
+    [
+        ({"step": 1, "where": Path("runs/x")}, {}, "would not load back with weights_only=True"),
+        ({"step": 1}, {"out": Path("runs/x")}, "config for .* is not JSON-serialisable"),
+    ],
+)
+def test_state_that_would_not_load_back_is_refused_at_save_time(tmp_path, state, config, match):
+    with pytest.raises(ValueError, match=match):
+        save_checkpoint(tmp_path / "step-00000001", weights={}, state=state, config=config)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_keep_latest_and_ignore_incomplete(tmp_path):

@@ -144,11 +144,16 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     def tokenize(self, captions: Sequence[str]) -> Tensor:
         """Token ids (B, context_length) of ``captions``, on the model's device."""
-        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+        if isinstance(captions, str) or not isinstance(captions, Sequence):
             raise TypeError(
                 "captions must be a list of str (wrap a single caption in a list), "
                 f"got {type(captions).__name__}"
             )
+        if len(captions) == 0:
+            raise ValueError("captions must hold at least one caption, got an empty list")
+        for i, caption in enumerate(captions):
+            if not isinstance(caption, str):
+                raise TypeError(f"captions[{i}] must be a str, got {type(caption).__name__} ({caption!r})")
         return self.tokenizer(list(captions)).to(self._root.positional_embedding.device)
 
     def _check_tokens(self, tokens: Tensor) -> None:
@@ -162,6 +167,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
                 f"token ids must be an integer tensor of shape (B, L), got dtype {tokens.dtype} and "
                 f"shape {tuple(tokens.shape)}"
             )
+        if tokens.shape[0] == 0:
+            raise ValueError(f"token ids must hold at least one caption, got shape {tuple(tokens.shape)}")
         if not 1 <= tokens.shape[1] <= self.context_length:
             raise ValueError(
                 f"token ids must have 1 <= L <= context_length = {self.context_length}, "

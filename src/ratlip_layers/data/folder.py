@@ -168,9 +168,12 @@ class CaptionedImageFolder(Dataset):
     def _draw_caption(self, index: int, generator: torch.Generator) -> str:
         text_path = self.text_paths[index]
         try:
-            captions = [line.strip() for line in text_path.read_text(encoding="utf-8").splitlines()]
+            text = text_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise DataFileError(f"cannot read caption file {text_path}: {err}") from None
+        if "\x00" in text:
+            raise DataFileError(f"caption file {text_path} holds binary data (NUL bytes), not text")
+        captions = [line.strip() for line in text.splitlines()]
         captions = [c for c in captions if c]
         if not captions:
             raise DataFileError(f"caption file {text_path} holds no caption")
@@ -273,7 +276,11 @@ class CUBDataset(CaptionedImageFolder):
     def _read_table(self, name: str, columns: int) -> dict[str, list[str]]:
         path = self.root / "CUB_200_2011" / name
         rows = {}
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise self._error(f"{path} is not UTF-8 text: {err}") from None
+        for number, line in enumerate(text.splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue

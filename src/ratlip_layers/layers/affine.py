@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
+from .._checks import check_float, check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
 from .config import resolve_impl
 from .modulation import ModulationHead, modulate, modulate_twice
 
@@ -107,7 +107,7 @@ class DFBlock(nn.Module):
         super().__init__()
         self.cond_dim = check_positive_int("cond_dim", cond_dim)
         self.num_features = check_positive_int("num_features", num_features)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_float("negative_slope", negative_slope)
         self.impl = resolve_impl(impl)
         self.affine1 = Affine(cond_dim, num_features, device=device, dtype=dtype)
         self.affine2 = Affine(cond_dim, num_features, device=device, dtype=dtype)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_divisible, check_positive_int, check_size, check_tensor
+from .._checks import check_divisible, check_positive_int, check_size, check_tensor, factory_kwargs
 from .config import FUSED, resolve_impl
 from .fused import is_channels_last, scale_shift
 
@@ -63,7 +63,7 @@ class ShuffleAttention(nn.Module):
         check_divisible("channels", channels, 2 * groups, "2 * groups")
         self.impl = resolve_impl(impl)
         half = channels // (2 * groups)
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.cbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
         self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
@@ -185,7 +185,7 @@ class SAConv(nn.Module):
             padding = kernel_size // 2
         elif isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be None or a non-negative int, got {padding!r}")
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False, **factory)
         self.norm = norm_layer(out_channels, **factory)
         self.act = act_layer()

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, factory_kwargs
 from .config import FUSED, resolve_impl
 from .fused import fused_modulate_twice
 
@@ -126,7 +126,7 @@ class ModulationHead(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.in_features = check_positive_int("in_features", in_features)
         self.num_features = check_positive_int("num_features", num_features)
         self.fc1 = nn.Linear(in_features, 2 * num_features, **factory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_tensor
+from .._checks import check_float, check_positive_int, check_state, check_tensor, factory_kwargs
 from .affine import check_feature_and_cond
 from .config import resolve_impl
 from .modulation import ModulationHead, modulate, modulate_twice
@@ -78,7 +78,7 @@ class StateFromNoise(nn.Module):
         super().__init__()
         self.noise_dim = check_positive_int("noise_dim", noise_dim)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.proj = nn.Linear(noise_dim, 2 * hidden_size, device=device, dtype=dtype)
+        self.proj = nn.Linear(noise_dim, 2 * hidden_size, **factory_kwargs(device, dtype))
 
     def forward(self, noise: Tensor) -> LSTMState:
         check_tensor("noise", noise, 2, "(B, noise_dim)")
@@ -102,7 +102,7 @@ def _make_cell(
 ) -> nn.LSTMCell:
     """Return ``cell`` after checking it fits, or a new ``nn.LSTMCell(cond_dim, hidden_size)``."""
     if cell is None:
-        return nn.LSTMCell(cond_dim, hidden_size, device=device, dtype=dtype)
+        return nn.LSTMCell(cond_dim, hidden_size, **factory_kwargs(device, dtype))
     if not isinstance(cell, nn.LSTMCell):
         raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
     if (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
@@ -134,13 +134,23 @@ class LSTMAffine(nn.Module):
     Shape:
         - x: :math:`(B, C, H, W)`
         - cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`;
+          required
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
+
+    Note:
+        ``state`` is a required argument, so a call that forgets it (``layer(h, y)``) raises
+        ``TypeError`` instead of silently restarting the memory from zeros; pass ``None``
+        explicitly for the zero state. With ``state=None`` at the first layer, :math:`h_0 = 0`,
+        so that layer's LSTM cell gets an exactly zero gradient on ``weight_hh``
+        (:math:`\\partial L / \\partial W_{hh} = \\delta_{\\text{gates}}^\\top h_0 = 0`) and never
+        trains it. Start the state from the noise with :class:`StateFromNoise`, or share one cell
+        across layers (``cell=``: its later steps see :math:`h \\ne 0`).
 
     Example:
         >>> layer = LSTMAffine(16, 8, hidden_size=32)
         >>> x = torch.randn(2, 8, 4, 4)
-        >>> out, (h, c) = layer(x, torch.randn(2, 16))
+        >>> out, (h, c) = layer(x, torch.randn(2, 16), None)   # None: start from zeros
         >>> torch.equal(out, x), h.shape
         (True, torch.Size([2, 32]))
     """
@@ -162,10 +172,11 @@ class LSTMAffine(nn.Module):
         self.cell = _make_cell(cond_dim, hidden_size, cell, device, dtype)
         self.head = ModulationHead(hidden_size, num_features, device=device, dtype=dtype)
 
-    def step(self, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, Tensor, LSTMState]:
+    def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
         """Step the LSTM once; return ``(gamma, beta, (h, c))`` without touching a feature map.
 
-        Unlike :meth:`forward`, this does not validate its inputs.
+        ``state`` is required, as in :meth:`forward` (``None`` for zeros). Unlike :meth:`forward`,
+        this does not validate its inputs.
         """
         weight_dtype = self.cell.weight_ih.dtype
         if state is not None:
@@ -174,7 +185,7 @@ class LSTMAffine(nn.Module):
         gamma, beta = self.head(h)
         return gamma, beta, (h, c)
 
-    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
         check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
         if state is not None:
             check_state(state, x.shape[0], self.hidden_size)
@@ -188,8 +199,10 @@ class LSTMAffine(nn.Module):
 class RATBlock(nn.Module):
     """RAT block: LSTMAffine, LeakyReLU, LSTMAffine, LeakyReLU, with the state threaded through.
 
-    The drop-in replacement for a DF-GAN/GALIP :class:`DFBlock`: the call site changes from
-    ``h = block(h, cond)`` to ``h, state = block(h, cond, state)``.
+    The recurrent counterpart of a DF-GAN/GALIP :class:`DFBlock`, with the state explicit: the
+    call changes from ``h = block(h, cond)`` to ``h, state = block(h, cond, state)``, and every
+    function between the state's start and the block must carry it. To convert an existing
+    generator without touching its code, use :func:`~ratlip_layers.layers.convert_to_rat`.
 
     Args:
         cond_dim: size of the condition vector.
@@ -206,12 +219,22 @@ class RATBlock(nn.Module):
     Shape:
         - x: :math:`(B, C, H, W)`
         - cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`;
+          required
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
+
+    Note:
+        ``state`` is a required argument, so a call that forgets it (``block(h, y)``) raises
+        ``TypeError`` instead of silently restarting the memory from zeros; pass ``None``
+        explicitly for the zero state. With ``state=None`` at the first layer, :math:`h_0 = 0`,
+        so the first LSTM cell (``affine1.cell``) gets an exactly zero gradient on ``weight_hh``
+        (:math:`\\partial L / \\partial W_{hh} = \\delta_{\\text{gates}}^\\top h_0 = 0`) and never
+        trains it. Start the state from the noise with :class:`StateFromNoise`, or share one cell
+        across layers (``cell=``: its later steps see :math:`h \\ne 0`).
 
     Example:
         >>> block = RATBlock(16, 8, hidden_size=32)
-        >>> out, state = block(torch.randn(2, 8, 4, 4), torch.randn(2, 16))
+        >>> out, state = block(torch.randn(2, 8, 4, 4), torch.randn(2, 16), None)
         >>> out, state = block(out, torch.randn(2, 16), state)
         >>> out.shape
         torch.Size([2, 8, 4, 4])
@@ -233,21 +256,21 @@ class RATBlock(nn.Module):
         self.cond_dim = check_positive_int("cond_dim", cond_dim)
         self.num_features = check_positive_int("num_features", num_features)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_float("negative_slope", negative_slope)
         self.impl = resolve_impl(impl)
         factory = {"device": device, "dtype": dtype}
         self.affine1 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
         self.affine2 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
 
     def modulation(
-        self, cond: Tensor, state: LSTMState | None = None
+        self, cond: Tensor, state: LSTMState | None
     ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], LSTMState]:
         """Step both affines; return ``((gamma1, beta1, gamma2, beta2), state)``, no feature map needed."""
         gamma1, beta1, state = self.affine1.step(cond, state)
         gamma2, beta2, state = self.affine2.step(cond, state)
         return (gamma1, beta1, gamma2, beta2), state
 
-    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+    def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
         check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
         if state is not None:
             check_state(state, x.shape[0], self.hidden_size)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import factory_kwargs
 from ..layers import DFBlock, LSTMState, RATBlock, SAConv
 
 __all__ = ["ConditionedBlock", "GBlock", "MapperBlock"]
@@ -77,7 +78,7 @@ class ConditionedBlock(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.fuse1 = _fusion(fusion, cond_dim, fuse1_channels, hidden_size, cell, impl, factory)
         self.fuse2 = _fusion(fusion, cond_dim, fuse2_channels, hidden_size, cell, impl, factory)
@@ -134,7 +135,7 @@ class MapperBlock(ConditionedBlock):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         super().__init__(
             cond_dim,
             mid_channels,
@@ -193,7 +194,7 @@ class GBlock(ConditionedBlock):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         super().__init__(
             cond_dim,
             in_channels,

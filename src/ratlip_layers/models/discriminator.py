@@ -8,7 +8,7 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_same_batch, check_same_device, check_tensor
+from .._checks import check_positive_int, check_same_batch, check_same_device, check_tensor, factory_kwargs
 from ..clip.frozen import WithFrozenCLIP
 from ..clip.vision import CLIPImageEncoder, ImageFeatures
 
@@ -45,7 +45,7 @@ class DBlock(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
         self.res = nn.Sequential(
@@ -103,7 +103,7 @@ class NetD(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.num_maps = check_positive_int("num_maps", num_maps)
         self.blocks = nn.ModuleList(
             DBlock(width, width, clip_feature=True, **factory) for _ in range(num_maps - 1)
@@ -144,7 +144,7 @@ class NetC(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.grid = check_positive_int("grid", grid)
         self.sentence_dim = check_positive_int("sentence_dim", sentence_dim)
         k1 = grid // 2 + 1
@@ -209,7 +209,7 @@ class CLIPDiscriminator(WithFrozenCLIP):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.encoder = CLIPImageEncoder(clip_model, layers=layers)
         self.width, self.grid, self.sentence_dim = (
             self.encoder.width,

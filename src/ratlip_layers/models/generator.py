@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import check_same_batch, check_same_device, check_tensor
+from .._checks import check_same_batch, check_same_device, check_tensor, factory_kwargs
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -106,7 +107,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         if not isinstance(config, GeneratorConfig):
             raise TypeError(f"config must be a GeneratorConfig, got {type(config).__name__}")
         _, geometry = vision_tower(clip_model)
-        factory = {"device": device, "dtype": dtype}
+        factory = factory_kwargs(device, dtype)
         self.config = config
         self.z_dim = config.z_dim
         self.sentence_dim = geometry.embed_dim
@@ -210,6 +211,9 @@ class RATLIPGenerator(WithFrozenCLIP):
         """
         inputs = captions_or_sentences
         if isinstance(inputs, Tensor) and inputs.is_floating_point():
+            check_tensor("sentence embeddings", inputs, 2, "(B, embed_dim)")
+            if inputs.shape[0] == 0:
+                raise ValueError("generate needs at least one sentence embedding, got shape (0, ...)")
             sentence = inputs
         else:
             sentence = self.text(inputs).sentence
@@ -277,7 +281,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             device: where to put the generator (and a rebuilt CLIP).
         """
         path = Path(directory)
-        meta = json.loads((path / CONFIG_FILE).read_text())
+        meta = _read_file(path / CONFIG_FILE, lambda f: json.loads(f.read_text()))
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path / CONFIG_FILE} must have format {FORMAT!r}, got {meta.get('format')!r}")
         config = GeneratorConfig.from_dict(meta["generator"])
@@ -297,10 +301,11 @@ class RATLIPGenerator(WithFrozenCLIP):
                 **spec["model_kwargs"],
             )
             if weights:
-                clip_model.load_state_dict(load_file(str(path / weights), device="cpu"))
+                clip_model.load_state_dict(_read_file(path / weights, lambda f: load_file(f, device="cpu")))
             setattr(clip_model, CLIP_SPEC_ATTR, spec)
         generator = cls(config, clip_model, tokenizer=tokenizer, impl=impl, device=device)
-        generator.load_trainable_state_dict(load_file(str(path / WEIGHTS_FILE), device="cpu"))
+        weights = _read_file(path / WEIGHTS_FILE, lambda f: load_file(f, device="cpu"))
+        generator.load_trainable_state_dict(weights)
         return generator
 
     def extra_repr(self) -> str:
@@ -320,3 +325,15 @@ def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
         out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
         seen.add(ptr)
     return out
+
+
+def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:
+    """``reader(file)``; a missing, truncated or corrupt file is reported by its path."""
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file} is missing: a save_pretrained folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
+    try:
+        return reader(file)
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"{file} is unreadable: {str(err).strip().splitlines()[0]}") from None

@@ -62,10 +62,7 @@ def load_generator(
     path = Path(path)
     device = resolve_device(str(device))
     pretrained_config = path / "config.json"
-    if (
-        pretrained_config.is_file()
-        and json.loads(pretrained_config.read_text()).get("format") == "ratlip-generator"
-    ):
+    if pretrained_config.is_file() and _json(pretrained_config).get("format") == "ratlip-generator":
         generator = RATLIPGenerator.from_pretrained(path, device=device)
         return generator.eval(), {"source": str(path), "weights": "generator", "step": None, "config": None}
     checkpoint = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
@@ -85,3 +82,13 @@ def load_generator(
         "config": config,
     }
     return generator.to(device).eval(), info
+
+
+def _json(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file} must hold a JSON object, got {type(data).__name__}")
+    return data

@@ -50,7 +50,7 @@ _UNREADABLE = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, Runti
 
 
 class CheckpointError(ValueError):
-    """No checkpoint of a run reads back."""
+    """A checkpoint file does not read back (the message names it), or no checkpoint of a run does."""
 
 
 class Checkpoint(NamedTuple):
@@ -107,6 +107,11 @@ def save_checkpoint(
     Returns:
         ``path``.
 
+    Raises:
+        ValueError: ``state`` would not load back with ``torch.load(weights_only=True)`` (e.g. it
+            holds a ``Path``), or ``config`` is not JSON; nothing is written. A save that fails on
+            disk removes its temporary directory and leaves an existing checkpoint untouched.
+
     Example:
         >>> import tempfile, pathlib
         >>> from ratlip_layers.training import save_checkpoint, load_checkpoint
@@ -121,20 +126,37 @@ def save_checkpoint(
     for name in weights:
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name) or name == STATE_FILE.split(".")[0]:
             raise ValueError(f"weights name {name!r} must be a plain file stem other than 'state'")
+    # Serialise and check everything before touching the disk: what cannot be read back is refused
+    # now, not found at the next resume.
+    files = {}
+    for name, tensors in weights.items():
+        # Clone so that tied or strided views serialise; safetensors refuses shared storage.
+        plain = {key: t.detach().to("cpu", copy=True).contiguous() for key, t in tensors.items()}
+        files[f"{name}.safetensors"] = save(plain)
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    try:
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise ValueError(f"state for {path} would not load back with weights_only=True: {reason}") from None
+    files[STATE_FILE] = buffer.getvalue()
+    try:
+        files[CONFIG_FILE] = json.dumps(dict(config), indent=2, sort_keys=True).encode()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config for {path} is not JSON-serialisable: {err}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for name, tensors in weights.items():
-        # Clone so that tied or strided views serialise; safetensors refuses shared storage.
-        plain = {key: t.detach().to("cpu", copy=True).contiguous() for key, t in tensors.items()}
-        _write_synced(tmp / f"{name}.safetensors", save(plain))
-    buffer = io.BytesIO()
-    torch.save(dict(state), buffer)
-    _write_synced(tmp / STATE_FILE, buffer.getvalue())
-    _write_synced(tmp / CONFIG_FILE, json.dumps(dict(config), indent=2, sort_keys=True).encode())
-    _fsync_dir(tmp)
+    try:
+        for name, data in files.items():
+            _write_synced(tmp / name, data)
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
+        raise
     old = None
     if path.exists():
         old = path.parent / f".old-{path.name}-{os.getpid()}"
@@ -171,10 +193,21 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{STATE_FILE}, {CONFIG_FILE} and one .safetensors file per network)"
         )
     device = str(map_location)
-    weights = {file.stem: load_file(file, device=device) for file in sorted(path.glob("*.safetensors"))}
-    state = torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
-    config = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).is_file() else {}
+    files = sorted(path.glob("*.safetensors"))
+    weights = {file.stem: _read(file, lambda f: load_file(f, device=device)) for file in files}
+    state = _read(path / STATE_FILE, lambda f: torch.load(f, map_location=map_location, weights_only=True))
+    config_file = path / CONFIG_FILE
+    config = _read(config_file, lambda f: json.loads(f.read_text())) if config_file.is_file() else {}
     return Checkpoint(path, weights, state, config)
+
+
+def _read(file: Path, reader: Callable[[Path], Any]) -> Any:
+    """``reader(file)``, with any failure to read reported as a :class:`CheckpointError` naming ``file``."""
+    try:
+        return reader(file)
+    except _UNREADABLE as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{file} is unreadable: {first}") from None
 
 
 def _step_of(path: Path) -> int | None:
@@ -244,7 +277,7 @@ class CheckpointManager:
         for path in reversed(self.checkpoints()):
             try:
                 return load_checkpoint(path, map_location=map_location)
-            except _UNREADABLE as err:
+            except CheckpointError as err:
                 if not set_aside:
                     skipped.append(str(path))
                     continue
@@ -254,9 +287,11 @@ class CheckpointManager:
                     aside, n = path.with_name(f"{path.name}.unreadable-{n}"), n + 1
                 path.rename(aside)
                 skipped.append(str(aside))
-                on_skip(f"skipped checkpoint {path} (unreadable: {err}); kept it as {aside}")
+                on_skip(f"skipped checkpoint {path} ({err}); kept it as {aside}")
         if skipped:
-            raise CheckpointError(f"no checkpoint in {self.root} reads back; unreadable: {', '.join(skipped)}")
+            raise CheckpointError(
+                f"no checkpoint in {self.root} reads back; unreadable: {', '.join(skipped)}"
+            )
         return None
 
     def save(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,15 +89,16 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: NaN and infinity pass every comparison check, so refuse them here."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # What ``validate`` requires of a field with ``check`` metadata: (test, what the message says).
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive int"),
     "count": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
-    "rate": (lambda v: _is_number(v) and v > 0, "> 0"),
-    "weight": (lambda v: _is_number(v) and v >= 0, ">= 0"),
+    "rate": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "decay": (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a decay in [0, 1) (0 turns EMA off)"),
 }
 

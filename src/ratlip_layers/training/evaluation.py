@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from .._checks import check_positive_int
 from ..clip import CLIPTextAdapter
 from ..data import build_dataset
 from ..metrics import (
@@ -89,7 +90,9 @@ class Evaluator:
     ) -> None:
         self.dataset = test_dataset
         self.dist = dist_ctx or DistributedContext()
-        self.num_images = num_images
+        self.num_images = check_positive_int("num_images", num_images)
+        if len(test_dataset) == 0:
+            raise ValueError("the test split is empty: there are no captions to evaluate on")
         self.batch_size = batch_size
         self.seed = seed
         self.metrics = {

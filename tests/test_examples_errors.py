@@ -1,0 +1,92 @@
+"""A user's mistake ends a script with a line naming the problem and exit status 1, never a
+traceback; usage errors exit 2, as argparse does."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from ratlip_layers import GeneratorConfig, RATLIPGenerator, tiny_clip
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _main(script):
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), EXAMPLES / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pretrained")
+    clip_model, tokenizer = tiny_clip()
+    torch.manual_seed(0)
+    RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def _broken_copy(pretrained, tmp_path, name, content):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for file in pretrained.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / name).write_bytes(content)
+    return folder
+
+
+def _fails_with_one_line(capsys, main, argv, *expected):
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err.strip()
+    # One line naming the problem (a data-layout error adds the expected layout below it).
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--device", "gpu"], ["device must be", "got 'gpu'"]),
+        (["--resume", "no/such/run"], ["no checkpoint at no/such/run"]),
+        (["--lr-g", "nan"], ["lr_g must be a finite number > 0, got nan"]),
+        (["--eval-images", "0"], ["eval_images must be a positive int, got 0"]),
+        (["--clip-model", "ViT-B-23"], ["got 'ViT-B-23'", "ViT-B-32"]),
+        (["--fid-features", "torchvision"], ["needs inception_weights"]),
+        (["--dataset", "cub", "--data-dir", "no/such/birds"], ["no/such/birds"]),
+    ],
+)
+def test_train(capsys, tmp_path, argv, expected):
+    _fails_with_one_line(capsys, _main("train_cub.py"), [*argv, "--steps", 1, "--out", tmp_path / "run"], *expected)
+
+
+def test_train_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _main("train_cub.py")(["--steps", "many"])
+    assert exit_info.value.code == 2 and "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_sample(capsys, tmp_path, pretrained):
+    sample = _main("sample.py")
+    caption = ["--caption", "a red circle on a blue background", "--out", tmp_path / "grid.png"]
+    _fails_with_one_line(capsys, sample, ["--checkpoint", tmp_path / "none", *caption], "no checkpoint at")
+    truncated = _broken_copy(pretrained, tmp_path, "model.safetensors", b"\x00" * 7)
+    _fails_with_one_line(capsys, sample, ["--checkpoint", truncated, *caption], f"{truncated}/model.safetensors is unreadable")
+
+
+def test_sample_reports_a_corrupt_config(capsys, tmp_path, pretrained):
+    folder = _broken_copy(pretrained, tmp_path, "config.json", b"{not json")
+    caption = ["--caption", "a red circle on a blue background", "--out", tmp_path / "grid.png"]
+    _fails_with_one_line(capsys, _main("sample.py"), ["--checkpoint", folder, *caption], f"{folder}/config.json is not valid JSON")
+    assert (folder / "config.json").read_bytes() == b"{not json"  # reported, never deleted or rewritten
+
+
+def test_evaluate(capsys, pretrained):
+    evaluate = _main("evaluate.py")
+    argv = ["--checkpoint", pretrained, "--dataset", "shapes", "--device", "cpu"]
+    _fails_with_one_line(capsys, evaluate, [*argv, "--num-images", 0], "num_images must be a positive int, got 0")
+    _fails_with_one_line(capsys, evaluate, [*argv, "--num-images", 4, "--fid-features", "inception"], "--inception-weights")
+    _fails_with_one_line(capsys, evaluate, [*argv[:4], "--device", "gpu"], "got 'gpu'")
