@@ -84,3 +84,135 @@ def test_text_adapter_names_the_bad_caption():
     text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
     with pytest.raises(TypeError, match=r"captions\[0\] must be a str, got bytes"):
         text([b"a red circle"])
+
+
+def _sweep_cases():
+    """Bad inputs found by sweeping every public name: (id, call, exception, message fragment)."""
+    from PIL import Image
+
+    from ratlip_layers.data import CaptionCollate, ResumableSampler, ShapesDataset, draw_seed, eval_transform
+    from ratlip_layers.data import parse_shapes_caption, render_shape, train_transform
+    from ratlip_layers.layers import RecurrentMemory, ThreadedRATBlock, convert_to_rat, modulate
+    from ratlip_layers.layers import modulate_twice, zero_state
+    from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise, module_fingerprint
+    from ratlip_layers.models import convert_galip_discriminator, convert_galip_generator, read_checkpoint
+    from ratlip_layers.training import EMA, CheckpointManager, GANTrainStep, Trainer, captioned_grid
+    from ratlip_layers.training import generator_loss, load_checkpoint, sample_images
+
+    from ratlip_layers.data import CUBDataset, load_filenames
+    from ratlip_layers.metrics import CLIPScore
+
+    clip_model, tokenizer = tiny_clip()
+    x, g = torch.randn(2, 4, 3, 3), torch.randn(2, 4)
+    lin = torch.nn.Linear(2, 2)
+    image = Image.new("RGB", (8, 8))
+    return [
+        ("modulate gamma shape", lambda: modulate(x, torch.randn(2, 5), g), ValueError, r"gamma must have shape \(B, C\) = \(2, 4\) to match x, got \(2, 5\)"),
+        ("modulate gamma None", lambda: modulate(x, None, g), TypeError, "gamma must be a torch.Tensor .* got NoneType"),
+        ("modulate integer x", lambda: modulate(x.long(), g, g), TypeError, "x must be a floating-point tensor, got dtype torch.int64"),
+        ("modulate other device", lambda: modulate(x, g.to("meta"), g), ValueError, "gamma is on meta but x is on cpu"),
+        ("modulate_twice string slope", lambda: modulate_twice(x, g, g, g, g, "0.2"), TypeError, "negative_slope must be a number, got str"),
+        ("zero_state bad device", lambda: zero_state(2, 4, device="gpu"), ValueError, "device string such as 'cpu'.*got 'gpu'"),
+        ("zero_state integer dtype", lambda: zero_state(2, 4, dtype=torch.int32), TypeError, "got torch.int32"),
+        ("state on another device", lambda: LSTMAffine(8, 4, hidden_size=6)(x, torch.randn(2, 8), (torch.zeros(2, 6, device="meta"),) * 2), ValueError, "state h is on meta but x is on cpu"),
+        ("shuffle attention negative eps", lambda: ShuffleAttention(8, 2, eps=-1.0), ValueError, "eps must be positive, got -1.0"),
+        ("shuffle attention string eps", lambda: ShuffleAttention(8, 2, eps="1e-5"), TypeError, "eps must be a number, got str"),
+        ("memory init not a StateFromNoise", lambda: RecurrentMemory(6, init="zeros"), TypeError, "init must be None or a StateFromNoise, got str"),
+        ("memory negative noise_index", lambda: RecurrentMemory(6, noise_index=-1), ValueError, "noise_index must be a non-negative int, got -1"),
+        ("memory int noise_name", lambda: RecurrentMemory(6, noise_name=3), TypeError, r"noise_name must be None or a str, got int \(3\)"),
+        ("threaded block None", lambda: ThreadedRATBlock(None, RecurrentMemory(6)), TypeError, "block must be a RATBlock, got NoneType"),
+        ("threaded memory None", lambda: ThreadedRATBlock(RATBlock(8, 4, hidden_size=6), None), TypeError, "memory must be a RecurrentMemory, got NoneType"),
+        ("convert_to_rat None", lambda: convert_to_rat(None), TypeError, "model must be a torch.nn.Module, got NoneType"),
+        ("galip generator None", lambda: convert_galip_generator(None), TypeError, "state_dict must be a state dict .* got NoneType"),
+        ("galip discriminator list", lambda: convert_galip_discriminator([], {}), TypeError, "net_d must be a state dict .* got list"),
+        ("galip non-tensor value", lambda: convert_galip_generator({"a": 1}), TypeError, "must map str keys to tensors, got str key 'a' -> int"),
+        ("read_checkpoint None", lambda: read_checkpoint(None), TypeError, "source must be a path .* got NoneType"),
+        ("read_checkpoint int part", lambda: read_checkpoint({"netG": {}}, 3), TypeError, r"part must be a str such as 'netG', got int \(3\)"),
+        ("sampler rank >= replicas", lambda: ResumableSampler(list(range(4)), num_replicas=2, rank=2), ValueError, r"rank must be in \[0, num_replicas - 1\] = \[0, 1\], got 2"),
+        ("sampler zero replicas", lambda: ResumableSampler(list(range(4)), num_replicas=0), ValueError, "num_replicas must be a positive int, got 0"),
+        ("sampler float seed", lambda: ResumableSampler(list(range(4)), seed=1.5), TypeError, r"seed must be an int, got float \(1.5\)"),
+        ("sampler unsized dataset", lambda: ResumableSampler(None), TypeError, "dataset must be a sized Dataset .* got NoneType"),
+        ("sampler string epoch", lambda: ResumableSampler(list(range(4))).set_epoch("1"), TypeError, "epoch must be an int, got str"),
+        ("collate empty batch", lambda: CaptionCollate(lambda c: torch.zeros(len(c), 4))([]), ValueError, "at least one .* got an empty batch"),
+        ("draw_seed float part", lambda: draw_seed(0, 1.5), TypeError, r"draw_seed parts must be ints, got float \(1.5\) at position 1"),
+        ("eval_transform not an image", lambda: eval_transform(torch.zeros(3, 8, 8), 8), TypeError, "image must be a PIL.Image.Image, got Tensor"),
+        ("eval_transform zero size", lambda: eval_transform(image, 0), ValueError, "size must be a positive int, got 0"),
+        ("train_transform no generator", lambda: train_transform(image, 8, None), TypeError, "generator must be a torch.Generator, got NoneType"),
+        ("parse_shapes_caption None", lambda: parse_shapes_caption(None), TypeError, "caption must be a str, got NoneType"),
+        ("render_shape no spec", lambda: render_shape(None, 8), TypeError, "spec must be a ShapeSpec, got NoneType"),
+        ("shapes index out of range", lambda: ShapesDataset(4)[10], IndexError, "index 10 is out of range for a dataset of 4 samples"),
+        ("fixed_noise no indices", lambda: fixed_noise([], 4, 0), ValueError, "indices must be a non-empty list .* got an empty list"),
+        ("fixed_noise zero z_dim", lambda: fixed_noise([0], 0, 0), ValueError, "z_dim must be a positive int, got 0"),
+        ("module_fingerprint None", lambda: module_fingerprint(None), TypeError, "module must be a torch.nn.Module, got NoneType"),
+        ("build_metrics no context", lambda: build_metrics("shapes", None), TypeError, "context must be a MetricContext, got NoneType"),
+        ("evaluate_generator bad device", lambda: evaluate_generator(None, None, {}, num_images=2, z_dim=4, device="gpu"), ValueError, "got 'gpu'"),
+        ("evaluate_generator zero batch", lambda: evaluate_generator(None, None, {}, num_images=2, z_dim=4, batch_size=0), ValueError, "batch_size must be a positive int, got 0"),
+        ("evaluate_generator zero images", lambda: evaluate_generator(None, None, {}, num_images=0, z_dim=4), ValueError, "num_images must be a positive int, got 0"),
+        ("evaluate_generator rank >= world", lambda: evaluate_generator(None, None, {}, num_images=2, z_dim=4, rank=2, world_size=2), ValueError, r"rank must be an int in \[0, world_size - 1\] = \[0, 1\], got 2"),
+        ("EMA no module", lambda: EMA(None), TypeError, "module must be a torch.nn.Module, got NoneType"),
+        ("EMA string decay", lambda: EMA(lin, decay="0.9"), TypeError, "decay must be a number, got str"),
+        ("train step no generator", lambda: GANTrainStep(None, lin, lin), TypeError, "generator must be a torch.nn.Module, got NoneType"),
+        ("train step zero lr", lambda: GANTrainStep(lin, lin, lin, lr_d=0.0), ValueError, "lr_d must be positive, got 0.0"),
+        ("train step string lr", lambda: GANTrainStep(lin, lin, lin, lr_g="1e-4"), TypeError, "lr_g must be a number, got str"),
+        ("trainer no config", lambda: Trainer(None), TypeError, "config must be a TrainConfig, got NoneType"),
+        ("sample_images no generator", lambda: sample_images(None, ["a"], n=1), TypeError, "generator must be a torch.nn.Module, got NoneType"),
+        ("captioned_grid zero columns", lambda: captioned_grid(torch.zeros(2, 3, 8, 8), ["a", "b"], columns=0), ValueError, "columns must be a positive int, got 0"),
+        ("captioned_grid no captions", lambda: captioned_grid(torch.zeros(0, 3, 8, 8), [], columns=1), ValueError, r"captions must be a non-empty list of str, got \[\]"),
+        ("generator_loss nan weight", lambda: generator_loss(torch.zeros(2), torch.zeros(2, 8), torch.zeros(2, 8), sim_weight=float("nan")), ValueError, "sim_weight must be finite, got nan"),
+        ("generator_loss integer logits", lambda: generator_loss(torch.zeros(2, dtype=torch.long), torch.zeros(2, 8), torch.zeros(2, 8)), TypeError, "fake_logits must be a floating-point tensor, got dtype torch.int64"),
+        ("load_checkpoint None", lambda: load_checkpoint(None), TypeError, r"path must be a path \(str or os.PathLike\), got NoneType"),
+        ("load_checkpoint bad map_location", lambda: load_checkpoint("x", map_location="gpu"), ValueError, "map_location must be .* got 'gpu'"),
+        ("checkpoint manager None root", lambda: CheckpointManager(None), TypeError, "root must be a path .* got NoneType"),
+        ("load_filenames None", lambda: load_filenames(None), TypeError, "path must be a path .* got NoneType"),
+        ("CUB root None", lambda: CUBDataset(None), TypeError, "root must be a path .* got NoneType"),
+        ("clip score images None", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(None, ["a"]), TypeError, r"images must be a torch.Tensor of shape \(B, 3, H, W\), got NoneType"),
+        ("clip score uint8 images", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), ["a"]), TypeError, "images must be a floating-point tensor, got dtype torch.uint8"),
+    ]
+
+
+SWEEP = _sweep_cases()
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [c[1:] for c in SWEEP], ids=[c[0] for c in SWEEP])
+def test_public_api_sweep(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda G: G(torch.randn(0, G.z_dim), torch.randn(0, 32)), ValueError, r"at least one sample, got shape \(0, 16\)"),
+        (lambda G: G(torch.randn(2, G.z_dim, device="meta"), torch.randn(2, 32, device="meta")), ValueError, "noise is on meta but the generator is on cpu"),
+        (lambda G: G.generate(["a red circle"], seed="0"), TypeError, r"seed must be an int, got str \('0'\)"),
+    ],
+    ids=["empty batch", "other device", "string seed"],
+)
+def test_generator_forward(generator, call, error, message):
+    with pytest.raises(error, match=message):
+        call(generator)
+
+
+def test_files_and_directories(tmp_path):
+    from ratlip_layers.metrics import save_fid_statistics
+    from ratlip_layers.models import read_checkpoint
+    from ratlip_layers.training import save_checkpoint
+
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{empty} is not a readable checkpoint"):
+        read_checkpoint(empty)
+    with pytest.raises(ValueError, match=f"checkpoint file {tmp_path} is a directory"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=f"checkpoint file {tmp_path / 'missing.pth'} does not exist"):
+        read_checkpoint(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match=f"FID statistics path {tmp_path} is a directory"):
+        save_fid_statistics(tmp_path, np.zeros(2), np.eye(2))
+    # A checkpoint written over a plain file refuses, and leaves the file as it was.
+    plain = tmp_path / "notes.txt"
+    plain.write_text("keep me")
+    with pytest.raises(ValueError, match=f"checkpoint path {plain} exists and is not a directory"):
+        save_checkpoint(plain, weights={"net": {"w": torch.ones(1)}}, state={}, config={})
+    assert plain.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.pth", "notes.txt"]
+    with pytest.raises(TypeError, match=r"weights\['net'\] must be a state dict of tensors, got 'w' -> int"):
+        save_checkpoint(tmp_path / "ck", weights={"net": {"w": 1}}, state={}, config={})

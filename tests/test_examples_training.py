@@ -69,9 +69,12 @@ def run_dir(tmp_path_factory):
         root / "fid",
         "--log-every",
         2,
+        "--no-progress",
     )
     assert result.returncode == 0, result.stderr
     assert "metrics step=4" in result.stderr and "colour_acc=" in result.stderr
+    # Without a progress bar (batch jobs) the losses still reach the log, every --log-every steps.
+    assert "step=2 loss_d=" in result.stderr and "step=4 loss_d=" in result.stderr
     return root / "run"
 
 

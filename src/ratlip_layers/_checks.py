@@ -8,6 +8,7 @@ and what arrived.
 from __future__ import annotations
 
 import math
+import os
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,11 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "check_device",
     "check_float",
+    "check_module",
+    "check_nonnegative_int",
+    "check_path",
     "check_positive_int",
     "check_divisible",
     "check_tensor",
@@ -29,21 +34,61 @@ __all__ = [
 ]
 
 
+def _as_int(name: str, value: object) -> int:
+    """``value`` through ``operator.index`` (Python ints, NumPy/torch integer scalars), not bools."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool ({value!r})")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})") from None
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` as a positive ``int``; raise ``TypeError``/``ValueError`` otherwise.
 
     Accepts what ``nn.Linear`` accepts for a size: Python ints and NumPy/torch integer scalars
     (anything with ``__index__``), but not ``bool`` or floats.
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool ({value!r})")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})") from None
+    number = _as_int(name, value)
     if number <= 0:
         raise ValueError(f"{name} must be a positive int, got {number}")
     return number
+
+
+def check_nonnegative_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` >= 0 (a seed, a rank, an index); raise otherwise."""
+    number = _as_int(name, value)
+    if number < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {number}")
+    return number
+
+
+def check_module(name: str, value: object) -> Any:
+    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``; return it."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def check_path(name: str, value: object) -> Any:
+    """Raise ``TypeError`` unless ``value`` is a path (``str`` or ``os.PathLike``); return it."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} ({value!r})")
+    return value
+
+
+def check_device(name: str, device: object) -> torch.device | None:
+    """Return ``device`` as a ``torch.device`` (``None`` stays ``None``); ``ValueError`` if malformed."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    try:
+        return torch.device(device)  # type: ignore[call-overload]
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"{name} must be None, a torch.device or a device string such as 'cpu' or 'cuda:0', "
+            f"got {device!r}"
+        ) from None
 
 
 def check_float(name: str, value: object) -> float:
@@ -109,8 +154,10 @@ def check_same_device(named: Sequence[tuple[str, Tensor]]) -> None:
             )
 
 
-def check_state(state: object, batch: int, hidden_size: int) -> tuple[Tensor, Tensor]:
-    """Validate an LSTM state ``(h, c)``, each of shape ``(batch, hidden_size)``."""
+def check_state(
+    state: object, batch: int, hidden_size: int, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
+    """Validate an LSTM state ``(h, c)``, each of shape ``(batch, hidden_size)`` (on ``device``)."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise TypeError(
             f"state must be None or a pair (h, c) of tensors, got {type(state).__name__}"
@@ -127,6 +174,8 @@ def check_state(state: object, batch: int, hidden_size: int) -> tuple[Tensor, Te
                 f"{name} must have shape (batch, hidden_size) = ({batch}, {hidden_size}), "
                 f"got {tuple(t.shape)}"
             )
+        if device is not None and t.device != device:
+            raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
     return h, c
 
 
@@ -143,12 +192,5 @@ def factory_kwargs(device: object, dtype: object) -> dict[str, Any]:
     ``device`` is ``None``, a ``torch.device``, a device string (``"cpu"``, ``"cuda:1"``) or an
     index; ``dtype`` is ``None`` or a floating ``torch.dtype``.
     """
-    if device is not None:
-        try:
-            device = torch.device(device)  # type: ignore[call-overload]
-        except (RuntimeError, TypeError):
-            raise ValueError(
-                f"device must be None, a torch.device or a device string such as 'cpu' or 'cuda:0', "
-                f"got {device!r}"
-            ) from None
+    device = check_device("device", device)
     return {"device": device, "dtype": floating_dtype(dtype)}  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from .._checks import check_divisible, check_positive_int, floating_dtype
+from .._checks import check_device, check_divisible, check_positive_int, floating_dtype
 
 __all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "freeze_clip", "tiny_clip"]
 
@@ -123,6 +123,7 @@ def build_clip(
         raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
     if pretrained is not None and not isinstance(pretrained, str):
         raise TypeError(f"pretrained must be None, an open_clip tag or a file path (str), got {pretrained!r}")
+    device = check_device("device", device)
     if isinstance(pretrained, str) and pretrained.strip().lower() == "none":
         logging.getLogger(__name__).warning(
             "build_clip: %s built with random weights (pretrained='none')", model_name
@@ -237,6 +238,7 @@ def tiny_clip(
     check_divisible("image_size", image_size, 8, "the patch size")
     check_positive_int("embed_dim", embed_dim)
     check_positive_int("context_length", context_length)
+    device = check_device("device", device)
     model, tokenizer = build_clip(
         "ViT-B-32",
         device=device,

@@ -46,6 +46,8 @@ class CaptionCollate:
         self.tokenizer = tokenizer
 
     def __call__(self, items: Sequence[tuple[Tensor, str]]) -> CaptionBatch:
+        if not items:
+            raise ValueError("CaptionCollate needs at least one (image, caption) item, got an empty batch")
         images = torch.stack([image for image, _ in items])
         captions = [caption for _, caption in items]
         return CaptionBatch(images, self.tokenizer(captions), captions)

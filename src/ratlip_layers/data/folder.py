@@ -15,7 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_positive_int
+from .._checks import check_path, check_positive_int
 from .errors import PREPARE_DOCS, DataFileError, DatasetLayoutError
 from .keys import DrawKey, split_key
 from .safe_pickle import load_filenames
@@ -110,7 +110,7 @@ class CaptionedImageFolder(Dataset):
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        self.root = Path(root)
+        self.root = Path(check_path("root", root))
         self.name = name
         self.split = split
         self.image_size = check_positive_int("image_size", image_size)

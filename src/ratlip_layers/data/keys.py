@@ -18,6 +18,7 @@ DrawKey = tuple[int, int]
 """``(index, draw_seed)``."""
 
 _MASK63 = (1 << 63) - 1
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def draw_seed(*parts: int) -> int:
@@ -31,8 +32,12 @@ def draw_seed(*parts: int) -> int:
         (True, False)
     """
     state = 0x9E3779B97F4A7C15
-    for part in parts:
-        state = (state ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+    for i, part in enumerate(parts):
+        if isinstance(part, bool) or not hasattr(part, "__index__"):
+            raise TypeError(
+                f"draw_seed parts must be ints, got {type(part).__name__} ({part!r}) at position {i}"
+            )
+        state = (state ^ (operator.index(part) & _MASK64)) * 0xBF58476D1CE4E5B9 & _MASK64
         state = (state ^ (state >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
         state ^= state >> 29
     return state & _MASK63

@@ -11,6 +11,7 @@ import io
 import pickle
 from pathlib import Path
 
+from .._checks import check_path
 from .errors import DataFileError, UnsafePickleError
 
 __all__ = ["RestrictedUnpickler", "load_filenames"]
@@ -60,7 +61,7 @@ def load_filenames(path: str | Path) -> list[str]:
         >>> load_filenames(path)
         ['001.A/a_1', '002.B/b_2']
     """
-    path = Path(path)
+    path = Path(check_path("path", path))
     try:
         data = path.read_bytes()
     except OSError as err:

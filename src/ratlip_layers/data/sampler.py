@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from torch.utils.data import Dataset, DistributedSampler
 
+from .._checks import check_nonnegative_int, check_positive_int
 from .keys import DrawKey, draw_seed
 
 __all__ = ["ResumableSampler"]
@@ -47,6 +48,15 @@ class ResumableSampler(DistributedSampler):
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
+        if not hasattr(dataset, "__len__"):
+            raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
+        num_replicas = check_positive_int("num_replicas", num_replicas)
+        rank = check_nonnegative_int("rank", rank)
+        if rank >= num_replicas:
+            raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
+        if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
+        seed = seed.__index__()
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
@@ -58,6 +68,10 @@ class ResumableSampler(DistributedSampler):
 
     def set_position(self, epoch: int, start: int) -> None:
         """Continue epoch ``epoch`` from this rank's ``start``-th sample."""
+        epoch = check_nonnegative_int("epoch", epoch)
+        if isinstance(start, bool) or not hasattr(start, "__index__"):
+            raise TypeError(f"start must be an int, got {type(start).__name__} ({start!r})")
+        start = start.__index__()
         if not 0 <= start <= self.num_samples:
             raise ValueError(f"start must be in [0, {self.num_samples}] (samples per rank), got {start}")
         super().set_epoch(epoch)

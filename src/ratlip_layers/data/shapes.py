@@ -123,6 +123,8 @@ def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
         >>> parse_shapes_caption("a picture of a red circle on a blue background")
         ('circle', 'red', 'blue')
     """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption must be a str, got {type(caption).__name__}")
     text = caption.lower()
     shape_match = _SHAPE_RE.search(text)
     background_match = _BACKGROUND_RE.search(text)
@@ -194,6 +196,8 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
         >>> img.shape, img[0, 0].tolist(), img[8, 8].tolist()
         ((16, 16, 3), [40, 80, 220], [220, 40, 40])
     """
+    if not isinstance(spec, ShapeSpec):
+        raise TypeError(f"spec must be a ShapeSpec, got {type(spec).__name__}")
     check_positive_int("image_size", image_size)
     mask = shape_mask(spec.shape, spec.cx, spec.cy, spec.radius, image_size * _SUPERSAMPLE)
     colour = np.asarray(PALETTE[spec.colour], dtype=np.float64)

@@ -7,6 +7,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .._checks import check_positive_int
+
 __all__ = ["TRAIN_RESIZE_RATIO", "eval_transform", "pil_to_tensor", "train_transform"]
 
 TRAIN_RESIZE_RATIO = 304 / 256
@@ -17,6 +19,12 @@ def pil_to_tensor(image: Image.Image) -> Tensor:
     """An RGB PIL image as a ``(3, H, W)`` float tensor in ``[-1, 1]``."""
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _check_image(image: object, size: object) -> None:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
+    check_positive_int("size", size)
 
 
 def _resize_shorter(image: Image.Image, size: int) -> Image.Image:
@@ -36,6 +44,9 @@ def train_transform(image: Image.Image, size: int, generator: torch.Generator) -
         >>> train_transform(Image.new("RGB", (50, 40)), 32, g).shape
         torch.Size([3, 32, 32])
     """
+    _check_image(image, size)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     image = _resize_shorter(image, round(size * TRAIN_RESIZE_RATIO))
     w, h = image.size
     left = int(torch.randint(w - size + 1, (), generator=generator))
@@ -55,6 +66,7 @@ def eval_transform(image: Image.Image, size: int) -> Tensor:
         >>> eval_transform(Image.new("RGB", (50, 40)), 32).shape
         torch.Size([3, 32, 32])
     """
+    _check_image(image, size)
     image = _resize_shorter(image, size)
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_divisible, check_positive_int, check_size, check_tensor, factory_kwargs
+from .._checks import (
+    check_divisible,
+    check_float,
+    check_positive_int,
+    check_size,
+    check_tensor,
+    factory_kwargs,
+)
 from .config import FUSED, resolve_impl
 from .fused import is_channels_last, scale_shift
 
@@ -68,6 +75,9 @@ class ShuffleAttention(nn.Module):
         self.cbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
         self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.sbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
+        eps = check_float("eps", eps)
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
         self.gn = nn.GroupNorm(half, half, eps=eps, **factory)
 
     def forward(self, x: Tensor) -> Tensor:

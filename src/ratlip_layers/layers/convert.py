@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_positive_int
+from .._checks import check_module, check_nonnegative_int, check_positive_int
 from .affine import DFBlock
 from .rat import LSTMState, RATBlock, StateFromNoise
 
@@ -74,6 +74,13 @@ class RecurrentMemory(nn.Module):
     ) -> None:
         super().__init__()
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        if init is not None and not isinstance(init, StateFromNoise):
+            raise TypeError(f"init must be None or a StateFromNoise, got {type(init).__name__}")
+        noise_index = check_nonnegative_int("noise_index", noise_index)
+        if noise_name is not None and not isinstance(noise_name, str):
+            raise TypeError(
+                f"noise_name must be None or a str, got {type(noise_name).__name__} ({noise_name!r})"
+            )
         if init is not None and init.hidden_size != hidden_size:
             raise ValueError(
                 f"init must produce states of hidden_size = {hidden_size}, got {init.hidden_size}"
@@ -213,6 +220,10 @@ class ThreadedRATBlock(nn.Module):
 
     def __init__(self, block: RATBlock, memory: RecurrentMemory) -> None:
         super().__init__()
+        if not isinstance(block, RATBlock):
+            raise TypeError(f"block must be a RATBlock, got {type(block).__name__}")
+        if not isinstance(memory, RecurrentMemory):
+            raise TypeError(f"memory must be a RecurrentMemory, got {type(memory).__name__}")
         if block.hidden_size != memory.hidden_size:
             raise ValueError(
                 f"block.hidden_size ({block.hidden_size}) must equal "
@@ -462,6 +473,7 @@ def convert_to_rat(
         True
     """
     select = _selector(block_type)
+    check_module("model", model)
     check_positive_int("hidden_size", hidden_size)
     if cell not in ("shared", "per_affine"):
         raise ValueError(f"cell must be 'shared' or 'per_affine', got {cell!r}")

@@ -6,11 +6,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, factory_kwargs
+from .._checks import check_float, check_positive_int, check_tensor, factory_kwargs
 from .config import FUSED, resolve_impl
 from .fused import fused_modulate_twice
 
 __all__ = ["ModulationHead", "modulate", "modulate_twice"]
+
+
+def _check_modulation(x: object, scales: tuple[tuple[str, object], ...]) -> None:
+    """Shape, dtype and device comparisons only: ``x`` is ``(B, C, H, W)``, each scale ``(B, C)``."""
+    check_tensor("x", x, 4, "(B, C, H, W)")
+    expected = tuple(x.shape[:2])  # type: ignore[union-attr]
+    for name, t in scales:
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor of shape (B, C) = {expected}, got {type(t).__name__}"
+            )
+        if tuple(t.shape) != expected:
+            raise ValueError(f"{name} must have shape (B, C) = {expected} to match x, got {tuple(t.shape)}")
+        device = x.device  # type: ignore[union-attr]
+        if t.device != device:
+            raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
 
 
 def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
@@ -34,6 +50,7 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         >>> modulate(x, torch.full((2, 3), 2.0), torch.ones(2, 3))[0, 0, 0, 0].item()
         3.0
     """
+    _check_modulation(x, (("gamma", gamma), ("beta", beta)))
     gamma = gamma.to(x.dtype)[:, :, None, None]
     beta = beta.to(x.dtype)[:, :, None, None]
     return torch.addcmul(beta, gamma, x)
@@ -83,6 +100,9 @@ def modulate_twice(
         >>> torch.equal(fused, modulate_twice(x, one, zero, one, zero, 0.5))
         True
     """
+    _check_modulation(x, (("gamma1", gamma1), ("beta1", beta1), ("gamma2", gamma2), ("beta2", beta2)))
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+        check_float("negative_slope", negative_slope)
     fused = resolve_impl(impl) == FUSED and not torch.compiler.is_compiling()
     if fused and negative_slope >= 0 and x.dim() == 4 and gamma1.dim() == 2:
         return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)

@@ -41,7 +41,8 @@ def zero_state(
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("hidden_size", hidden_size)
-    h = torch.zeros(batch_size, hidden_size, device=device, dtype=dtype)
+    factory = factory_kwargs(device, dtype)
+    h = torch.zeros(batch_size, hidden_size, **factory)
     return h, torch.zeros_like(h)
 
 
@@ -188,7 +189,7 @@ class LSTMAffine(nn.Module):
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
         check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
         if state is not None:
-            check_state(state, x.shape[0], self.hidden_size)
+            check_state(state, x.shape[0], self.hidden_size, x.device)
         gamma, beta, state = self.step(cond, state)
         return modulate(x, gamma, beta), state
 
@@ -273,7 +274,7 @@ class RATBlock(nn.Module):
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
         check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
         if state is not None:
-            check_state(state, x.shape[0], self.hidden_size)
+            check_state(state, x.shape[0], self.hidden_size, x.device)
         params, state = self.modulation(cond, state)
         return modulate_twice(x, *params, self.negative_slope, impl=self.impl), state
 

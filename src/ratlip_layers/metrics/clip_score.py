@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from .._checks import check_tensor
 from ..clip import CLIPImageEncoder, CLIPTextAdapter
 
 __all__ = ["CLIPScore"]
@@ -48,6 +49,9 @@ class CLIPScore(Metric):
     @torch.no_grad()
     def update(self, images: Tensor, captions: Sequence[str]) -> None:
         """Score ``images`` (in ``[-1, 1]``) against ``captions``."""
+        check_tensor("images", images, 4, "(B, 3, H, W)")
+        if isinstance(captions, str) or not isinstance(captions, Sequence):
+            raise TypeError(f"captions must be a list of str, got {type(captions).__name__}")
         if len(captions) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
         image_embedding = self.image_encoder(images.float()).embedding

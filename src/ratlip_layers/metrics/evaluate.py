@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
+from .._checks import check_device, check_positive_int
 from ..data.keys import DrawKey, draw_seed
 from .fid import FrechetDistance, load_fid_statistics, module_fingerprint
 
@@ -24,6 +25,11 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
         >>> torch.equal(fixed_noise([3, 4], 8, 0)[1], fixed_noise([4], 8, 0)[0])
         True
     """
+    z_dim = check_positive_int("z_dim", z_dim)
+    if not isinstance(indices, (list, tuple, range)):
+        raise TypeError(f"indices must be a list of image indices, got {type(indices).__name__}")
+    if not indices:
+        raise ValueError("indices must be a non-empty list of image indices, got an empty list")
     rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
     return torch.stack(rows)
 
@@ -151,6 +157,13 @@ def evaluate_generator(
         ...                    {"colour": ShapesAccuracy()}, num_images=20, z_dim=8)
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0}
     """
+    device = check_device("device", device)
+    check_positive_int("num_images", num_images)
+    check_positive_int("z_dim", z_dim)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("world_size", world_size)
+    if isinstance(rank, bool) or not hasattr(rank, "__index__") or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an int in [0, world_size - 1] = [0, {world_size - 1}], got {rank!r}")
     for metric in metrics.values():
         metric.reset()
     mine = list(range(rank, num_images, world_size))

@@ -67,6 +67,8 @@ def module_fingerprint(module: nn.Module) -> str:
         >>> module_fingerprint(a) == module_fingerprint(b), module_fingerprint(a) == module_fingerprint(nn.Linear(2, 2))
         (True, False)
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
@@ -311,6 +313,8 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
         [(3,), (3, 3)]
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"FID statistics path {path} is a directory; expected a .npz file path")
     mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")

@@ -112,6 +112,8 @@ def build_metrics(
         >>> {name: type(metric).__name__ for name, metric in metrics.items()}
         {'clip_score': 'CLIPScore', 'fid': 'FrechetDistance', 'shapes_accuracy': 'ShapesAccuracy'}
     """
+    if not isinstance(context, MetricContext):
+        raise TypeError(f"context must be a MetricContext, got {type(context).__name__}")
     available = metric_names(dataset)
     chosen = available if names is None else tuple(names)
     bad = [n for n in chosen if n not in available]

@@ -21,6 +21,7 @@ GALIP's whole ``NetG`` maps onto the ``galip`` preset (:func:`convert_galip_gene
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 from collections.abc import Mapping, Sequence
@@ -137,6 +138,7 @@ def convert_dfgan_state_dict(
         >>> print(accounting)
         16 source keys: 16 mapped onto 8, 0 kept, 0 dropped
     """
+    _check_state_dict("state_dict", state_dict)
     drop = dict(drop or {})
     unknown = sorted(set(drop) - set(state_dict))
     if unknown:
@@ -251,6 +253,7 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
         >>> accounting.mapped["blocks.3.shortcut.weight"], list(accounting.dropped)
         (('GBlocks.3.c_sc.weight',), ['mapping.clip_mapper.ln.bias'])
     """
+    _check_state_dict("state_dict", state_dict)
     renamed: dict[str, Tensor] = {}
     origin: dict[str, str] = {}  # renamed key -> source key
     dropped: dict[str, str] = {}
@@ -323,6 +326,8 @@ def convert_galip_discriminator(
         >>> sorted(out)
         ['net_c.joint.0.weight', 'net_d.main.gamma', 'net_d.main.res.0.weight']
     """
+    _check_state_dict("net_d", net_d)
+    _check_state_dict("net_c", net_c)
     converted: dict[str, Tensor] = {}
     mapped: dict[str, tuple[str, ...]] = {}
     dropped: dict[str, str] = {}
@@ -368,6 +373,20 @@ def _check_dfblk_numbering(groups: Mapping[tuple[str, int | None], object]) -> N
             )
 
 
+def _check_state_dict(name: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is a mapping of str keys to tensors."""
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a state dict (a mapping of str to Tensor), got {type(value).__name__}"
+        )
+    for key, tensor in value.items():
+        if not isinstance(key, str) or not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"{name} must map str keys to tensors, got {type(key).__name__} key {key!r} "
+                f"-> {type(tensor).__name__}"
+            )
+
+
 def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str = "netG") -> dict[str, Tensor]:
     """Read one network's state dict from a DF-GAN or GALIP checkpoint.
 
@@ -391,15 +410,29 @@ def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str =
         >>> list(read_checkpoint(snapshot))
         ['fc.weight']
     """
+    if not isinstance(part, str):
+        raise TypeError(f"part must be a str such as 'netG', got {type(part).__name__} ({part!r})")
     if isinstance(source, Mapping):
         obj: object = source
+    elif not isinstance(source, (str, PathLike)):
+        raise TypeError(
+            "source must be a path to a .pth file or a loaded checkpoint mapping, "
+            f"got {type(source).__name__}"
+        )
     else:
+        if not os.path.isfile(source):
+            what = "is a directory" if os.path.isdir(source) else "does not exist"
+            raise ValueError(f"checkpoint file {source} {what}; expected a DF-GAN or GALIP .pth file")
         try:
             obj = torch.load(source, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
             raise ValueError(
                 f"{source} is not a weights-only checkpoint (it pickles objects other than tensors "
                 f"and containers), refused: {error}"
+            ) from error
+        except (EOFError, RuntimeError, OSError) as error:
+            raise ValueError(
+                f"{source} is not a readable checkpoint (empty, truncated or not a torch file): {error}"
             ) from error
     where = "the checkpoint"
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):

@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import check_same_batch, check_same_device, check_tensor, factory_kwargs
+from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_tensor, factory_kwargs
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -175,7 +175,14 @@ class RATLIPGenerator(WithFrozenCLIP):
                 f"got shape {tuple(sentence.shape)}"
             )
         check_same_batch((("noise", noise), ("sentence", sentence)))
+        if noise.shape[0] == 0:
+            raise ValueError(f"noise and sentence need at least one sample, got shape {tuple(noise.shape)}")
         check_same_device((("noise", noise), ("sentence", sentence)))
+        if noise.device != self.fc_code.weight.device:
+            raise ValueError(
+                f"noise is on {noise.device} but the generator is on {self.fc_code.weight.device}; "
+                "move them to the same device"
+            )
 
     def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
         self._check_inputs(noise, sentence)
@@ -210,6 +217,8 @@ class RATLIPGenerator(WithFrozenCLIP):
             (B, 3, S, S) images clamped to [-1, 1]. The module's train/eval mode is restored afterwards.
         """
         inputs = captions_or_sentences
+        if seed is not None:
+            seed = check_nonnegative_int("seed", seed)
         if isinstance(inputs, Tensor) and inputs.is_floating_point():
             check_tensor("sentence embeddings", inputs, 2, "(B, embed_dim)")
             if inputs.shape[0] == 0:

@@ -30,6 +30,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
+from .._checks import check_device, check_path
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -122,7 +124,18 @@ def save_checkpoint(
         >>> ckpt.weights["net"]["w"].tolist(), ckpt.state["step"], ckpt.config["lr"]
         ([1.0, 1.0], 1, 0.1)
     """
-    path = Path(path)
+    path = Path(check_path("path", path))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"checkpoint path {path} exists and is not a directory; refusing to replace it")
+    for arg_name, arg in (("weights", weights), ("state", state), ("config", config)):
+        if not isinstance(arg, Mapping):
+            raise TypeError(f"{arg_name} must be a mapping, got {type(arg).__name__}")
+    for name, tensors in weights.items():
+        if not isinstance(tensors, Mapping) or not all(isinstance(t, Tensor) for t in tensors.values()):
+            bad = type(tensors).__name__ if not isinstance(tensors, Mapping) else next(
+                f"{k!r} -> {type(t).__name__}" for k, t in tensors.items() if not isinstance(t, Tensor)
+            )
+            raise TypeError(f"weights[{name!r}] must be a state dict of tensors, got {bad}")
     for name in weights:
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name) or name == STATE_FILE.split(".")[0]:
             raise ValueError(f"weights name {name!r} must be a plain file stem other than 'state'")
@@ -186,7 +199,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         ...
         FileNotFoundError: ... is not a checkpoint: it has no state.pt ...
     """
-    path = Path(path)
+    path = Path(check_path("path", path))
+    check_device("map_location", map_location)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(
             f"{path} is not a checkpoint: it has no {STATE_FILE} (a checkpoint directory holds "
@@ -237,7 +251,7 @@ class CheckpointManager:
     def __init__(self, root: str | Path, *, keep: int = 3) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an int >= 1, got {keep!r}")
-        self.root = Path(root)
+        self.root = Path(check_path("root", root))
         self.keep = keep
 
     def path_for(self, step: int) -> Path:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_float, check_module
 from ..clip.frozen import FrozenCLIP
 
 __all__ = ["EMA", "trainable_state"]
@@ -49,6 +50,8 @@ class EMA:
     """
 
     def __init__(self, module: nn.Module, *, decay: float = 0.999, warmup: bool = True) -> None:
+        check_module("module", module)
+        check_float("decay", decay)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay = float(decay)

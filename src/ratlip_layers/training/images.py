@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
-from .._checks import check_size, check_tensor
+from .._checks import check_module, check_positive_int, check_size, check_tensor
 
 __all__ = ["captioned_grid", "sample_images", "save_images"]
 
@@ -58,8 +58,11 @@ def sample_images(
         ...                                                     "a black square on a red background"], n=3, seed=0))
         (torch.Size([6, 3, 32, 32]), True)
     """
+    check_module("generator", generator)
     if isinstance(captions, str) or not captions:
         raise ValueError(f"captions must be a non-empty list of str, got {captions!r}")
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"n must be an int, got {type(n).__name__} ({n!r})")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     from ..metrics import fixed_noise  # the metrics package imports torchmetrics, seconds to load
@@ -109,6 +112,9 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
     """
     check_tensor("images", images, 4, "(rows * columns, 3, H, W)")
     check_size("images", images, 1, 3, "channels")
+    check_positive_int("columns", columns)
+    if isinstance(captions, str) or not isinstance(captions, Sequence) or not captions:
+        raise ValueError(f"captions must be a non-empty list of str, got {captions!r}")
     if columns < 1 or images.shape[0] != len(captions) * columns:
         raise ValueError(
             f"images must hold len(captions) * columns = {len(captions)} * {columns} images, "

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_same_batch
+from .._checks import check_float, check_same_batch
 
 __all__ = ["discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty"]
 
@@ -19,6 +19,8 @@ def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
             raise TypeError(f"{name} must be a torch.Tensor of shape (B,), got {type(t).__name__}")
         if t.dim() != 1:
             raise ValueError(f"{name} must be logits of shape (B,), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
 def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> Tensor:
@@ -123,6 +125,10 @@ def generator_loss(
         (tensor(-4.5000), tensor(1.))
     """
     _check_logits((("fake_logits", fake_logits),))
+    check_float("sim_weight", sim_weight)
+    for name, t in (("image_embedding", image_embedding), ("sentence", sentence)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, D), got {type(t).__name__}")
     if image_embedding.shape != sentence.shape or image_embedding.dim() != 2:
         raise ValueError(
             "image_embedding and sentence must both have shape (B, D), got "

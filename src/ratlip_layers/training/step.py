@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .._checks import check_float, check_module
 from ..clip.vision import ImageFeatures
 from .distributed import DistributedContext
 from .ema import trainable_state
@@ -243,6 +244,15 @@ class GANTrainStep:
     ) -> None:
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
+        check_module("generator", generator)
+        check_module("discriminator", discriminator)
+        check_module("text_encoder", text_encoder)
+        for name, value in (("lr_g", lr_g), ("lr_d", lr_d)):
+            if check_float(name, value) <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        check_float("sim_weight", sim_weight)
+        check_float("magp_weight", magp_weight)
+        check_float("magp_power", magp_power)
         self.generator = generator
         self.discriminator = discriminator
         self.text_encoder = text_encoder

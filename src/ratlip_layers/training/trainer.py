@@ -120,6 +120,8 @@ class Trainer:
     def __init__(
         self, config: TrainConfig, *, dist_ctx: DistributedContext | None = None, progress: bool = True
     ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         config.validate()
         self.config = cfg = config
         self.dist = dist_ctx or init_distributed(cfg.device)
@@ -506,6 +508,11 @@ class Trainer:
                             loss_d=f"{means['loss_d']:.3f}",
                             loss_g=f"{means['loss_g']:.3f}",
                             img_s=f"{means['images_per_s']:.0f}",
+                        )
+                    else:  # batch jobs without a bar still see the losses in their log
+                        self._log(
+                            f"step={self.step} loss_d={means['loss_d']:.3f} loss_g={means['loss_g']:.3f} "
+                            f"skipped={means.get('skipped', 0.0):.0f} img_s={means['images_per_s']:.0f}"
                         )
                     self._scalars("train", means)
                     window, window_steps, window_images, window_start = {}, 0, 0, time.perf_counter()
