@@ -91,7 +91,6 @@ class RecurrentMemory(nn.Module):
         # Runtime state, set only between open() and close(); never part of the state dict.
         self._open = False
         self._state: LSTMState | None = None
-        self._batch: int | None = None
 
     def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Start a forward: set the initial state from the root's call arguments.
@@ -109,12 +108,7 @@ class RecurrentMemory(nn.Module):
                 "the converted model was called again from inside its own forward; its recurrent "
                 "memory cannot be shared by two nested forwards"
             )
-        if self.init is None:
-            self._state, self._batch = None, None
-        else:
-            noise = self._find_noise(args, kwargs)
-            self._state = self.init(noise)
-            self._batch = noise.shape[0]
+        self._state = None if self.init is None else self.init(self._find_noise(args, kwargs))
         self._open = True
 
     def _find_noise(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
@@ -136,7 +130,7 @@ class RecurrentMemory(nn.Module):
 
     def close(self) -> None:
         """End a forward: drop the state so that nothing carries over to the next one."""
-        self._open, self._state, self._batch = False, None, None
+        self._open, self._state = False, None
 
     def read(self, batch: int) -> LSTMState | None:
         """Return the current state for a block about to run on ``batch`` samples.
@@ -157,16 +151,17 @@ class RecurrentMemory(nn.Module):
                 "model's forward hooks, so call the model (model(...), not model.forward(...) or the "
                 "block). Activation checkpointing that re-runs a block during backward is not supported."
             )
-        if self._batch is not None and batch != self._batch:
+        held = None if self._state is None else self._state[0].shape[0]
+        if held is not None and batch != held:
             raise RuntimeError(
-                f"the batch size changed during one forward: the recurrent state holds {self._batch} "
+                f"the batch size changed during one forward: the recurrent state holds {held} "
                 f"samples but this block got {batch}; every converted block must see the same samples"
             )
         return self._state
 
     def write(self, state: LSTMState) -> None:
         """Store the state a block produced, for the next block in call order."""
-        self._state, self._batch = state, state[0].shape[0]
+        self._state = state
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, state_init={'zeros' if self.init is None else 'noise'}"

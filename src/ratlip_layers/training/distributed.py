@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._checks import check_device
+
 __all__ = ["DistributedContext", "init_distributed", "resolve_device"]
 
 
@@ -17,18 +19,12 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     the local rank's GPU; anything else is passed to ``torch.device``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    device = check_device("device", name)
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
-        return torch.device("cuda", local_rank)
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or a device string such as 'cuda:1', got {name!r}"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
     return device
 
 
