@@ -168,3 +168,13 @@ def test_quick_cli_run_writes_json_markdown_and_png(tmp_path):
     assert any("RATBlock forward+backward float32" in line for line in targets(results))
     assert any("GANTrainStep float32, GANTrainStep B2 px32, eager" in line for line in targets(results))
     assert (tmp_path / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_step_benchmark_quick_run(tmp_path):
+    from benchmarks import bench_train_step
+
+    results = bench_train_step.main(["--quick", "--out", str(tmp_path), "--name", "smoke"])
+    row = results["paper"]["2"]
+    assert set(row) == {"baseline", "ours"} and all(v["median_s"] > 0 for v in row.values())
+    assert {"g_forward", "clip_fake", "backward", "optimizer"} <= set(row["ours"]["phases_s"])
+    assert (tmp_path / "smoke.md").read_text().startswith("# Training step benchmark")

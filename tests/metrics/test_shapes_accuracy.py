@@ -1,5 +1,7 @@
 """ShapesAccuracy: colours and shape read back from real and generated-looking ``shapes`` images."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,15 +21,51 @@ def _test_split(n, size):
     return torch.stack([ds[i][0] for i in range(n)]), [ds.caption(i) for i in range(n)]
 
 
-def _score(images, captions):
+def _score(images, captions, *, spread=False):
     metric = ShapesAccuracy()
     metric.update(images, captions)
-    return metric.compute()
+    scores = metric.compute()
+    return scores if spread else {k: v for k, v in scores.items() if k != "position_spread"}
 
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_real_images_score_perfectly(size):
-    assert _score(*_test_split(300, size)) == PERFECT
+    scores = _score(*_test_split(600, size), spread=True)
+    # Real positions do not depend on the caption: the within-caption spread is the real spread.
+    assert scores.pop("position_spread") == pytest.approx(1.0, abs=0.15)
+    assert scores == PERFECT
+
+
+def test_one_picture_per_caption_has_no_position_spread():
+    ds = ShapesDataset(40, image_size=32, split="test")
+    first = {}  # one item per caption class, each drawn three times
+    for i in range(len(ds)):
+        spec = ds.spec(i)
+        first.setdefault((spec.shape, spec.colour, spec.background), i)
+    items = [ds[i] for i in first.values()] * 3
+    scores = _score(torch.stack([im for im, _ in items]), [c for _, c in items], spread=True)
+    assert scores["position_spread"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_shapes_placed_in_a_narrow_band_spread_less_than_real_ones():
+    # Every caption class drawn 4 times, the centre jittering by +-0.05 instead of over the image.
+    specs = [
+        ShapeSpec(shape, colour, background, 0.5 + dx, 0.5 + dy, 0.25)
+        for shape, colour, background in [("circle", "red", "blue"), ("square", "white", "black")]
+        for dx, dy in [(-0.05, -0.05), (0.05, 0.05), (-0.05, 0.05), (0.05, -0.05)]
+    ]
+    images = torch.stack([_image(spec) for spec in specs])
+    captions = [shapes_caption(s.shape, s.colour, s.background) for s in specs]
+    spread = _score(images, captions, spread=True)["position_spread"]
+    real = ShapesDataset(600, image_size=32, split="test")
+    real_centres = torch.tensor([[real.spec(i).cx, real.spec(i).cy] for i in range(len(real))])
+    expected = (0.05 * 2**0.5 * (4 / 3) ** 0.5) / float(real_centres.var(0).sum().sqrt())
+    assert spread == pytest.approx(expected, rel=0.25)
+
+
+def test_no_repeated_caption_gives_nan_position_spread():
+    images, captions = _test_split(1, 32)
+    assert math.isnan(_score(images, captions, spread=True)["position_spread"])
 
 
 def _generated_looking(images, seed=0):

@@ -1,6 +1,6 @@
 """Everything that touches open_clip: building and freezing models, text and image features, the mapper."""
 
-from .build import build_clip, clip_spec, freeze_clip, tiny_clip
+from .build import build_clip, clip_spec, file_sha256, freeze_clip, tiny_clip
 from .frozen import FrozenCLIP, WithFrozenCLIP
 from .mapper import CLIPMapper
 from .text import CLIPTextAdapter, TextEncoding
@@ -16,6 +16,7 @@ __all__ = [
     "WithFrozenCLIP",
     "build_clip",
     "clip_spec",
+    "file_sha256",
     "freeze_clip",
     "tiny_clip",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import hashlib
 import logging
 import pickle
 import re
@@ -19,7 +20,7 @@ from torch import nn
 
 from .._checks import check_device, check_divisible, check_positive_int, floating_dtype
 
-__all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "freeze_clip", "tiny_clip"]
+__all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "file_sha256", "freeze_clip", "tiny_clip"]
 
 CLIP_SPEC_ATTR = "ratlip_clip_spec"
 """Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
@@ -64,8 +65,19 @@ def freeze_clip(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's content, as hex: how a run records which weights file it used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def clip_spec(model: nn.Module) -> dict[str, Any] | None:
-    """How ``model`` was built by :func:`build_clip` (``model_name``, ``pretrained``, ``model_kwargs``).
+    """How ``model`` was built by :func:`build_clip` (``model_name``, ``pretrained``,
+    ``weights_sha256``: the content hash of a local weights file, ``None`` otherwise, and
+    ``model_kwargs``).
 
     Returns ``None`` for a model built some other way; such a model cannot be rebuilt from a saved
     generator's config and must be passed to ``from_pretrained`` explicitly.
@@ -83,6 +95,7 @@ def build_clip(
     model_name: str,
     pretrained: str | None = None,
     *,
+    weights_sha256: str | None = None,
     device: torch.device | str | None = None,
     **model_kwargs: Any,
 ) -> tuple[nn.Module, Any]:
@@ -96,7 +109,10 @@ def build_clip(
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
-        pretrained: an open_clip pretrained tag, a path to a local weights file, or ``None``.
+        pretrained: an open_clip pretrained tag, a path to a local weights file (safetensors or a
+            ``torch.save`` of tensors), or ``None``.
+        weights_sha256: the expected SHA-256 of the weights file (see :func:`file_sha256`); a file
+            whose content differs is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
         **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``,
             ``text_cfg`` (a given ``vision_cfg``/``text_cfg`` replaces the named model's).
@@ -107,8 +123,8 @@ def build_clip(
     Raises:
         ValueError: ``model_name`` is not an open_clip model; ``pretrained`` is neither a tag of it
             nor an existing file; the file is unreadable, holds more than tensors (it is refused
-            before anything is unpickled) or holds weights of another architecture. The message
-            names the file.
+            before anything is unpickled), holds weights of another architecture or does not
+            match ``weights_sha256``. The message names the file.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -131,6 +147,15 @@ def build_clip(
         pretrained = None
     _check_model_name(model_name)
     weights_file = _weights_file(model_name, pretrained)
+    if weights_sha256 is not None:
+        if weights_file is None:
+            raise ValueError(f"weights_sha256 is given, but pretrained={pretrained!r} is not a weights file")
+        found = file_sha256(weights_file)
+        if found != weights_sha256:
+            raise ValueError(
+                f"{weights_file} is not the weights file this was built with: its SHA-256 is {found}, "
+                f"expected {weights_sha256}"
+            )
     with _quiet_random_init() if pretrained is None or weights_file else contextlib.nullcontext():
         model = open_clip.create_model(
             model_name,
@@ -144,7 +169,12 @@ def build_clip(
     setattr(
         model,
         CLIP_SPEC_ATTR,
-        {"model_name": model_name, "pretrained": pretrained, "model_kwargs": copy.deepcopy(model_kwargs)},
+        {
+            "model_name": model_name,
+            "pretrained": pretrained,
+            "weights_sha256": (weights_sha256 or file_sha256(weights_file)) if weights_file else None,
+            "model_kwargs": copy.deepcopy(model_kwargs),
+        },
     )
     return freeze_clip(model), tokenizer
 
@@ -207,19 +237,24 @@ def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
 
 
 def tiny_clip(
+    pretrained: str | None = None,
     *,
+    weights_sha256: str | None = None,
     image_size: int = 32,
     embed_dim: int = 32,
     context_length: int = 16,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[nn.Module, Any]:
-    """A randomly initialised tiny ViT CLIP for tests, CPU runs and the built-in default training.
+    """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
 
     Vision tower: width 64, 2 blocks, patch 8 (a 4x4 grid at 32 px); text tower: width 64, 2 blocks,
-    CLIP's 49,408-token vocabulary, so the standard tokenizer works.
+    CLIP's 49,408-token vocabulary, so the standard tokenizer works. Randomly initialised, or loaded
+    from a weights file such as the one :func:`ratlip_layers.training.pretrain_clip` writes.
 
     Args:
+        pretrained: a weights file of this architecture, or ``None`` for random weights.
+        weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
         image_size: input size of the vision tower; a multiple of 8.
         embed_dim: size of the joint embedding (the sentence embedding).
         context_length: tokens per caption.
@@ -241,6 +276,8 @@ def tiny_clip(
     device = check_device("device", device)
     model, tokenizer = build_clip(
         "ViT-B-32",
+        pretrained,
+        weights_sha256=weights_sha256,
         device=device,
         embed_dim=embed_dim,
         vision_cfg={"image_size": image_size, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},

@@ -306,6 +306,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             clip_model, tokenizer = build_clip(
                 spec["model_name"],
                 None if weights else spec["pretrained"],
+                weights_sha256=None if weights else spec.get("weights_sha256"),
                 device=device,
                 **spec["model_kwargs"],
             )

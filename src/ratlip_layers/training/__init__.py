@@ -9,6 +9,12 @@ first two when a run logs or shows its bar, and :class:`Evaluator` and :func:`ev
 """
 
 from .build import load_generator
+from .clip_pretrain import (
+    CLIPPretrainConfig,
+    CLIPPretrainResult,
+    clip_retrieval_report,
+    pretrain_clip,
+)
 from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
 from .config import RECIPES, TrainConfig
 from .distributed import DistributedContext
@@ -23,6 +29,8 @@ __all__ = [
     "RECIPES",
     "Checkpoint",
     "CheckpointError",
+    "CLIPPretrainConfig",
+    "CLIPPretrainResult",
     "CheckpointManager",
     "DistributedContext",
     "Evaluator",
@@ -33,12 +41,14 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "captioned_grid",
+    "clip_retrieval_report",
     "discriminator_hinge_loss",
     "evaluate_checkpoint",
     "generator_loss",
     "load_checkpoint",
     "load_generator",
     "matching_aware_gradient_penalty",
+    "pretrain_clip",
     "sample_images",
     "save_checkpoint",
     "save_images",

@@ -19,17 +19,20 @@ __all__ = ["build_clip_model", "load_generator"]
 
 
 def build_clip_model(
-    name: str, pretrained: str | None, *, device: torch.device | str = "cpu"
+    name: str,
+    pretrained: str | None,
+    *,
+    weights_sha256: str | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, Any]:
     """The frozen CLIP of a run: ``"tiny"`` is :func:`ratlip_layers.clip.tiny_clip`, anything else an
-    open_clip model name with ``pretrained`` an open_clip tag, a local weights path or ``None``."""
+    open_clip model name; ``pretrained`` is an open_clip tag, a local weights file or ``None``/``"none"``
+    for random weights, and ``weights_sha256`` the file's expected content hash."""
     if name == "tiny":
-        if pretrained is not None and pretrained.strip().lower() != "none":
-            raise ValueError(
-                f"the tiny CLIP is always randomly initialised; got clip_pretrained={pretrained!r}"
-            )
-        return tiny_clip(device=device)
-    return build_clip(name, pretrained, device=device)
+        if pretrained is not None and pretrained.strip().lower() == "none":
+            pretrained = None
+        return tiny_clip(pretrained, weights_sha256=weights_sha256, device=device)
+    return build_clip(name, pretrained, weights_sha256=weights_sha256, device=device)
 
 
 def load_generator(
@@ -71,7 +74,9 @@ def load_generator(
         clip_model, tokenizer = build_clip_model(config.clip_model, None, device="cpu")
         clip_model.load_state_dict(checkpoint.weights["clip"])
     else:
-        clip_model, tokenizer = build_clip_model(config.clip_model, config.clip_pretrained, device="cpu")
+        clip_model, tokenizer = build_clip_model(
+            config.clip_model, config.clip_pretrained, weights_sha256=config.clip_sha256, device="cpu"
+        )
     generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer)
     which = "ema" if use_ema and "ema" in checkpoint.weights else "generator"
     generator.load_trainable_state_dict(checkpoint.weights[which])

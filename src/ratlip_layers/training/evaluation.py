@@ -69,7 +69,7 @@ class Evaluator:
         ...                       num_images=16, fid_cache=tempfile.mkdtemp())
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> sorted(evaluator.evaluate(G))
-        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes', 'shape_acc']
+        ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes', 'position_spread', 'shape_acc']
     """
 
     def __init__(
@@ -209,7 +209,7 @@ def evaluate_checkpoint(
         >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_accuracy"],
         ...                              device="cpu")
         >>> report["weights"], sorted(report["metrics"])
-        ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes', 'shape_acc'])
+        ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes', 'position_spread', 'shape_acc'])
     """
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)

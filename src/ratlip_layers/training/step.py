@@ -4,6 +4,7 @@ with mixed precision (:class:`Precision`), DDP and a policy for non-finite losse
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -145,14 +146,29 @@ class DiscriminatorLoss(nn.Module):
         self.discriminator = discriminator
         self.magp_weight = float(magp_weight)
         self.magp_power = float(magp_power)
+        self.on_phase: Callable[[str], None] | None = None
+        """Called with a phase's name at its end (``clip_real``, ``clip_fake``, ``d_heads``, ``magp``),
+        for phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) costs nothing."""
 
     def forward(
-        self, real: Tensor, fake: Tensor, sentence: Tensor
+        self, real: Tensor, fake: Tensor, sentence: Tensor, fake_features: ImageFeatures | None = None
     ) -> tuple[Tensor, ...]:
         d = self.discriminator
+        mark = self.on_phase
         with torch.no_grad():
             real_features = d.features(real)
-            fake_features = d.features(fake)
+            if mark is not None:
+                mark("clip_real")
+            if fake_features is None:
+                fake_features = d.features(fake)
+                if mark is not None:
+                    mark("clip_fake")
+            else:
+                # The caller's CLIP features of ``fake`` (the frozen CLIP does not depend on D):
+                # the reference computes them once and gives D a detached copy.
+                fake_features = ImageFeatures(
+                    tuple(m.detach() for m in fake_features.maps), fake_features.embedding.detach()
+                )
         maps = tuple(m.detach().requires_grad_(True) for m in real_features.maps)
         matched = sentence.detach().requires_grad_(True)
         features = ImageFeatures(maps, real_features.embedding)
@@ -163,6 +179,8 @@ class DiscriminatorLoss(nn.Module):
         mismatched_logits = d.match_logits(real_code, sentence.roll(1, 0))
         fake_logits = d.logits(fake_features, sentence)
         hinge = discriminator_hinge_loss(real_logits, fake_logits, mismatched_logits)
+        if mark is not None:
+            mark("d_heads")
         if self.magp_weight > 0:
             penalty = matching_aware_gradient_penalty(
                 real_logits,
@@ -172,6 +190,8 @@ class DiscriminatorLoss(nn.Module):
             )
         else:
             penalty = hinge.new_zeros(())
+        if mark is not None:
+            mark("magp")
         return (
             hinge + penalty,
             hinge.detach(),
@@ -263,6 +283,11 @@ class GANTrainStep:
         self.opt_g = torch.optim.Adam(_trainable(generator), lr=lr_g, betas=ADAM_BETAS)
         self.opt_d = torch.optim.Adam(_trainable(discriminator), lr=lr_d, betas=ADAM_BETAS)
         d_loss = DiscriminatorLoss(discriminator, magp_weight=magp_weight, magp_power=magp_power)
+        self._d_loss = d_loss
+        self.on_phase: Callable[[str], None] | None = None
+        """Called with a phase's name at its end (``text``, ``g_forward``, ``clip_real``,
+        ``clip_fake``, ``d_heads``, ``magp``, ``backward``, ``optimizer``; a name can recur), for
+        phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) costs nothing."""
         if self.dist.enabled:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.g_forward: nn.Module = DistributedDataParallel(generator, device_ids=ids)
@@ -306,29 +331,50 @@ class GANTrainStep:
             tokens: their captions' token ids (B, L).
             step: the step's number, for messages.
         """
+        mark = self.on_phase
+        self._d_loss.on_phase = mark
         with torch.no_grad():
             sentence = self.text_encoder(tokens).sentence.float()
         noise = torch.randn(images.shape[0], self.generator.z_dim, device=images.device)
         precision = self.precision
+        if mark is not None:
+            mark("text")
 
         with precision.autocast():
             fake = self.g_forward(noise, sentence)
-            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(images, fake.detach(), sentence)
+            if mark is not None:
+                mark("g_forward")
+            # One CLIP pass over the fakes, with the graph the generator update needs; the D update
+            # reads a detached copy. The CLIP is frozen, so its features of the fakes do not change
+            # with the D step in between (the reference does the same).
+            features = self.discriminator.features(fake)
+            if mark is not None:
+                mark("clip_fake")
+            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
+                images, fake.detach(), sentence, features
+            )
         skip_d = self._check(step, "loss_d", loss_d)
         precision.scaler_d.scale(loss_d).backward()
+        if mark is not None:
+            mark("backward")
         precision.step(precision.scaler_d, self.opt_d, skip=skip_d)
         self.opt_d.zero_grad(set_to_none=True)
+        if mark is not None:
+            mark("optimizer")
 
         self.discriminator.requires_grad_(False)
         try:
             with precision.autocast():
-                features = self.discriminator.features(fake)
                 logits = self.discriminator.logits(features, sentence)
                 loss_g, similarity = generator_loss(
                     logits, features.embedding, sentence, sim_weight=self.sim_weight
                 )
+                if mark is not None:
+                    mark("d_heads")
             skip_g = self._check(step, "loss_g", loss_g)
             precision.scaler_g.scale(loss_g).backward()
+            if mark is not None:
+                mark("backward")
         finally:
             self.discriminator.requires_grad_(True)
         precision.step(precision.scaler_g, self.opt_g, skip=skip_g)
@@ -343,6 +389,8 @@ class GANTrainStep:
         logs = dict(zip(names, values.float().tolist()))
         logs["skipped"] = float(skip_d or skip_g)
         logs["g_updated"] = float(not skip_g)
+        if mark is not None:
+            mark("optimizer")
         return logs
 
     def state_dict(self) -> dict[str, Any]:

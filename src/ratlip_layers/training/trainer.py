@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..clip import clip_spec
 from ..data import CaptionCollate, ResumableSampler, build_dataset, shapes_caption
 from ..models import CLIPDiscriminator, RATLIPGenerator
 from .build import build_clip_model
@@ -130,8 +131,14 @@ class Trainer:
         self.progress = progress and self.dist.is_main
 
         # Same seed on every rank for the weights; DDP also broadcasts rank 0's at wrap time.
+        if cfg.clip_pretrained == "pretrain":
+            cfg.clip_pretrained = str(self._pretrain_clip())
         seed_everything(cfg.seed)
-        self.clip_model, self.tokenizer = build_clip_model(cfg.clip_model, cfg.clip_pretrained, device=device)
+        self.clip_model, self.tokenizer = build_clip_model(
+            cfg.clip_model, cfg.clip_pretrained, weights_sha256=cfg.clip_sha256, device=device
+        )
+        # config.json and the checkpoints record which weights file this run's CLIP came from.
+        cfg.clip_sha256 = clip_spec(self.clip_model)["weights_sha256"]
         self.generator = RATLIPGenerator(
             cfg.generator_config(), self.clip_model, tokenizer=self.tokenizer, device=device
         )
@@ -207,6 +214,30 @@ class Trainer:
             ]
         # Noise differs per rank; everything random during training draws from here on.
         seed_everything(cfg.seed + self.dist.rank)
+
+    def _pretrain_clip(self) -> Path:
+        """``--clip-pretrained pretrain``: the CLIP pre-trained on this run's training split, trained
+        now by rank 0 unless the cache already holds it (see :func:`pretrain_clip`)."""
+        from .clip_pretrain import WEIGHTS_FILE, CLIPPretrainConfig, pretrain_clip
+
+        cfg = self.config
+        options = CLIPPretrainConfig(
+            clip_model=cfg.clip_model,
+            dataset=cfg.dataset,
+            data_dir=cfg.data_dir,
+            imsize=cfg.imsize,
+            device=str(self.device),
+            cache=cfg.clip_cache,
+        )
+        if self.dist.is_main:
+            self._log(f"CLIP: pre-training {cfg.clip_model} on {cfg.dataset} in {options.run_dir()}, or reusing it")
+            result = pretrain_clip(options, progress=self.progress)
+            self._log(
+                f"CLIP {'reused from' if result.cached else 'pre-trained in'} {result.weights}: "
+                + " ".join(f"{k}={v:.3g}" for k, v in result.report.items())
+            )
+        self.dist.barrier()
+        return options.run_dir() / WEIGHTS_FILE
 
     # ------------------------------------------------------------------ state
 
