@@ -90,3 +90,17 @@ def test_evaluate(capsys, pretrained):
     _fails_with_one_line(capsys, evaluate, [*argv, "--num-images", 0], "num_images must be a positive int, got 0")
     _fails_with_one_line(capsys, evaluate, [*argv, "--num-images", 4, "--fid-features", "inception"], "--inception-weights")
     _fails_with_one_line(capsys, evaluate, [*argv[:4], "--device", "gpu"], "got 'gpu'")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--steps", "0"], ["steps must be a positive int, got 0"]),
+        (["--steps", "3", "--warmup", "5"], ["warmup must be smaller than steps (3), got 5"]),
+        (["--device", "gpu"], ["got 'gpu'"]),
+        (["--dataset", "cub", "--data-dir", "no/such/birds"], ["no/such/birds"]),
+    ],
+)
+def test_pretrain_clip(capsys, tmp_path, argv, expected):
+    argv = [*argv, "--out", tmp_path / "clip", "--no-progress"]
+    _fails_with_one_line(capsys, _main("pretrain_clip.py"), argv, *expected)

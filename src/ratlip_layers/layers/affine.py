@@ -5,21 +5,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_float, check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
-from .config import resolve_impl
+from .._checks import check_float, check_same_batch, check_same_device, check_size, check_state, check_tensor
+from .config import repr_of, resolve_impl, set_sizes
 from .modulation import ModulationHead, modulate, modulate_twice
 
 __all__ = ["Affine", "DFBlock"]
 
 
-def check_feature_and_cond(x: Tensor, cond: Tensor, num_features: int, cond_dim: int) -> None:
-    """Validate the ``(x, cond)`` pair every conditioned layer takes."""
+def check_inputs(layer: nn.Module, x: Tensor, cond: Tensor, state: object = None) -> None:
+    """Validate the ``(x, cond)`` every conditioned layer takes (and a recurrent layer's ``state``)."""
     check_tensor("x", x, 4, "(B, C, H, W)")
     check_tensor("cond", cond, 2, "(B, cond_dim)")
-    check_size("x", x, 1, num_features, "channels C")
-    check_size("cond", cond, 1, cond_dim, "cond_dim")
+    check_size("x", x, 1, layer.num_features, "channels C")
+    check_size("cond", cond, 1, layer.cond_dim, "cond_dim")
     check_same_batch((("x", x), ("cond", cond)))
     check_same_device((("x", x), ("cond", cond)))
+    if state is not None:
+        check_state(state, x.shape[0], layer.hidden_size, x.device)
 
 
 class Affine(nn.Module):
@@ -47,16 +49,11 @@ class Affine(nn.Module):
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        num_features: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, num_features: int, *,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.cond_dim = check_positive_int("cond_dim", cond_dim)
-        self.num_features = check_positive_int("num_features", num_features)
+        set_sizes(self, cond_dim=cond_dim, num_features=num_features)
         self.head = ModulationHead(cond_dim, num_features, device=device, dtype=dtype)
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,11 +61,10 @@ class Affine(nn.Module):
         return self.head(cond)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        check_inputs(self, x, cond)
         return modulate(x, *self.head(cond))
 
-    def extra_repr(self) -> str:
-        return f"cond_dim={self.cond_dim}, num_features={self.num_features}"
+    extra_repr = repr_of("cond_dim", "num_features")
 
 
 class DFBlock(nn.Module):
@@ -78,8 +74,8 @@ class DFBlock(nn.Module):
         cond_dim: size of the condition vector.
         num_features: number of channels ``C`` of ``x``.
         negative_slope: slope of the LeakyReLUs.
-        impl: ``"ref"`` or ``"fused"``, how :func:`modulate_twice` computes the block body;
-            ``None`` takes :func:`~ratlip_layers.layers.default_impl`. Both compute the same function.
+        impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
+            :func:`modulate_twice` computes the block body; the same function either way.
         device: factory device.
         dtype: factory dtype.
 
@@ -95,33 +91,21 @@ class DFBlock(nn.Module):
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        num_features: int,
-        negative_slope: float = 0.2,
-        *,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, num_features: int, negative_slope: float = 0.2, *, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.cond_dim = check_positive_int("cond_dim", cond_dim)
-        self.num_features = check_positive_int("num_features", num_features)
+        set_sizes(self, cond_dim=cond_dim, num_features=num_features)
         self.negative_slope = check_float("negative_slope", negative_slope)
         self.impl = resolve_impl(impl)
-        self.affine1 = Affine(cond_dim, num_features, device=device, dtype=dtype)
-        self.affine2 = Affine(cond_dim, num_features, device=device, dtype=dtype)
+        self.affine1, self.affine2 = (Affine(cond_dim, num_features, device=device, dtype=dtype) for _ in range(2))
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Return ``(gamma1, beta1, gamma2, beta2)`` for :func:`modulate_twice`."""
         return (*self.affine1.modulation(cond), *self.affine2.modulation(cond))
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
+        check_inputs(self, x, cond)
         return modulate_twice(x, *self.modulation(cond), self.negative_slope, impl=self.impl)
 
-    def extra_repr(self) -> str:
-        return (
-            f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
-            f"negative_slope={self.negative_slope}, impl={self.impl!r}"
-        )
+    extra_repr = repr_of("cond_dim", "num_features", "negative_slope", "impl")

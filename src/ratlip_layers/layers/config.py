@@ -1,4 +1,4 @@
-"""Which implementation a layer runs: the reference composition of PyTorch ops, or the fused one.
+"""What the layers' constructors share: the implementation choice and their checked attributes.
 
 The layers with an accelerated implementation (:class:`~ratlip_layers.DFBlock`,
 :class:`~ratlip_layers.RATBlock`, :class:`~ratlip_layers.ShuffleAttention`,
@@ -8,15 +8,16 @@ PyTorch ops that the docs' equations describe. ``"fused"`` is the same maths wit
 memory: the block body as one autograd node with a hand-written backward (one Triton kernel each way
 on CUDA when Triton is installed) and shuffle attention with one copy instead of two. Under
 ``torch.compile`` a fused layer traces its reference ops instead, which Inductor fuses on its own.
-
-``impl=None`` (the default) takes :func:`default_impl`: ``"fused"``, unless the environment variable
-``RATLIP_LAYERS_IMPL`` said otherwise when this module was first imported (as timm's
-``TIMM_FUSED_ATTN`` does for its attention layers).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+
+from torch import nn
+
+from .._checks import check_positive_int
 
 __all__ = ["default_impl"]
 
@@ -34,14 +35,9 @@ _DEFAULT = os.environ.get(IMPL_ENV_VAR, FUSED).strip().lower()
 def default_impl() -> str:
     """The implementation layers built with ``impl=None`` get: ``"fused"`` unless overridden.
 
-    :class:`~ratlip_layers.DFBlock`, :class:`~ratlip_layers.RATBlock`,
-    :class:`~ratlip_layers.ShuffleAttention` and :class:`~ratlip_layers.SAConv` (and the generator,
-    which builds them) take ``impl="ref"`` or ``impl="fused"`` and keep it in their ``impl``
-    attribute: the choice is made once, when the layer is built, never per call. ``"ref"`` is the
-    composition of PyTorch ops that the docs' equations describe; ``"fused"`` computes the same
-    function in fewer passes over memory, and traces the reference ops under ``torch.compile``
-    (Inductor fuses them itself). Set ``RATLIP_LAYERS_IMPL=ref`` before the first import of
-    ``ratlip_layers`` to make ``"ref"`` the default.
+    The choice is made once, when a layer is built, and kept in its ``impl`` attribute. Set
+    ``RATLIP_LAYERS_IMPL=ref`` before the first import of ``ratlip_layers`` to make ``"ref"`` the
+    default (as timm's ``TIMM_FUSED_ATTN`` does for its attention layers).
 
     Returns:
         ``"fused"``, or the value of ``RATLIP_LAYERS_IMPL`` at import time.
@@ -68,3 +64,14 @@ def resolve_impl(impl: str | None) -> str:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
     return impl
+
+
+def set_sizes(module: nn.Module, **sizes: object) -> None:
+    """Store each size on ``module`` as an attribute of that name, checked to be a positive int."""
+    for name, value in sizes.items():
+        setattr(module, name, check_positive_int(name, value))
+
+
+def repr_of(*names: str) -> Callable[[nn.Module], str]:
+    """An ``extra_repr`` method listing the attributes ``names`` as ``name=value``."""
+    return lambda self: ", ".join(f"{name}={getattr(self, name)!r}" for name in names)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_float, check_positive_int, check_tensor, factory_kwargs
-from .config import FUSED, resolve_impl
+from .._checks import check_float, check_tensor, factory_kwargs
+from .config import FUSED, repr_of, resolve_impl, set_sizes
 from .fused import fused_modulate_twice
 
 __all__ = ["ModulationHead", "modulate", "modulate_twice"]
@@ -16,15 +16,12 @@ __all__ = ["ModulationHead", "modulate", "modulate_twice"]
 def _check_modulation(x: object, scales: tuple[tuple[str, object], ...]) -> None:
     """Shape, dtype and device comparisons only: ``x`` is ``(B, C, H, W)``, each scale ``(B, C)``."""
     check_tensor("x", x, 4, "(B, C, H, W)")
-    expected = tuple(x.shape[:2])  # type: ignore[union-attr]
+    expected, device = tuple(x.shape[:2]), x.device  # type: ignore[union-attr]
     for name, t in scales:
         if not isinstance(t, Tensor):
-            raise TypeError(
-                f"{name} must be a torch.Tensor of shape (B, C) = {expected}, got {type(t).__name__}"
-            )
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, C) = {expected}, got {type(t).__name__}")
         if tuple(t.shape) != expected:
             raise ValueError(f"{name} must have shape (B, C) = {expected} to match x, got {tuple(t.shape)}")
-        device = x.device  # type: ignore[union-attr]
         if t.device != device:
             raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
 
@@ -51,20 +48,12 @@ def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         3.0
     """
     _check_modulation(x, (("gamma", gamma), ("beta", beta)))
-    gamma = gamma.to(x.dtype)[:, :, None, None]
-    beta = beta.to(x.dtype)[:, :, None, None]
-    return torch.addcmul(beta, gamma, x)
+    return torch.addcmul(beta.to(x.dtype)[:, :, None, None], gamma.to(x.dtype)[:, :, None, None], x)
 
 
 def modulate_twice(
-    x: Tensor,
-    gamma1: Tensor,
-    beta1: Tensor,
-    gamma2: Tensor,
-    beta2: Tensor,
-    negative_slope: float = 0.2,
-    *,
-    impl: str = "ref",
+    x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, negative_slope: float = 0.2,
+    *, impl: str = "ref",
 ) -> Tensor:
     """The body of a DF/RAT block: modulate, LeakyReLU, modulate, LeakyReLU.
 
@@ -77,11 +66,9 @@ def modulate_twice(
         gamma2: scales of the second modulation.
         beta2: shifts of the second modulation.
         negative_slope: slope of both LeakyReLUs.
-        impl: ``"ref"``, the composition of :func:`modulate` and ``F.leaky_relu`` below, or
-            ``"fused"``, one autograd node with a hand-written backward (one Triton kernel each way
-            on CUDA when Triton is installed); see :func:`~ratlip_layers.layers.default_impl`.
-            ``"fused"`` computes the reference where it does not apply: under ``torch.compile``
-            (Inductor fuses the reference itself) and for a negative ``negative_slope``.
+        impl: ``"ref"``, :func:`modulate` and ``F.leaky_relu`` composed, or ``"fused"``, one autograd
+            node with a hand-written backward (see :func:`~ratlip_layers.layers.default_impl`), which
+            computes the reference under ``torch.compile`` and for a negative ``negative_slope``.
 
     Returns:
         The block's output, same shape and dtype as ``x``.
@@ -104,7 +91,7 @@ def modulate_twice(
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
         check_float("negative_slope", negative_slope)
     fused = resolve_impl(impl) == FUSED and not torch.compiler.is_compiling()
-    if fused and negative_slope >= 0 and x.dim() == 4 and gamma1.dim() == 2:
+    if fused and negative_slope >= 0:
         return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)
     h = F.leaky_relu(modulate(x, gamma1, beta1), negative_slope)
     return F.leaky_relu(modulate(h, gamma2, beta2), negative_slope)
@@ -113,12 +100,11 @@ def modulate_twice(
 class ModulationHead(nn.Module):
     """Predicts per-channel ``gamma`` and ``beta`` from a conditioning vector.
 
-    Two MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)``, one for ``gamma`` and one for ``beta``
-    (DF-GAN's affine heads). Their first layers are packed into one ``Linear(in -> 2C)`` and their
-    second layers into one batched matmul, so a head costs two kernel launches instead of four; the
-    parameter count and the maths are those of the two separate MLPs. The output layers start at
-    the identity (weights 0, ``gamma`` bias 1, ``beta`` bias 0), so a fresh head yields
-    ``gamma = 1`` and ``beta = 0`` for every input.
+    Two MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)``, for ``gamma`` and for ``beta`` (DF-GAN's
+    affine heads), packed: the first layers into one ``Linear(in -> 2C)``, the second ones into one
+    batched matmul (same parameters and maths, half the kernel launches). The output layers start
+    at the identity (weights 0, ``gamma`` bias 1, ``beta`` bias 0): a fresh head yields ``gamma = 1``
+    and ``beta = 0``.
 
     Args:
         in_features: size of the conditioning vector.
@@ -138,17 +124,12 @@ class ModulationHead(nn.Module):
     """
 
     def __init__(
-        self,
-        in_features: int,
-        num_features: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, in_features: int, num_features: int, *,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         factory = factory_kwargs(device, dtype)
-        self.in_features = check_positive_int("in_features", in_features)
-        self.num_features = check_positive_int("num_features", num_features)
+        set_sizes(self, in_features=in_features, num_features=num_features)
         self.fc1 = nn.Linear(in_features, 2 * num_features, **factory)
         # weight2[0] / bias2[0] belong to gamma, [1] to beta; stored (out, in) like nn.Linear.
         self.weight2 = nn.Parameter(torch.empty(2, num_features, num_features, **factory))
@@ -165,9 +146,7 @@ class ModulationHead(nn.Module):
     def forward(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         hidden = F.relu(self.fc1(cond.to(self.fc1.weight.dtype)))
         hidden = hidden.view(-1, 2, self.num_features).transpose(0, 1)
-        out = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2.transpose(1, 2))
-        gamma, beta = out.unbind(0)
+        gamma, beta = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2.transpose(1, 2)).unbind(0)
         return gamma, beta
 
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, num_features={self.num_features}"
+    extra_repr = repr_of("in_features", "num_features")

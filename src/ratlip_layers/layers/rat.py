@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_float, check_positive_int, check_state, check_tensor, factory_kwargs
-from .affine import check_feature_and_cond
-from .config import resolve_impl
+from .._checks import check_float, check_positive_int, check_size, check_tensor, factory_kwargs
+from .affine import check_inputs
+from .config import repr_of, resolve_impl, set_sizes
 from .modulation import ModulationHead, modulate, modulate_twice
 
 __all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise", "zero_state"]
@@ -17,11 +17,7 @@ LSTMState = tuple[Tensor, Tensor]
 
 
 def zero_state(
-    batch_size: int,
-    hidden_size: int,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
+    batch_size: int, hidden_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
 ) -> LSTMState:
     """The all-zero LSTM state, what :class:`LSTMAffine` uses when given ``state=None``.
 
@@ -41,8 +37,7 @@ def zero_state(
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("hidden_size", hidden_size)
-    factory = factory_kwargs(device, dtype)
-    h = torch.zeros(batch_size, hidden_size, **factory)
+    h = torch.zeros(batch_size, hidden_size, **factory_kwargs(device, dtype))
     return h, torch.zeros_like(h)
 
 
@@ -69,41 +64,26 @@ class StateFromNoise(nn.Module):
     """
 
     def __init__(
-        self,
-        noise_dim: int,
-        hidden_size: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, noise_dim: int, hidden_size: int, *,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.noise_dim = check_positive_int("noise_dim", noise_dim)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        set_sizes(self, noise_dim=noise_dim, hidden_size=hidden_size)
         self.proj = nn.Linear(noise_dim, 2 * hidden_size, **factory_kwargs(device, dtype))
 
     def forward(self, noise: Tensor) -> LSTMState:
         check_tensor("noise", noise, 2, "(B, noise_dim)")
-        if noise.shape[1] != self.noise_dim:
-            raise ValueError(
-                f"noise must have noise_dim = {self.noise_dim} features, got shape {tuple(noise.shape)}"
-            )
+        check_size("noise", noise, 1, self.noise_dim, "noise_dim")
         h, c = self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
         return h, c
 
-    def extra_repr(self) -> str:
-        return f"noise_dim={self.noise_dim}, hidden_size={self.hidden_size}"
+    extra_repr = repr_of("noise_dim", "hidden_size")
 
 
-def _make_cell(
-    cond_dim: int,
-    hidden_size: int,
-    cell: nn.LSTMCell | None,
-    device: torch.device | str | None,
-    dtype: torch.dtype | None,
-) -> nn.LSTMCell:
+def _make_cell(cond_dim: int, hidden_size: int, cell: nn.LSTMCell | None, factory: dict) -> nn.LSTMCell:
     """Return ``cell`` after checking it fits, or a new ``nn.LSTMCell(cond_dim, hidden_size)``."""
     if cell is None:
-        return nn.LSTMCell(cond_dim, hidden_size, **factory_kwargs(device, dtype))
+        return nn.LSTMCell(cond_dim, hidden_size, **factory_kwargs(**factory))
     if not isinstance(cell, nn.LSTMCell):
         raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
     if (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
@@ -157,20 +137,12 @@ class LSTMAffine(nn.Module):
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        num_features: int,
-        hidden_size: int = 64,
-        *,
-        cell: nn.LSTMCell | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, num_features: int, hidden_size: int = 64, *, cell: nn.LSTMCell | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.cond_dim = check_positive_int("cond_dim", cond_dim)
-        self.num_features = check_positive_int("num_features", num_features)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.cell = _make_cell(cond_dim, hidden_size, cell, device, dtype)
+        set_sizes(self, cond_dim=cond_dim, num_features=num_features, hidden_size=hidden_size)
+        self.cell = _make_cell(cond_dim, hidden_size, cell, {"device": device, "dtype": dtype})
         self.head = ModulationHead(hidden_size, num_features, device=device, dtype=dtype)
 
     def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
@@ -187,14 +159,11 @@ class LSTMAffine(nn.Module):
         return gamma, beta, (h, c)
 
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
-        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
-        if state is not None:
-            check_state(state, x.shape[0], self.hidden_size, x.device)
+        check_inputs(self, x, cond, state)
         gamma, beta, state = self.step(cond, state)
         return modulate(x, gamma, beta), state
 
-    def extra_repr(self) -> str:
-        return f"cond_dim={self.cond_dim}, num_features={self.num_features}, hidden_size={self.hidden_size}"
+    extra_repr = repr_of("cond_dim", "num_features", "hidden_size")
 
 
 class RATBlock(nn.Module):
@@ -212,8 +181,8 @@ class RATBlock(nn.Module):
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` that both affines (and any other layer given
             it) share, RAT-GAN style; by default each affine owns its cell.
         negative_slope: slope of the LeakyReLUs.
-        impl: ``"ref"`` or ``"fused"``, how :func:`modulate_twice` computes the block body;
-            ``None`` takes :func:`~ratlip_layers.layers.default_impl`. Both compute the same function.
+        impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
+            :func:`modulate_twice` computes the block body; the same function either way.
         device: factory device.
         dtype: factory dtype.
 
@@ -225,13 +194,8 @@ class RATBlock(nn.Module):
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
 
     Note:
-        ``state`` is a required argument, so a call that forgets it (``block(h, y)``) raises
-        ``TypeError`` instead of silently restarting the memory from zeros; pass ``None``
-        explicitly for the zero state. With ``state=None`` at the first layer, :math:`h_0 = 0`,
-        so the first LSTM cell (``affine1.cell``) gets an exactly zero gradient on ``weight_hh``
-        (:math:`\\partial L / \\partial W_{hh} = \\delta_{\\text{gates}}^\\top h_0 = 0`) and never
-        trains it. Start the state from the noise with :class:`StateFromNoise`, or share one cell
-        across layers (``cell=``: its later steps see :math:`h \\ne 0`).
+        ``state`` is required, as for :class:`LSTMAffine` (whose note says why): with
+        ``state=None`` at the first layer, ``affine1.cell`` never trains its ``weight_hh``.
 
     Example:
         >>> block = RATBlock(16, 8, hidden_size=32)
@@ -242,26 +206,17 @@ class RATBlock(nn.Module):
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        num_features: int,
-        hidden_size: int = 64,
-        *,
-        cell: nn.LSTMCell | None = None,
-        negative_slope: float = 0.2,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, num_features: int, hidden_size: int = 64, *, cell: nn.LSTMCell | None = None,
+        negative_slope: float = 0.2, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.cond_dim = check_positive_int("cond_dim", cond_dim)
-        self.num_features = check_positive_int("num_features", num_features)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        set_sizes(self, cond_dim=cond_dim, num_features=num_features, hidden_size=hidden_size)
         self.negative_slope = check_float("negative_slope", negative_slope)
         self.impl = resolve_impl(impl)
-        factory = {"device": device, "dtype": dtype}
-        self.affine1 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
-        self.affine2 = LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, **factory)
+        self.affine1, self.affine2 = (
+            LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, device=device, dtype=dtype) for _ in range(2)
+        )
 
     def modulation(
         self, cond: Tensor, state: LSTMState | None
@@ -272,14 +227,8 @@ class RATBlock(nn.Module):
         return (gamma1, beta1, gamma2, beta2), state
 
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
-        check_feature_and_cond(x, cond, self.num_features, self.cond_dim)
-        if state is not None:
-            check_state(state, x.shape[0], self.hidden_size, x.device)
+        check_inputs(self, x, cond, state)
         params, state = self.modulation(cond, state)
         return modulate_twice(x, *params, self.negative_slope, impl=self.impl), state
 
-    def extra_repr(self) -> str:
-        return (
-            f"cond_dim={self.cond_dim}, num_features={self.num_features}, "
-            f"hidden_size={self.hidden_size}, negative_slope={self.negative_slope}, impl={self.impl!r}"
-        )
+    extra_repr = repr_of("cond_dim", "num_features", "hidden_size", "negative_slope", "impl")
