@@ -97,7 +97,8 @@ def _sweep_cases():
     from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise, module_fingerprint
     from ratlip_layers.models import convert_galip_discriminator, convert_galip_generator, read_checkpoint
     from ratlip_layers.training import EMA, CheckpointManager, GANTrainStep, Trainer, captioned_grid
-    from ratlip_layers.training import generator_loss, load_checkpoint, sample_images
+    from ratlip_layers.clip import CLIPImageEncoder
+    from ratlip_layers.training import DistributedContext, generator_loss, load_checkpoint, sample_images
 
     from ratlip_layers.data import CUBDataset, load_filenames
     from ratlip_layers.metrics import CLIPScore
@@ -165,6 +166,13 @@ def _sweep_cases():
         ("checkpoint manager None root", lambda: CheckpointManager(None), TypeError, "root must be a path .* got NoneType"),
         ("load_filenames None", lambda: load_filenames(None), TypeError, "path must be a path .* got NoneType"),
         ("CUB root None", lambda: CUBDataset(None), TypeError, "root must be a path .* got NoneType"),
+        ("distributed rank >= world", lambda: DistributedContext(rank=2, world_size=2), ValueError, r"rank must be an int in \[0, world_size - 1\] = \[0, 1\], got 2"),
+        ("distributed negative rank", lambda: DistributedContext(rank=-1), ValueError, "rank must be a non-negative int, got -1"),
+        ("distributed zero world", lambda: DistributedContext(world_size=0), ValueError, "world_size must be a positive int, got 0"),
+        ("distributed bad device", lambda: DistributedContext(device="gpu"), ValueError, "got 'gpu'"),
+        ("distributed no device", lambda: DistributedContext(device=None), TypeError, "device must be a torch.device .* got None"),
+        ("image encoder empty batch", lambda: CLIPImageEncoder(clip_model)(torch.zeros(0, 3, 32, 32)), ValueError, r"images must hold at least one image .* got shape \(0, 3, 32, 32\)"),
+        ("image encoder zero height", lambda: CLIPImageEncoder(clip_model)(torch.zeros(1, 3, 0, 32)), ValueError, r"resized to the tower's 32x32\), got shape \(1, 3, 0, 32\)"),
         ("clip score images None", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(None, ["a"]), TypeError, r"images must be a torch.Tensor of shape \(B, 3, H, W\), got NoneType"),
         ("clip score uint8 images", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), ["a"]), TypeError, "images must be a floating-point tensor, got dtype torch.uint8"),
     ]
@@ -216,3 +224,14 @@ def test_files_and_directories(tmp_path):
     assert plain.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.pth", "notes.txt"]
     with pytest.raises(TypeError, match=r"weights\['net'\] must be a state dict of tensors, got 'w' -> int"):
         save_checkpoint(tmp_path / "ck", weights={"net": {"w": 1}}, state={}, config={})
+
+
+@pytest.mark.parametrize("name", ["DataFileError", "DatasetLayoutError", "UnsafePickleError"])
+def test_the_data_errors_are_value_errors(name):
+    import ratlip_layers.data as data
+    from ratlip_layers.training import CheckpointError
+
+    error = getattr(data, name)
+    assert issubclass(error, ValueError) and issubclass(CheckpointError, ValueError)
+    with pytest.raises(ValueError, match="data/x.txt"):
+        raise error("data/x.txt is unreadable")

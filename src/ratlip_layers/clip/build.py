@@ -66,7 +66,15 @@ def freeze_clip(model: nn.Module) -> nn.Module:
 
 
 def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's content, as hex: how a run records which weights file it used."""
+    """The SHA-256 of a file's content, as hex: how a run records which weights file it used.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import file_sha256
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     file_sha256(f.name)[:16]
+        'e3b0c44298fc1c14'
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -93,6 +93,11 @@ class CLIPImageEncoder(WithFrozenCLIP):
         check_tensor("images", images, 4, "(B, 3, H, W)")
         check_size("images", images, 1, 3, "channels")
         check_same_device((("images", images), ("the CLIP model", self.mean)))
+        if images.shape[0] == 0 or images.shape[-1] == 0 or images.shape[-2] == 0:
+            raise ValueError(
+                f"images must hold at least one image of at least 1x1 pixels (resized to the tower's "
+                f"{self.image_size}x{self.image_size}), got shape {tuple(images.shape)}"
+            )
         x = images * 0.5 + 0.5
         height, width = x.shape[-2:]
         if height != width:

@@ -155,7 +155,7 @@ def evaluate_generator(
         ...     return torch.stack(pixels).float() / 127.5 - 1
         >>> evaluate_generator(draw, ShapesDataset(64, split="test").caption,
         ...                    {"colour": ShapesAccuracy()}, num_images=20, z_dim=8)
-        {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0}
+        {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
     device = check_device("device", device)
     check_positive_int("num_images", num_images)

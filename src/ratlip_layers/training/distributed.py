@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .._checks import check_device
+from .._checks import check_device, check_nonnegative_int, check_positive_int
 
 __all__ = ["DistributedContext", "init_distributed", "resolve_device"]
 
@@ -43,6 +43,18 @@ class DistributedContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        check_positive_int("world_size", self.world_size)
+        check_nonnegative_int("local_rank", self.local_rank)
+        if check_nonnegative_int("rank", self.rank) >= self.world_size:
+            raise ValueError(
+                f"rank must be an int in [0, world_size - 1] = [0, {self.world_size - 1}], got {self.rank}"
+            )
+        device = check_device("device", self.device)
+        if device is None:
+            raise TypeError("device must be a torch.device or a device string such as 'cpu', got None")
+        object.__setattr__(self, "device", device)  # frozen: store the parsed device once
 
     @property
     def enabled(self) -> bool:
