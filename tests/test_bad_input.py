@@ -101,7 +101,7 @@ def _sweep_cases():
     from ratlip_layers.training import DistributedContext, generator_loss, load_checkpoint, sample_images
 
     from ratlip_layers.data import CUBDataset, load_filenames
-    from ratlip_layers.metrics import CLIPScore
+    from ratlip_layers.metrics import CLIPScore, MetricContext
 
     clip_model, tokenizer = tiny_clip()
     x, g = torch.randn(2, 4, 3, 3), torch.randn(2, 4)
@@ -173,6 +173,9 @@ def _sweep_cases():
         ("distributed no device", lambda: DistributedContext(device=None), TypeError, "device must be a torch.device .* got None"),
         ("image encoder empty batch", lambda: CLIPImageEncoder(clip_model)(torch.zeros(0, 3, 32, 32)), ValueError, r"images must hold at least one image .* got shape \(0, 3, 32, 32\)"),
         ("image encoder zero height", lambda: CLIPImageEncoder(clip_model)(torch.zeros(1, 3, 0, 32)), ValueError, r"resized to the tower's 32x32\), got shape \(1, 3, 0, 32\)"),
+        ("metric context unknown fid", lambda: MetricContext(clip_model, tokenizer, fid_features="incepton"), ValueError, "fid_features must be 'clip' or one of .* got 'incepton'"),
+        ("metric context no weights", lambda: MetricContext(clip_model, tokenizer, fid_features="inception"), ValueError, "needs the local weights file"),
+        ("metric context missing weights", lambda: MetricContext(clip_model, tokenizer, fid_features="torchvision", inception_weights="no/such.pth"), ValueError, "inception_weights must be an existing weights file, got 'no/such.pth'"),
         ("clip score images None", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(None, ["a"]), TypeError, r"images must be a torch.Tensor of shape \(B, 3, H, W\), got NoneType"),
         ("clip score uint8 images", lambda: CLIPScore(clip_model, tokenizer=tokenizer).update(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), ["a"]), TypeError, "images must be a floating-point tensor, got dtype torch.uint8"),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -40,6 +41,22 @@ class MetricContext:
     tokenizer: Any = None
     fid_features: str = "clip"
     inception_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, not when the first evaluation builds the FID metric, possibly hours later.
+        if self.fid_features != "clip" and self.fid_features not in FID_PROTOCOLS:
+            raise ValueError(f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {self.fid_features!r}")
+        if self.fid_features in FID_PROTOCOLS:
+            if self.inception_weights is None:
+                raise ValueError(
+                    f"fid_features {self.fid_features!r} needs the local weights file of its Inception "
+                    "network (inception_weights, --inception-weights); nothing is downloaded"
+                )
+            if not Path(self.inception_weights).is_file():
+                raise ValueError(
+                    f"inception_weights must be an existing weights file, got {str(self.inception_weights)!r}"
+                    " (no such file)"
+                )
 
 
 _REGISTRY: dict[str, tuple[Callable[[MetricContext], Metric], tuple[str, ...] | None]] = {}
@@ -133,14 +150,7 @@ def _clip_score(context: MetricContext) -> Metric:
 def _fid(context: MetricContext) -> Metric:
     if context.fid_features == "clip":
         return FrechetDistance(CLIPFeatures(context.clip_model))
-    if context.fid_features in FID_PROTOCOLS:
-        if context.inception_weights is None:
-            raise ValueError(
-                f"fid_features {context.fid_features!r} needs the local weights file of its Inception "
-                "network (inception_weights, --inception-weights); nothing is downloaded"
-            )
-        return FrechetDistance(inception_features(context.fid_features, context.inception_weights))
-    raise ValueError(f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {context.fid_features!r}")
+    return FrechetDistance(inception_features(context.fid_features, context.inception_weights))
 
 
 @register_metric("shapes_accuracy", datasets=["shapes"])
