@@ -47,6 +47,12 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 """The shapes a picture may show."""
 
+# The 168 (shape, colour, background) classes the captions can name, in a fixed order.
+CAPTION_CLASSES: tuple[tuple[str, str, str], ...] = tuple(
+    (shape, colour, background) for shape in SHAPES for colour in PALETTE for background in PALETTE
+    if background != colour
+)
+
 PHRASINGS: tuple[str, ...] = (
     "{a_colour} {shape} on {a_background} background",
     "{a_colour} {shape} against {a_background} background",

@@ -14,6 +14,7 @@ on any trained network.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -22,17 +23,19 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from .._checks import check_size, check_tensor
-from ..data.shapes import PALETTE, SHAPES, ShapesDataset, parse_shapes_caption, shape_mask
+from ..data.shapes import (
+    CAPTION_CLASSES,
+    PALETTE,
+    SHAPES,
+    ShapesDataset,
+    parse_shapes_caption,
+    shape_mask,
+)
 
 __all__ = ["ShapesAccuracy", "read_shapes_image"]
 
 _PALETTE_NAMES = tuple(PALETTE)
-_CLASSES = {
-    (shape, colour, background): i
-    for i, (shape, colour, background) in enumerate(
-        (s, c, b) for s in SHAPES for c in PALETTE for b in PALETTE if b != c
-    )
-}  # the 168 caption classes
+_CLASSES = {key: i for i, key in enumerate(CAPTION_CLASSES)}
 _REFERENCE_ITEMS = 512  # real images whose positions set the spread a generator should reach
 _MIN_FOREGROUND_FRACTION = 0.02  # of the interior; below it, no shape was drawn
 # Area of each shape of "radius" r, in units of r^2 (see shape_mask), and how far its centroid lies
@@ -114,6 +117,7 @@ def _read(images: Tensor) -> list[tuple[str | None, str | None, str, tuple[float
     return results
 
 
+@lru_cache  # the same real images every evaluation: read them once per size
 def _reference_spread(image_size: int) -> float:
     """The real data's spread of the shape's position (see :class:`ShapesAccuracy`), read from real
     images by the same reader, so that the reader's own error cancels in the ratio."""

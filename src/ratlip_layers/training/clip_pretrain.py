@@ -30,9 +30,9 @@ from ..clip import CLIPImageEncoder
 from ..data import build_dataset
 from ..data.build import DATASETS
 from ..data.keys import draw_seed
-from ..data.shapes import PALETTE, SHAPES, ShapesDataset, parse_shapes_caption, shapes_caption
+from ..data.shapes import CAPTION_CLASSES, ShapesDataset, parse_shapes_caption, shapes_caption
 from .build import build_clip_model
-from .checkpoint import CheckpointManager, seed_everything
+from .checkpoint import CheckpointManager, _write_synced, seed_everything
 from .config import _add_arguments, _check_fields, _option
 from .distributed import resolve_device
 
@@ -155,10 +155,7 @@ def _lr_factor(step: int, warmup: int, steps: int) -> float:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".tmp-{path.name}")
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    _write_synced(temporary, data)
     os.replace(temporary, path)
 
 
@@ -348,7 +345,7 @@ def clip_retrieval_report(
         "text_to_image_r1": float(same[similarity.argmax(0), rows].float().mean()),
     }
     if shapes:
-        classes = [(s, c, b) for s in SHAPES for c in PALETTE for b in PALETTE if b != c]
+        classes = CAPTION_CLASSES
         class_captions = [shapes_caption(*k) for k in classes]
         class_emb = _embed_captions(clip_model, tokenizer, class_captions, device, batch_size)
         predicted = [classes[j] for j in (image_emb @ class_emb.T).argmax(1).tolist()]
