@@ -10,15 +10,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import (
-    check_divisible,
-    check_float,
-    check_positive_int,
-    check_size,
-    check_tensor,
-    factory_kwargs,
-)
-from .config import FUSED, resolve_impl
+from .._checks import check_divisible, check_float, check_positive_int, check_size, check_tensor, factory_kwargs
+from .config import FUSED, repr_of, resolve_impl, set_sizes
 from .fused import is_channels_last, scale_shift
 
 __all__ = ["ShuffleAttention", "SAConv"]
@@ -55,29 +48,22 @@ class ShuffleAttention(nn.Module):
     """
 
     def __init__(
-        self,
-        channels: int,
-        groups: int = 8,
-        *,
-        eps: float = 1e-5,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, channels: int, groups: int = 8, *, eps: float = 1e-5, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.channels = check_positive_int("channels", channels)
-        self.groups = check_positive_int("groups", groups)
+        set_sizes(self, channels=channels, groups=groups)
         check_divisible("channels", channels, 2 * groups, "2 * groups")
         self.impl = resolve_impl(impl)
+        eps = check_float("eps", eps)
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
         half = channels // (2 * groups)
         factory = factory_kwargs(device, dtype)
         self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.cbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
         self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.sbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
-        eps = check_float("eps", eps)
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
         self.gn = nn.GroupNorm(half, half, eps=eps, **factory)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -139,8 +125,7 @@ class ShuffleAttention(nn.Module):
         )
         return out.view(batch, channels, height, width)
 
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, groups={self.groups}, impl={self.impl!r}"
+    extra_repr = repr_of("channels", "groups", "impl")
 
 
 class SAConv(nn.Module):
@@ -185,10 +170,7 @@ class SAConv(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
+        set_sizes(self, in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, stride=stride)
         check_positive_int("groups", groups)
         check_divisible("out_channels", out_channels, 2 * groups, "2 * groups")
         if padding is None:
