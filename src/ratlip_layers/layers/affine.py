@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_float, check_same_batch, check_same_device, check_size, check_state, check_tensor
+from .._checks import factory_kwargs
 from .config import repr_of, resolve_impl, set_sizes
 from .modulation import ModulationHead, modulate, modulate_twice
 
@@ -54,7 +55,7 @@ class Affine(nn.Module):
     ) -> None:
         super().__init__()
         set_sizes(self, cond_dim=cond_dim, num_features=num_features)
-        self.head = ModulationHead(cond_dim, num_features, device=device, dtype=dtype)
+        self.head = ModulationHead(cond_dim, num_features, **factory_kwargs(device, dtype))
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(gamma, beta)``, each ``(B, C)``, without touching a feature map."""

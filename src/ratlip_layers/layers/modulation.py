@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_float, check_tensor, factory_kwargs
-from .config import FUSED, repr_of, resolve_impl, set_sizes
+from .._checks import check_float, check_tensor
+from .config import FUSED, repr_of, resolve_impl
 from .fused import fused_modulate_twice
 
 __all__ = ["modulate_twice"]
@@ -74,22 +76,13 @@ def modulate_twice(
 
 
 class ModulationHead(nn.Module):
-    """Predicts per-channel ``gamma`` and ``beta`` from a conditioning vector.
+    """Predicts ``(gamma, beta)``, each ``(B, num_features)``, from a ``(B, in_features)`` condition.
 
     DF-GAN's two affine MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)`` for ``gamma`` and for
     ``beta``, packed: the first layers into one ``Linear(in -> 2C)``, the second ones into one
     batched matmul. The output layers start at the identity (weights 0, ``gamma`` bias 1, ``beta``
-    bias 0), so a fresh head yields ``gamma = 1`` and ``beta = 0``.
-
-    Args:
-        in_features: size of the conditioning vector.
-        num_features: number of channels ``C`` to modulate.
-        device: factory device.
-        dtype: factory dtype.
-
-    Shape:
-        - input: :math:`(B, \\text{in\\_features})`
-        - output: a pair ``(gamma, beta)``, each :math:`(B, C)`
+    bias 0), so a fresh head yields ``gamma = 1`` and ``beta = 0``. The layers owning a head check
+    its sizes and factory arguments.
 
     Example:
         >>> head = ModulationHead(8, 4)
@@ -98,13 +91,9 @@ class ModulationHead(nn.Module):
         True
     """
 
-    def __init__(
-        self, in_features: int, num_features: int, *,
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-    ) -> None:
+    def __init__(self, in_features: int, num_features: int, **factory: Any) -> None:
         super().__init__()
-        factory = factory_kwargs(device, dtype)
-        set_sizes(self, in_features=in_features, num_features=num_features)
+        self.in_features, self.num_features = in_features, num_features
         self.fc1 = nn.Linear(in_features, 2 * num_features, **factory)
         # [0] is gamma's, [1] beta's; weights stored (out, in) like nn.Linear.
         self.weight2 = nn.Parameter(torch.zeros(2, num_features, num_features, **factory))

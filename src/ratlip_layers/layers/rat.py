@@ -103,17 +103,18 @@ class LSTMAffine(nn.Module):
     ) -> None:
         super().__init__()
         set_sizes(self, cond_dim=cond_dim, num_features=num_features, hidden_size=hidden_size)
+        factory = factory_kwargs(device, dtype)
         if cell is None:
-            cell = nn.LSTMCell(cond_dim, hidden_size, **factory_kwargs(device, dtype))
+            cell = nn.LSTMCell(cond_dim, hidden_size, **factory)
         elif not isinstance(cell, nn.LSTMCell):
             raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
         elif (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
             raise ValueError(
-                "cell must be nn.LSTMCell(cond_dim, hidden_size) = "
-                f"nn.LSTMCell({cond_dim}, {hidden_size}), got nn.LSTMCell({cell.input_size}, {cell.hidden_size})"
+                f"cell must be nn.LSTMCell(cond_dim, hidden_size) = nn.LSTMCell({cond_dim}, {hidden_size}), "
+                f"got nn.LSTMCell({cell.input_size}, {cell.hidden_size})"
             )
         self.cell = cell
-        self.head = ModulationHead(hidden_size, num_features, device=device, dtype=dtype)
+        self.head = ModulationHead(hidden_size, num_features, **factory)
 
     def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
         """Step the LSTM once; return ``(gamma, beta, (h, c))`` without touching a feature map.
