@@ -31,10 +31,9 @@ class ShuffleAttention(nn.Module):
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
         eps: epsilon of the group norm.
-        impl: ``"ref"``, SA-Net's formulation (regroup, gate, concatenate, shuffle: two copies), or
-            ``"fused"``, the same maths with one copy, which gates strided views and writes both
-            halves to their shuffled places at once (even ``groups`` only; odd ones compute the
-            reference). ``None`` takes :func:`~ratlip_layers.layers.default_impl`.
+        impl: ``"ref"``, SA-Net's formulation (two copies), or ``"fused"``, the same maths with one
+            copy (even ``groups``; odd ones compute the reference); ``None`` takes
+            :func:`~ratlip_layers.layers.default_impl`.
         device: factory device.
         dtype: factory dtype.
 

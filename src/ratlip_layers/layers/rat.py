@@ -49,8 +49,7 @@ class StateFromNoise(nn.Module):
     def forward(self, noise: Tensor) -> LSTMState:
         check_tensor("noise", noise, 2, "(B, noise_dim)")
         check_size("noise", noise, 1, self.noise_dim, "noise_dim")
-        h, c = self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
-        return h, c
+        return self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
 
     extra_repr = repr_of("noise_dim", "hidden_size")
 
@@ -81,13 +80,10 @@ class LSTMAffine(nn.Module):
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
 
     Note:
-        ``state`` is a required argument, so a call that forgets it (``layer(h, y)``) raises
-        ``TypeError`` instead of silently restarting the memory from zeros; pass ``None``
-        explicitly for the zero state. With ``state=None`` at the first layer, :math:`h_0 = 0`,
-        so that layer's LSTM cell gets an exactly zero gradient on ``weight_hh``
-        (:math:`\\partial L / \\partial W_{hh} = \\delta_{\\text{gates}}^\\top h_0 = 0`) and never
-        trains it. Start the state from the noise with :class:`StateFromNoise`, or share one cell
-        across layers (``cell=``: its later steps see :math:`h \\ne 0`).
+        ``state`` is required, so a call that forgets it raises ``TypeError`` instead of silently
+        restarting the memory; pass ``None`` for the zero state. With ``None`` at the first layer,
+        :math:`h_0 = 0`, so that layer's cell gets an exactly zero gradient on ``weight_hh`` and
+        never trains it: start the state with :class:`StateFromNoise`, or share one cell (``cell=``).
 
     Example:
         >>> layer = LSTMAffine(16, 8, hidden_size=32)
@@ -124,7 +120,7 @@ class LSTMAffine(nn.Module):
         """
         weight_dtype = self.cell.weight_ih.dtype
         if state is not None:
-            state = (state[0].to(weight_dtype), state[1].to(weight_dtype))
+            state = tuple(t.to(weight_dtype) for t in state)
         h, c = self.cell(cond.to(weight_dtype), state)
         gamma, beta = self.head(h)
         return gamma, beta, (h, c)
