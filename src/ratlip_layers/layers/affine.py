@@ -28,8 +28,8 @@ def check_inputs(layer: nn.Module, x: Tensor, cond: Tensor, state: object = None
 class Affine(nn.Module):
     """Conditional affine transformation: ``gamma(cond) * x + beta(cond)``.
 
-    ``gamma`` and ``beta`` come from two MLPs of the condition (:class:`ModulationHead`) and
-    broadcast over height and width. A fresh layer is the identity.
+    ``gamma`` and ``beta`` come from two MLPs of the condition (packed in ``head``) and broadcast
+    over height and width. A fresh layer is the identity.
 
     Args:
         cond_dim: size of the condition vector (612 in RATLIP: 100 noise + 512 CLIP).
