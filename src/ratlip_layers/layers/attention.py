@@ -155,19 +155,11 @@ class SAConv(nn.Module):
     """
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int | None = None,
-        groups: int = 8,
-        *,
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+        padding: int | None = None, groups: int = 8, *,
         norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
         act_layer: Callable[[], nn.Module] = functools.partial(nn.LeakyReLU, 0.01),
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         set_sizes(self, in_channels=in_channels, out_channels=out_channels)
