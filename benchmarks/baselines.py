@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention
-from ratlip_layers.layers import ModulationHead
+from ratlip_layers.layers.modulation import ModulationHead
 
 __all__ = [
     "BaselineAffine",

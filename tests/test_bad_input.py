@@ -92,8 +92,7 @@ def _sweep_cases():
 
     from ratlip_layers.data import CaptionCollate, ResumableSampler, ShapesDataset, draw_seed, eval_transform
     from ratlip_layers.data import parse_shapes_caption, render_shape, train_transform
-    from ratlip_layers.layers import RecurrentMemory, ThreadedRATBlock, convert_to_rat, modulate
-    from ratlip_layers.layers import modulate_twice, zero_state
+    from ratlip_layers.layers import RecurrentMemory, ThreadedRATBlock, convert_to_rat, modulate_twice
     from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise, module_fingerprint
     from ratlip_layers.models import convert_galip_discriminator, convert_galip_generator, read_checkpoint
     from ratlip_layers.training import EMA, CheckpointManager, GANTrainStep, Trainer, captioned_grid
@@ -108,13 +107,11 @@ def _sweep_cases():
     lin = torch.nn.Linear(2, 2)
     image = Image.new("RGB", (8, 8))
     return [
-        ("modulate gamma shape", lambda: modulate(x, torch.randn(2, 5), g), ValueError, r"gamma must have shape \(B, C\) = \(2, 4\) to match x, got \(2, 5\)"),
-        ("modulate gamma None", lambda: modulate(x, None, g), TypeError, "gamma must be a torch.Tensor .* got NoneType"),
-        ("modulate integer x", lambda: modulate(x.long(), g, g), TypeError, "x must be a floating-point tensor, got dtype torch.int64"),
-        ("modulate other device", lambda: modulate(x, g.to("meta"), g), ValueError, "gamma is on meta but x is on cpu"),
+        ("modulate_twice gamma shape", lambda: modulate_twice(x, torch.randn(2, 5), g, g, g), ValueError, r"gamma1 must have shape \(B, C\) = \(2, 4\) to match x, got \(2, 5\)"),
+        ("modulate_twice beta None", lambda: modulate_twice(x, g, None, g, g), TypeError, "beta1 must be a torch.Tensor .* got NoneType"),
+        ("modulate_twice integer x", lambda: modulate_twice(x.long(), g, g, g, g), TypeError, "x must be a floating-point tensor, got dtype torch.int64"),
+        ("modulate_twice other device", lambda: modulate_twice(x, g, g, g, g.to("meta")), ValueError, "beta2 is on meta but x is on cpu"),
         ("modulate_twice string slope", lambda: modulate_twice(x, g, g, g, g, "0.2"), TypeError, "negative_slope must be a number, got str"),
-        ("zero_state bad device", lambda: zero_state(2, 4, device="gpu"), ValueError, "device string such as 'cpu'.*got 'gpu'"),
-        ("zero_state integer dtype", lambda: zero_state(2, 4, dtype=torch.int32), TypeError, "got torch.int32"),
         ("state on another device", lambda: LSTMAffine(8, 4, hidden_size=6)(x, torch.randn(2, 8), (torch.zeros(2, 6, device="meta"),) * 2), ValueError, "state h is on meta but x is on cpu"),
         ("shuffle attention negative eps", lambda: ShuffleAttention(8, 2, eps=-1.0), ValueError, "eps must be positive, got -1.0"),
         ("shuffle attention string eps", lambda: ShuffleAttention(8, 2, eps="1e-5"), TypeError, "eps must be a number, got str"),

@@ -154,29 +154,22 @@ def check_same_device(named: Sequence[tuple[str, Tensor]]) -> None:
             )
 
 
-def check_state(
-    state: object, batch: int, hidden_size: int, device: torch.device | None = None
-) -> tuple[Tensor, Tensor]:
-    """Validate an LSTM state ``(h, c)``, each of shape ``(batch, hidden_size)`` (on ``device``)."""
+def check_state(state: object, batch: int, hidden_size: int, device: torch.device) -> None:
+    """Validate an LSTM state ``(h, c)``, each of shape ``(batch, hidden_size)`` on ``device``."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise TypeError(
             f"state must be None or a pair (h, c) of tensors, got {type(state).__name__}"
             + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
         )
-    h, c = state
-    for name, t in (("state h", h), ("state c", c)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    for name, t in zip(("state h", "state c"), state):
+        check_tensor(name, t, 2, "(batch, hidden_size)")
         if tuple(t.shape) != (batch, hidden_size):
             raise ValueError(
                 f"{name} must have shape (batch, hidden_size) = ({batch}, {hidden_size}), "
                 f"got {tuple(t.shape)}"
             )
-        if device is not None and t.device != device:
+        if t.device != device:
             raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
-    return h, c
 
 
 def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:

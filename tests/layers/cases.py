@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention
-from ratlip_layers.layers import ModulationHead
+from ratlip_layers.layers.modulation import ModulationHead
 
 COND_DIM = 6
 HIDDEN = 5

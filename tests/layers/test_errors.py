@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention, StateFromNoise
-from ratlip_layers.layers import zero_state
 
 COND, C, HID = 6, 8, 5
 
@@ -73,7 +72,7 @@ class TestState:
 
     def test_state_batch_mismatch(self, build):
         with pytest.raises(ValueError, match=r"= \(2, 5\), got \(3, 5\)"):
-            build()(_x(), torch.randn(2, COND), zero_state(3, HID))
+            build()(_x(), torch.randn(2, COND), (torch.zeros(3, HID), torch.zeros(3, HID)))
 
     def test_state_not_a_pair(self, build):
         with pytest.raises(TypeError, match="state must be None or a pair"):
@@ -98,7 +97,7 @@ class TestStateIsRequired:
     def test_explicit_none_still_means_zeros(self, build):
         module, x, cond = build(), _x(), torch.randn(2, COND)
         out_none, (h_none, c_none) = module(x, cond, None)
-        out_zero, (h_zero, c_zero) = module(x, cond, zero_state(2, HID))
+        out_zero, (h_zero, c_zero) = module(x, cond, (torch.zeros(2, HID), torch.zeros(2, HID)))
         assert torch.equal(out_none, out_zero) and torch.equal(h_none, h_zero) and torch.equal(c_none, c_zero)
 
 

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ratlip_layers import Affine, DFBlock, LSTMAffine, RATBlock, SAConv, ShuffleAttention, StateFromNoise
-from ratlip_layers.layers import ModulationHead, modulate_twice, zero_state
+from ratlip_layers.layers import modulate_twice
+from ratlip_layers.layers.modulation import ModulationHead
 
 from .cases import COND_DIM, HIDDEN, make_inputs, perturb_
 
@@ -74,7 +75,7 @@ class TestLSTMAffine:
         layer = perturb_(LSTMAffine(COND_DIM, 8, HIDDEN))
         x, cond, _ = make_inputs(3, 8)
         out_none, state_none = layer(x, cond, None)
-        out_zero, state_zero = layer(x, cond, zero_state(3, HIDDEN))
+        out_zero, state_zero = layer(x, cond, (torch.zeros(3, HIDDEN), torch.zeros(3, HIDDEN)))
         torch.testing.assert_close(out_none, out_zero)
         torch.testing.assert_close(state_none[1], state_zero[1])
 

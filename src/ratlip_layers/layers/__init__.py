@@ -8,15 +8,14 @@ from .affine import Affine, DFBlock
 from .attention import SAConv, ShuffleAttention
 from .config import default_impl
 from .convert import RecurrentMemory, ThreadedRATBlock, convert_to_rat
-from .modulation import ModulationHead, modulate, modulate_twice
-from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise, zero_state
+from .modulation import modulate_twice
+from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise
 
 __all__ = [
     "Affine",
     "DFBlock",
     "LSTMAffine",
     "LSTMState",
-    "ModulationHead",
     "RATBlock",
     "SAConv",
     "ShuffleAttention",
@@ -25,7 +24,5 @@ __all__ = [
     "ThreadedRATBlock",
     "convert_to_rat",
     "default_impl",
-    "modulate",
     "modulate_twice",
-    "zero_state",
 ]

@@ -4,9 +4,7 @@ One pass over ``x`` forward; one pass over ``(x, grad)`` backward that recompute
 instead of storing it and reduces the ``gamma``/``beta`` gradients per (sample, channel) row in
 registers, so no atomics are needed and the result is deterministic. Arithmetic is float32 whatever
 the storage dtype. The kernels take NCHW-contiguous tensors, one row of ``H * W`` values per
-(sample, channel); the caller falls back to PyTorch ops for other layouts.
-
-Importing this module requires Triton; :func:`triton_available` tells whether it is importable.
+(sample, channel), and ``params``, the float32 ``(4, B, C)`` stack of ``(g1, b1, g2, b2)``.
 """
 
 from __future__ import annotations
@@ -17,28 +15,31 @@ import importlib.util
 import torch
 from torch import Tensor
 
-__all__ = ["modulate_twice_backward", "modulate_twice_forward", "triton_available"]
+__all__ = ["HAS_TRITON", "modulate_twice_backward", "modulate_twice_forward"]
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+"""Whether Triton is importable (it ships with CUDA builds of PyTorch on Linux)."""
 
 _BLOCK = 1024
 
-
-def triton_available() -> bool:
-    """Whether Triton can be imported (it ships with CUDA builds of PyTorch on Linux)."""
-    return importlib.util.find_spec("triton") is not None
-
-
-if triton_available():
+if HAS_TRITON:
     import triton
     import triton.language as tl
 
     @triton.jit
+    def _row_params(params_ptr, row, rows):
+        # Row ``row``'s (g1, b1, g2, b2) out of the (4, rows) parameter stack.
+        return (
+            tl.load(params_ptr + row),
+            tl.load(params_ptr + rows + row),
+            tl.load(params_ptr + 2 * rows + row),
+            tl.load(params_ptr + 3 * rows + row),
+        )
+
+    @triton.jit
     def _forward_kernel(x_ptr, out_ptr, params_ptr, hw, slope, BLOCK: tl.constexpr):
         row = tl.program_id(0)
-        rows = tl.num_programs(0)
-        gamma1 = tl.load(params_ptr + row)
-        beta1 = tl.load(params_ptr + rows + row)
-        gamma2 = tl.load(params_ptr + 2 * rows + row)
-        beta2 = tl.load(params_ptr + 3 * rows + row)
+        gamma1, beta1, gamma2, beta2 = _row_params(params_ptr, row, tl.num_programs(0))
         offsets = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         mask = offsets < hw
         base = row.to(tl.int64) * hw
@@ -53,10 +54,7 @@ if triton_available():
     def _backward_kernel(x_ptr, grad_ptr, dx_ptr, params_ptr, dparams_ptr, hw, slope, BLOCK: tl.constexpr):
         row = tl.program_id(0)
         rows = tl.num_programs(0)
-        gamma1 = tl.load(params_ptr + row)
-        beta1 = tl.load(params_ptr + rows + row)
-        gamma2 = tl.load(params_ptr + 2 * rows + row)
-        beta2 = tl.load(params_ptr + 3 * rows + row)
+        gamma1, beta1, gamma2, beta2 = _row_params(params_ptr, row, rows)
         base = row.to(tl.int64) * hw
         acc_gamma1 = tl.zeros([BLOCK], dtype=tl.float32)
         acc_beta1 = tl.zeros([BLOCK], dtype=tl.float32)
@@ -84,19 +82,23 @@ if triton_available():
         tl.store(dparams_ptr + 3 * rows + row, tl.sum(acc_beta2, axis=0))
 
 
+def _on_device(x: Tensor) -> contextlib.AbstractContextManager:
+    """Launch on ``x``'s GPU, not the current one (nothing to select for the CPU interpreter)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def modulate_twice_forward(x: Tensor, params: Tensor, slope: float) -> Tensor:
-    """Fused forward. ``x``: NCHW-contiguous ``(B, C, H, W)``; ``params``: float32 ``(4, B, C)``."""
+    """Fused forward of ``x`` with ``params``; same shape and dtype as ``x``."""
     batch, channels, height, width = x.shape
     out = torch.empty_like(x)
-    hw = height * width
-    grid = (batch * channels, triton.cdiv(hw, _BLOCK))
+    grid = (batch * channels, triton.cdiv(height * width, _BLOCK))
     with _on_device(x):
-        _forward_kernel[grid](x, out, params, hw, slope, BLOCK=_BLOCK)
+        _forward_kernel[grid](x, out, params, height * width, slope, BLOCK=_BLOCK)
     return out
 
 
 def modulate_twice_backward(x: Tensor, grad: Tensor, params: Tensor, slope: float) -> tuple[Tensor, Tensor]:
-    """Fused backward; returns ``(grad_x, grad_params)`` with ``grad_params`` float32 ``(4, B, C)``."""
+    """Fused backward; returns ``(grad_x, grad_params)``, ``grad_params`` float32 like ``params``."""
     batch, channels, height, width = x.shape
     grad_x = torch.empty_like(x)
     grad_params = torch.empty_like(params)
@@ -105,8 +107,3 @@ def modulate_twice_backward(x: Tensor, grad: Tensor, params: Tensor, slope: floa
             x, grad.contiguous(), grad_x, params, grad_params, height * width, slope, BLOCK=_BLOCK
         )
     return grad_x, grad_params
-
-
-def _on_device(x: Tensor) -> contextlib.AbstractContextManager:
-    """Launch on ``x``'s GPU, not the current one (nothing to select for the CPU interpreter)."""
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_float, check_same_batch, check_same_device, check_size, check_state, check_tensor
+from .._checks import factory_kwargs
 from .config import repr_of, resolve_impl, set_sizes
 from .modulation import ModulationHead, modulate, modulate_twice
 
@@ -27,8 +28,8 @@ def check_inputs(layer: nn.Module, x: Tensor, cond: Tensor, state: object = None
 class Affine(nn.Module):
     """Conditional affine transformation: ``gamma(cond) * x + beta(cond)``.
 
-    ``gamma`` and ``beta`` come from two MLPs of the condition (:class:`ModulationHead`) and
-    broadcast over height and width. A fresh layer is the identity.
+    ``gamma`` and ``beta`` come from two MLPs of the condition (packed in ``head``) and broadcast
+    over height and width. A fresh layer is the identity.
 
     Args:
         cond_dim: size of the condition vector (612 in RATLIP: 100 noise + 512 CLIP).
@@ -54,7 +55,7 @@ class Affine(nn.Module):
     ) -> None:
         super().__init__()
         set_sizes(self, cond_dim=cond_dim, num_features=num_features)
-        self.head = ModulationHead(cond_dim, num_features, device=device, dtype=dtype)
+        self.head = ModulationHead(cond_dim, num_features, **factory_kwargs(device, dtype))
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(gamma, beta)``, each ``(B, C)``, without touching a feature map."""

@@ -10,15 +10,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import (
-    check_divisible,
-    check_float,
-    check_positive_int,
-    check_size,
-    check_tensor,
-    factory_kwargs,
-)
-from .config import FUSED, resolve_impl
+from .._checks import check_divisible, check_float, check_positive_int, check_size, check_tensor
+from .._checks import factory_kwargs
+from .config import FUSED, repr_of, resolve_impl, set_sizes
 from .fused import is_channels_last, scale_shift
 
 __all__ = ["ShuffleAttention", "SAConv"]
@@ -37,10 +31,9 @@ class ShuffleAttention(nn.Module):
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
         eps: epsilon of the group norm.
-        impl: ``"ref"``, SA-Net's formulation (regroup, gate, concatenate, shuffle: two copies), or
-            ``"fused"``, the same maths with one copy, which gates strided views and writes both
-            halves to their shuffled places at once (even ``groups`` only; odd ones compute the
-            reference). ``None`` takes :func:`~ratlip_layers.layers.default_impl`.
+        impl: ``"ref"``, SA-Net's formulation (two copies), or ``"fused"``, the same maths with one
+            copy (even ``groups``; odd ones compute the reference); ``None`` takes
+            :func:`~ratlip_layers.layers.default_impl`.
         device: factory device.
         dtype: factory dtype.
 
@@ -55,29 +48,22 @@ class ShuffleAttention(nn.Module):
     """
 
     def __init__(
-        self,
-        channels: int,
-        groups: int = 8,
-        *,
-        eps: float = 1e-5,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, channels: int, groups: int = 8, *, eps: float = 1e-5, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.channels = check_positive_int("channels", channels)
-        self.groups = check_positive_int("groups", groups)
+        set_sizes(self, channels=channels, groups=groups)
         check_divisible("channels", channels, 2 * groups, "2 * groups")
         self.impl = resolve_impl(impl)
+        eps = check_float("eps", eps)
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
         half = channels // (2 * groups)
         factory = factory_kwargs(device, dtype)
         self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.cbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
         self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1, **factory))
         self.sbias = nn.Parameter(torch.ones(1, half, 1, 1, **factory))
-        eps = check_float("eps", eps)
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
         self.gn = nn.GroupNorm(half, half, eps=eps, **factory)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -139,8 +125,7 @@ class ShuffleAttention(nn.Module):
         )
         return out.view(batch, channels, height, width)
 
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, groups={self.groups}, impl={self.impl!r}"
+    extra_repr = repr_of("channels", "groups", "impl")
 
 
 class SAConv(nn.Module):
@@ -170,26 +155,16 @@ class SAConv(nn.Module):
     """
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int | None = None,
-        groups: int = 8,
-        *,
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+        padding: int | None = None, groups: int = 8, *,
         norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
         act_layer: Callable[[], nn.Module] = functools.partial(nn.LeakyReLU, 0.01),
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
-        check_positive_int("groups", groups)
+        set_sizes(self, in_channels=in_channels, out_channels=out_channels)
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
+            check_positive_int(name, value)
         check_divisible("out_channels", out_channels, 2 * groups, "2 * groups")
         if padding is None:
             padding = kernel_size // 2

@@ -1,13 +1,12 @@
-"""What the layers' constructors share: the implementation choice and their checked attributes.
+"""The implementation choice, and the size checks and reprs the layers' constructors share.
 
 The layers with an accelerated implementation (:class:`~ratlip_layers.DFBlock`,
 :class:`~ratlip_layers.RATBlock`, :class:`~ratlip_layers.ShuffleAttention`,
 :class:`~ratlip_layers.SAConv`) take ``impl="ref"`` or ``impl="fused"`` when they are built and keep
 it as an attribute; nothing global is read in a forward. ``"ref"`` is the plain composition of
-PyTorch ops that the docs' equations describe. ``"fused"`` is the same maths with fewer passes over
-memory: the block body as one autograd node with a hand-written backward (one Triton kernel each way
-on CUDA when Triton is installed) and shuffle attention with one copy instead of two. Under
-``torch.compile`` a fused layer traces its reference ops instead, which Inductor fuses on its own.
+PyTorch ops that the docs' equations describe; ``"fused"`` is the same maths with fewer passes over
+memory (``layers/fused.py``, and one copy instead of two in shuffle attention). Under
+``torch.compile`` a fused layer traces its reference ops, which Inductor fuses on its own.
 """
 
 from __future__ import annotations
@@ -21,12 +20,9 @@ from .._checks import check_positive_int
 
 __all__ = ["default_impl"]
 
-REF = "ref"
-FUSED = "fused"
-IMPLS = (REF, FUSED)
-
+IMPLS = ("ref", "fused")
+REF, FUSED = IMPLS
 IMPL_ENV_VAR = "RATLIP_LAYERS_IMPL"
-"""Environment variable that sets :func:`default_impl` (``ref`` or ``fused``), read once at import."""
 
 # Read once: a layer's implementation is fixed when it is built, never re-read per call.
 _DEFAULT = os.environ.get(IMPL_ENV_VAR, FUSED).strip().lower()
@@ -35,8 +31,7 @@ _DEFAULT = os.environ.get(IMPL_ENV_VAR, FUSED).strip().lower()
 def default_impl() -> str:
     """The implementation layers built with ``impl=None`` get: ``"fused"`` unless overridden.
 
-    The choice is made once, when a layer is built, and kept in its ``impl`` attribute. Set
-    ``RATLIP_LAYERS_IMPL=ref`` before the first import of ``ratlip_layers`` to make ``"ref"`` the
+    Set ``RATLIP_LAYERS_IMPL=ref`` before the first import of ``ratlip_layers`` to make ``"ref"`` the
     default (as timm's ``TIMM_FUSED_ATTN`` does for its attention layers).
 
     Returns:

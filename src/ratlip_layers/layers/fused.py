@@ -1,12 +1,11 @@
-"""The fused implementation of the DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``.
+"""The fused DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``: ``impl="fused"`` of
+:func:`~ratlip_layers.layers.modulate_twice`.
 
 Autograd's own graph for the block body holds eight nodes and stores three full-size
 intermediates; :class:`_ModulateTwice` is one node that stores ``x`` and one intermediate (none on
 the Triton path) and computes every gradient in a hand-written backward. On CPU its forward runs in
 place after the first op; on CUDA, with Triton installed and an NCHW-contiguous ``x``, forward and
-backward are one Triton kernel each. :func:`~ratlip_layers.layers.modulate_twice` runs it for
-``impl="fused"`` (see ``layers/config.py``). The DFBlock rows of ``benchmarks/results/cpu.md`` pay
-for it at the G-blocks' 16-64 px: ``eager`` (fused) against the baseline and ``plain`` (now ``ref``).
+backward are one Triton kernel each. ``benchmarks/results/cpu.md`` (DFBlock rows) measures it.
 """
 
 from __future__ import annotations
@@ -15,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._triton_modulation import modulate_twice_backward, modulate_twice_forward, triton_available
+from ._triton_modulation import HAS_TRITON, modulate_twice_backward, modulate_twice_forward
 
 __all__ = ["fused_modulate_twice"]
 
-_HAS_TRITON = triton_available()
+# From this many elements on, one fused batch-norm backward kernel beats four separate passes
+# (measured on CPU: about 2-3x at G-block sizes, where the public ops' ``(grad * x).sum`` writes a
+# full-size product first; below it the kernel's set-up costs more than it saves).
+_FUSED_REDUCTION_MIN_ELEMENTS = 1 << 16
 
 
 def is_channels_last(x: Tensor) -> bool:
@@ -31,9 +33,8 @@ def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     """``gamma * x + beta`` with broadcast ``(.., C, 1, 1)`` scales, by the fastest op sequence for ``x``.
 
     With NCHW on CPU, ``addcmul`` broadcasting a per-channel operand runs several times slower than
-    a multiply followed by an in-place add (measured by ``benchmarks/bench_blocks.py``); with
-    channels_last or on CUDA, the single ``addcmul`` pass is fastest. The in-place add is only
-    taken outside autograd, where nothing saved the product.
+    a multiply followed by an add (measured by ``benchmarks/bench_blocks.py``), which is in place
+    outside autograd, where nothing saved the product; with channels_last or on CUDA, ``addcmul``.
     """
     if x.device.type == "cpu" and not is_channels_last(x):
         out = x * gamma
@@ -43,31 +44,12 @@ def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     return torch.addcmul(beta, gamma, x)
 
 
-def _forward_torch(
-    x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, slope: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The block body outside autograd, so every op after the first overwrites its input.
-
-    Returns ``(hidden, out, g1, g2)``, the scales as ``(B, C, 1, 1)`` in ``x.dtype``.
-    """
-    g1, b1, g2, b2 = (p.to(x.dtype)[:, :, None, None] for p in (gamma1, beta1, gamma2, beta2))
-    hidden = F.leaky_relu_(scale_shift(x, g1, b1), slope)
-    return hidden, F.leaky_relu_(scale_shift(hidden, g2, b2), slope), g1, g2
-
-
-# From this many elements on, one fused batch-norm backward kernel beats four separate passes
-# (measured on CPU: about 2-3x at G-block sizes, where the public ops' ``(grad * x).sum`` writes a
-# full-size product first; below it the kernel's set-up costs more than it saves).
-_FUSED_REDUCTION_MIN_ELEMENTS = 1 << 16
-
-
 def _scale_shift_backward(grad: Tensor, x: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of ``y = gamma * x + beta``: ``(grad_x, grad_gamma, grad_beta)``, ``gamma`` ``(B, C, 1, 1)``.
 
     An inference batch norm over ``B * C`` channels with zero mean and unit variance is exactly
-    this per-(sample, channel) affine, so for large NCHW maps its backward kernel computes all
-    three gradients in one pass over ``grad`` and ``x``. The kernel is ATen's (private, positional)
-    ``native_batch_norm_backward``; no public op computes the three in one pass.
+    this per-(sample, channel) affine, so for large NCHW maps ATen's (private, positional)
+    ``native_batch_norm_backward`` computes all three gradients in one pass over ``grad`` and ``x``.
     """
     batch, channels, height, width = x.shape
     if x.numel() < _FUSED_REDUCTION_MIN_ELEMENTS or not (x.is_contiguous() and grad.is_contiguous()):
@@ -96,14 +78,16 @@ class _ModulateTwice(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, gamma1, beta1, gamma2, beta2, slope, use_triton):  # type: ignore[override]
-        ctx.slope = slope
-        ctx.use_triton = use_triton
+        ctx.slope, ctx.use_triton = slope, use_triton
         ctx.param_dtypes = (gamma1.dtype, beta1.dtype, gamma2.dtype, beta2.dtype)
         if use_triton:
             params = torch.stack((gamma1, beta1, gamma2, beta2)).float().contiguous()
             ctx.save_for_backward(x, params)
             return modulate_twice_forward(x, params, slope)
-        hidden, out, g1, g2 = _forward_torch(x, gamma1, beta1, gamma2, beta2, slope)
+        # Outside autograd here, so every op after the first overwrites its input.
+        g1, b1, g2, b2 = (p.to(x.dtype)[:, :, None, None] for p in (gamma1, beta1, gamma2, beta2))
+        hidden = F.leaky_relu_(scale_shift(x, g1, b1), slope)
+        out = F.leaky_relu_(scale_shift(hidden, g2, b2), slope)
         ctx.save_for_backward(x, hidden, out, g1, g2)
         return out
 
@@ -113,35 +97,28 @@ class _ModulateTwice(torch.autograd.Function):
         if ctx.use_triton:
             x, params = ctx.saved_tensors
             grad_x, grad_params = modulate_twice_backward(x, grad, params, slope)
-            grads = tuple(g.to(dt) for g, dt in zip(grad_params.unbind(0), ctx.param_dtypes))
-            return (grad_x, *grads, None, None)
-        x, hidden, out, g1, g2 = ctx.saved_tensors
-        # leaky_relu_backward with self_is_result=True reads the sign from the output, valid for slope >= 0.
-        d_out = torch.ops.aten.leaky_relu_backward(grad, out, slope, True)
-        d_hidden, grad_gamma2, grad_beta2 = _scale_shift_backward(d_out, hidden, g2)
-        d_hidden = torch.ops.aten.leaky_relu_backward(d_hidden, hidden, slope, True)
-        grad_x, grad_gamma1, grad_beta1 = _scale_shift_backward(d_hidden, x, g1)
-        grads = (grad_gamma1, grad_beta1, grad_gamma2, grad_beta2)
+            grads = grad_params.unbind(0)
+        else:
+            x, hidden, out, g1, g2 = ctx.saved_tensors
+            # leaky_relu_backward with self_is_result=True reads the sign from the output: slope >= 0.
+            d_out = torch.ops.aten.leaky_relu_backward(grad, out, slope, True)
+            d_hidden, grad_gamma2, grad_beta2 = _scale_shift_backward(d_out, hidden, g2)
+            d_hidden = torch.ops.aten.leaky_relu_backward(d_hidden, hidden, slope, True)
+            grad_x, grad_gamma1, grad_beta1 = _scale_shift_backward(d_hidden, x, g1)
+            grads = (grad_gamma1, grad_beta1, grad_gamma2, grad_beta2)
         grads = tuple(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes))
         return (grad_x if ctx.needs_input_grad[0] else None, *grads, None, None)
 
 
 def fused_modulate_twice(
-    x: Tensor,
-    gamma1: Tensor,
-    beta1: Tensor,
-    gamma2: Tensor,
-    beta2: Tensor,
-    negative_slope: float,
-    *,
-    use_triton: bool | None = None,
+    x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, negative_slope: float,
+    *, use_triton: bool | None = None,
 ) -> Tensor:
-    """The fused block body: the Triton kernels where they apply, else the PyTorch-op node.
+    """The fused block body, for a 4-D ``x``, ``(B, C)`` parameters and ``negative_slope >= 0``.
 
-    Requires a 4-D ``x``, ``(B, C)`` parameters and ``negative_slope >= 0``; callers
-    (:func:`~ratlip_layers.layers.modulate_twice`) check this. ``use_triton=None`` picks Triton for an
-    NCHW-contiguous CUDA ``x`` when Triton is installed; the tests force either side.
+    :func:`~ratlip_layers.layers.modulate_twice` checks the arguments. ``use_triton=None`` takes the
+    Triton kernels for an NCHW-contiguous CUDA ``x`` when Triton is installed; the tests force either.
     """
     if use_triton is None:
-        use_triton = _HAS_TRITON and x.is_cuda and x.is_contiguous()
+        use_triton = HAS_TRITON and x.is_cuda and x.is_contiguous()
     return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), use_triton)

@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_float, check_tensor, factory_kwargs
-from .config import FUSED, repr_of, resolve_impl, set_sizes
+from .._checks import check_float, check_tensor
+from .config import FUSED, repr_of, resolve_impl
 from .fused import fused_modulate_twice
 
-__all__ = ["ModulationHead", "modulate", "modulate_twice"]
-
-
-def _check_modulation(x: object, scales: tuple[tuple[str, object], ...]) -> None:
-    """Shape, dtype and device comparisons only: ``x`` is ``(B, C, H, W)``, each scale ``(B, C)``."""
-    check_tensor("x", x, 4, "(B, C, H, W)")
-    expected, device = tuple(x.shape[:2]), x.device  # type: ignore[union-attr]
-    for name, t in scales:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (B, C) = {expected}, got {type(t).__name__}")
-        if tuple(t.shape) != expected:
-            raise ValueError(f"{name} must have shape (B, C) = {expected} to match x, got {tuple(t.shape)}")
-        if t.device != device:
-            raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
+__all__ = ["modulate_twice"]
 
 
 def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """Apply ``gamma * x + beta`` with per-sample, per-channel ``gamma`` and ``beta``.
+    """``gamma * x + beta`` for a ``(B, C, H, W)`` map and ``(B, C)`` scales, in ``x``'s dtype and layout.
 
-    Args:
-        x: feature map.
-        gamma: scales, cast to ``x.dtype``.
-        beta: shifts, cast to ``x.dtype``.
-
-    Returns:
-        The modulated feature map, same shape, dtype and memory format as ``x``.
-
-    Shape:
-        - x: :math:`(B, C, H, W)`
-        - gamma, beta: :math:`(B, C)`
-        - output: :math:`(B, C, H, W)`
-
-    Example:
-        >>> x = torch.ones(2, 3, 4, 4)
-        >>> modulate(x, torch.full((2, 3), 2.0), torch.ones(2, 3))[0, 0, 0, 0].item()
-        3.0
+    Unchecked: its callers have checked ``x`` and built ``gamma`` and ``beta`` for it.
     """
-    _check_modulation(x, (("gamma", gamma), ("beta", beta)))
     return torch.addcmul(beta.to(x.dtype)[:, :, None, None], gamma.to(x.dtype)[:, :, None, None], x)
 
 
@@ -55,9 +27,9 @@ def modulate_twice(
     x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, negative_slope: float = 0.2,
     *, impl: str = "ref",
 ) -> Tensor:
-    """The body of a DF/RAT block: modulate, LeakyReLU, modulate, LeakyReLU.
+    """The body of a DF/RAT block: ``lrelu(gamma2 * lrelu(gamma1 * x + beta1) + beta2)``.
 
-    Computes ``lrelu(gamma2 * lrelu(gamma1 * x + beta1) + beta2)``.
+    Scales and shifts are per sample and channel, cast to ``x.dtype``.
 
     Args:
         x: feature map.
@@ -66,12 +38,12 @@ def modulate_twice(
         gamma2: scales of the second modulation.
         beta2: shifts of the second modulation.
         negative_slope: slope of both LeakyReLUs.
-        impl: ``"ref"``, :func:`modulate` and ``F.leaky_relu`` composed, or ``"fused"``, one autograd
-            node with a hand-written backward (see :func:`~ratlip_layers.layers.default_impl`), which
-            computes the reference under ``torch.compile`` and for a negative ``negative_slope``.
+        impl: ``"ref"``, PyTorch ops composed, or ``"fused"``, one autograd node with a hand-written
+            backward (see :func:`~ratlip_layers.layers.default_impl`), which computes the reference
+            under ``torch.compile`` and for a negative ``negative_slope``.
 
     Returns:
-        The block's output, same shape and dtype as ``x``.
+        The block's output, same shape, dtype and memory format as ``x``.
 
     Shape:
         - x: :math:`(B, C, H, W)`
@@ -87,34 +59,30 @@ def modulate_twice(
         >>> torch.equal(fused, modulate_twice(x, one, zero, one, zero, 0.5))
         True
     """
-    _check_modulation(x, (("gamma1", gamma1), ("beta1", beta1), ("gamma2", gamma2), ("beta2", beta2)))
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-        check_float("negative_slope", negative_slope)
-    fused = resolve_impl(impl) == FUSED and not torch.compiler.is_compiling()
-    if fused and negative_slope >= 0:
+    check_tensor("x", x, 4, "(B, C, H, W)")
+    expected = tuple(x.shape[:2])
+    for name, t in (("gamma1", gamma1), ("beta1", beta1), ("gamma2", gamma2), ("beta2", beta2)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, C) = {expected}, got {type(t).__name__}")
+        if tuple(t.shape) != expected:
+            raise ValueError(f"{name} must have shape (B, C) = {expected} to match x, got {tuple(t.shape)}")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}; move them to the same device")
+    negative_slope = check_float("negative_slope", negative_slope)
+    if resolve_impl(impl) == FUSED and negative_slope >= 0 and not torch.compiler.is_compiling():
         return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)
     h = F.leaky_relu(modulate(x, gamma1, beta1), negative_slope)
     return F.leaky_relu(modulate(h, gamma2, beta2), negative_slope)
 
 
 class ModulationHead(nn.Module):
-    """Predicts per-channel ``gamma`` and ``beta`` from a conditioning vector.
+    """Predicts ``(gamma, beta)``, each ``(B, num_features)``, from a ``(B, in_features)`` condition.
 
-    Two MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)``, for ``gamma`` and for ``beta`` (DF-GAN's
-    affine heads), packed: the first layers into one ``Linear(in -> 2C)``, the second ones into one
-    batched matmul (same parameters and maths, half the kernel launches). The output layers start
-    at the identity (weights 0, ``gamma`` bias 1, ``beta`` bias 0): a fresh head yields ``gamma = 1``
-    and ``beta = 0``.
-
-    Args:
-        in_features: size of the conditioning vector.
-        num_features: number of channels ``C`` to modulate.
-        device: factory device.
-        dtype: factory dtype.
-
-    Shape:
-        - input: :math:`(B, \\text{in\\_features})`
-        - output: a pair ``(gamma, beta)``, each :math:`(B, C)`
+    DF-GAN's two affine MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)`` for ``gamma`` and for
+    ``beta``, packed: the first layers into one ``Linear(in -> 2C)``, the second ones into one
+    batched matmul. The output layers start at the identity (weights 0, ``gamma`` bias 1, ``beta``
+    bias 0), so a fresh head yields ``gamma = 1`` and ``beta = 0``. The layers owning a head check
+    its sizes and factory arguments.
 
     Example:
         >>> head = ModulationHead(8, 4)
@@ -123,25 +91,15 @@ class ModulationHead(nn.Module):
         True
     """
 
-    def __init__(
-        self, in_features: int, num_features: int, *,
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-    ) -> None:
+    def __init__(self, in_features: int, num_features: int, **factory: Any) -> None:
         super().__init__()
-        factory = factory_kwargs(device, dtype)
-        set_sizes(self, in_features=in_features, num_features=num_features)
+        self.in_features, self.num_features = in_features, num_features
         self.fc1 = nn.Linear(in_features, 2 * num_features, **factory)
-        # weight2[0] / bias2[0] belong to gamma, [1] to beta; stored (out, in) like nn.Linear.
-        self.weight2 = nn.Parameter(torch.empty(2, num_features, num_features, **factory))
-        self.bias2 = nn.Parameter(torch.empty(2, num_features, **factory))
-        self.reset_output_layers()
-
-    def reset_output_layers(self) -> None:
-        """Reset the output layers to the identity modulation (``gamma = 1``, ``beta = 0``)."""
-        with torch.no_grad():
-            self.weight2.zero_()
-            self.bias2[0].fill_(1.0)
-            self.bias2[1].zero_()
+        # [0] is gamma's, [1] beta's; weights stored (out, in) like nn.Linear.
+        self.weight2 = nn.Parameter(torch.zeros(2, num_features, num_features, **factory))
+        bias2 = torch.zeros(2, num_features, **factory)
+        bias2[0] = 1.0
+        self.bias2 = nn.Parameter(bias2)
 
     def forward(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         hidden = F.relu(self.fc1(cond.to(self.fc1.weight.dtype)))

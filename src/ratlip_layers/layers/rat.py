@@ -5,40 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_float, check_positive_int, check_size, check_tensor, factory_kwargs
+from .._checks import check_float, check_size, check_tensor, factory_kwargs
 from .affine import check_inputs
 from .config import repr_of, resolve_impl, set_sizes
 from .modulation import ModulationHead, modulate, modulate_twice
 
-__all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise", "zero_state"]
+__all__ = ["LSTMAffine", "LSTMState", "RATBlock", "StateFromNoise"]
 
 LSTMState = tuple[Tensor, Tensor]
 """An LSTM state ``(h, c)``, each of shape ``(B, hidden_size)``."""
-
-
-def zero_state(
-    batch_size: int, hidden_size: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-) -> LSTMState:
-    """The all-zero LSTM state, what :class:`LSTMAffine` uses when given ``state=None``.
-
-    Args:
-        batch_size: number of samples ``B``.
-        hidden_size: LSTM hidden size.
-        device: device of the tensors.
-        dtype: dtype of the tensors.
-
-    Returns:
-        ``(h, c)``, each of shape ``(batch_size, hidden_size)``.
-
-    Example:
-        >>> h, c = zero_state(2, 64)
-        >>> h.shape, bool(c.abs().sum() == 0)
-        (torch.Size([2, 64]), True)
-    """
-    check_positive_int("batch_size", batch_size)
-    check_positive_int("hidden_size", hidden_size)
-    h = torch.zeros(batch_size, hidden_size, **factory_kwargs(device, dtype))
-    return h, torch.zeros_like(h)
 
 
 class StateFromNoise(nn.Module):
@@ -74,24 +49,9 @@ class StateFromNoise(nn.Module):
     def forward(self, noise: Tensor) -> LSTMState:
         check_tensor("noise", noise, 2, "(B, noise_dim)")
         check_size("noise", noise, 1, self.noise_dim, "noise_dim")
-        h, c = self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
-        return h, c
+        return self.proj(noise.to(self.proj.weight.dtype)).chunk(2, dim=1)
 
     extra_repr = repr_of("noise_dim", "hidden_size")
-
-
-def _make_cell(cond_dim: int, hidden_size: int, cell: nn.LSTMCell | None, factory: dict) -> nn.LSTMCell:
-    """Return ``cell`` after checking it fits, or a new ``nn.LSTMCell(cond_dim, hidden_size)``."""
-    if cell is None:
-        return nn.LSTMCell(cond_dim, hidden_size, **factory_kwargs(**factory))
-    if not isinstance(cell, nn.LSTMCell):
-        raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
-    if (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
-        raise ValueError(
-            "cell must be nn.LSTMCell(cond_dim, hidden_size) = "
-            f"nn.LSTMCell({cond_dim}, {hidden_size}), got nn.LSTMCell({cell.input_size}, {cell.hidden_size})"
-        )
-    return cell
 
 
 class LSTMAffine(nn.Module):
@@ -120,13 +80,10 @@ class LSTMAffine(nn.Module):
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
 
     Note:
-        ``state`` is a required argument, so a call that forgets it (``layer(h, y)``) raises
-        ``TypeError`` instead of silently restarting the memory from zeros; pass ``None``
-        explicitly for the zero state. With ``state=None`` at the first layer, :math:`h_0 = 0`,
-        so that layer's LSTM cell gets an exactly zero gradient on ``weight_hh``
-        (:math:`\\partial L / \\partial W_{hh} = \\delta_{\\text{gates}}^\\top h_0 = 0`) and never
-        trains it. Start the state from the noise with :class:`StateFromNoise`, or share one cell
-        across layers (``cell=``: its later steps see :math:`h \\ne 0`).
+        ``state`` is required, so a call that forgets it raises ``TypeError`` instead of silently
+        restarting the memory; pass ``None`` for the zero state. With ``None`` at the first layer,
+        :math:`h_0 = 0`, so that layer's cell gets an exactly zero gradient on ``weight_hh`` and
+        never trains it: start the state with :class:`StateFromNoise`, or share one cell (``cell=``).
 
     Example:
         >>> layer = LSTMAffine(16, 8, hidden_size=32)
@@ -142,8 +99,18 @@ class LSTMAffine(nn.Module):
     ) -> None:
         super().__init__()
         set_sizes(self, cond_dim=cond_dim, num_features=num_features, hidden_size=hidden_size)
-        self.cell = _make_cell(cond_dim, hidden_size, cell, {"device": device, "dtype": dtype})
-        self.head = ModulationHead(hidden_size, num_features, device=device, dtype=dtype)
+        factory = factory_kwargs(device, dtype)
+        if cell is None:
+            cell = nn.LSTMCell(cond_dim, hidden_size, **factory)
+        elif not isinstance(cell, nn.LSTMCell):
+            raise TypeError(f"cell must be an nn.LSTMCell or None, got {type(cell).__name__}")
+        elif (cell.input_size, cell.hidden_size) != (cond_dim, hidden_size):
+            raise ValueError(
+                f"cell must be nn.LSTMCell(cond_dim, hidden_size) = nn.LSTMCell({cond_dim}, {hidden_size}), "
+                f"got nn.LSTMCell({cell.input_size}, {cell.hidden_size})"
+            )
+        self.cell = cell
+        self.head = ModulationHead(hidden_size, num_features, **factory)
 
     def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
         """Step the LSTM once; return ``(gamma, beta, (h, c))`` without touching a feature map.
@@ -153,7 +120,7 @@ class LSTMAffine(nn.Module):
         """
         weight_dtype = self.cell.weight_ih.dtype
         if state is not None:
-            state = (state[0].to(weight_dtype), state[1].to(weight_dtype))
+            state = tuple(t.to(weight_dtype) for t in state)
         h, c = self.cell(cond.to(weight_dtype), state)
         gamma, beta = self.head(h)
         return gamma, beta, (h, c)
@@ -169,9 +136,8 @@ class LSTMAffine(nn.Module):
 class RATBlock(nn.Module):
     """RAT block: LSTMAffine, LeakyReLU, LSTMAffine, LeakyReLU, with the state threaded through.
 
-    The recurrent counterpart of a DF-GAN/GALIP :class:`DFBlock`, with the state explicit: the
-    call changes from ``h = block(h, cond)`` to ``h, state = block(h, cond, state)``, and every
-    function between the state's start and the block must carry it. To convert an existing
+    The recurrent counterpart of :class:`~ratlip_layers.layers.DFBlock`, with the state explicit:
+    ``h = block(h, cond)`` becomes ``h, state = block(h, cond, state)``. To convert an existing
     generator without touching its code, use :func:`~ratlip_layers.layers.convert_to_rat`.
 
     Args:
@@ -181,21 +147,13 @@ class RATBlock(nn.Module):
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` that both affines (and any other layer given
             it) share, RAT-GAN style; by default each affine owns its cell.
         negative_slope: slope of the LeakyReLUs.
-        impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
-            :func:`modulate_twice` computes the block body; the same function either way.
+        impl: how the block body is computed, as for :class:`~ratlip_layers.layers.DFBlock`.
         device: factory device.
         dtype: factory dtype.
 
     Shape:
-        - x: :math:`(B, C, H, W)`
-        - cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`;
-          required
-        - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
-
-    Note:
-        ``state`` is required, as for :class:`LSTMAffine` (whose note says why): with
-        ``state=None`` at the first layer, ``affine1.cell`` never trains its ``weight_hh``.
+        As :class:`LSTMAffine`: ``(x, cond, state)`` in, ``(out, (h, c))`` out; ``state`` is
+        required (``None`` for zeros, which leaves ``affine1.cell``'s ``weight_hh`` untrained).
 
     Example:
         >>> block = RATBlock(16, 8, hidden_size=32)

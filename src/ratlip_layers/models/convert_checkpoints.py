@@ -3,7 +3,7 @@
 DF-GAN's and GALIP's ``Affine`` keeps gamma and beta in two MLPs, ``fc_gamma`` and ``fc_beta``, each
 ``linear1, relu1, linear2``; their ``DFBLK`` numbers its two affines ``affine0`` and ``affine1``.
 This library's :class:`~ratlip_layers.layers.Affine` packs both MLPs into one
-:class:`~ratlip_layers.layers.ModulationHead` (``head.fc1`` holds both first layers, gamma's rows
+``ModulationHead`` (``head.fc1`` holds both first layers, gamma's rows
 first; ``head.weight2``/``head.bias2`` stack both second layers, gamma at index 0), and
 :class:`~ratlip_layers.layers.DFBlock` numbers its affines ``affine1`` and ``affine2``.
 :func:`convert_dfgan_state_dict` rewrites every such affine and keeps every other key as it is,
