@@ -30,10 +30,9 @@ BlockSelector = type[nn.Module] | tuple[type[nn.Module], ...] | Callable[[nn.Mod
 class RecurrentMemory(nn.Module):
     """The one recurrent state that the converted blocks (:class:`ThreadedRATBlock`) of a model share.
 
-    The memory is open only during a forward of its model: it opens with the initial state
-    (``None``, read as zeros, or ``init(noise)``) and closes at the end, dropping the state. A block
-    called while it is closed raises rather than start from a stale or zero state.
-    :func:`convert_to_rat` builds it; build one by hand only to wire blocks yourself.
+    It is open only during a forward of its model, from the initial state (``None`` for zeros, or
+    ``init(noise)``) on; a block called while it is closed raises rather than start from a stale
+    state. :func:`convert_to_rat` builds it; build one by hand only to wire blocks yourself.
 
     Args:
         hidden_size: LSTM hidden size of the blocks that share the memory.
@@ -71,12 +70,7 @@ class RecurrentMemory(nn.Module):
         self._open, self._state = False, None  # runtime only, never in the state dict
 
     def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Start a forward: set the initial state from the root's positional and keyword arguments.
-
-        Raises:
-            RuntimeError: if the memory is already open (the model called inside its own forward).
-            TypeError: if ``init`` is set and the noise is not among the arguments.
-        """
+        """Start a forward: set the initial state from the root's positional and keyword arguments."""
         if self._open:
             raise RuntimeError("the converted model was called again from inside its own forward; its "
                                "recurrent memory cannot be shared by two nested forwards")
@@ -89,9 +83,8 @@ class RecurrentMemory(nn.Module):
         else:
             name = f" or keyword argument {self.noise_name!r}" if self.noise_name else ""
             raise TypeError(
-                f"state_init='noise' reads the noise from the model's positional argument "
-                f"{self.noise_index}{name}, but the model was called with {len(args)} positional "
-                f"argument(s) and keywords {sorted(kwargs)}"
+                f"state_init='noise' reads the noise from the model's positional argument {self.noise_index}"
+                f"{name}, but the model got {len(args)} positional argument(s) and keywords {sorted(kwargs)}"
             )
         self._open = True
 
@@ -107,11 +100,7 @@ class RecurrentMemory(nn.Module):
         self.close()
 
     def read(self, batch: int) -> LSTMState | None:
-        """The state ``(h, c)`` for a block about to run on ``batch`` samples (``None``: zeros).
-
-        Raises:
-            RuntimeError: if the memory is closed, or ``batch`` differs from the batch of the state.
-        """
+        """The state ``(h, c)`` for a block about to run on ``batch`` samples (``None``: zeros)."""
         if not self._open:
             raise RuntimeError(
                 "a converted RAT block was called outside a forward of the model it was converted in; "
@@ -249,9 +238,8 @@ def _find_blocks(
 
 
 def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
-    if isinstance(block_type, type) or (
-        isinstance(block_type, tuple) and all(isinstance(t, type) for t in block_type)
-    ):
+    classes = block_type if isinstance(block_type, tuple) else (block_type,)
+    if all(isinstance(c, type) for c in classes):
         return lambda module: isinstance(module, block_type)
     if callable(block_type):
         return block_type
@@ -359,9 +347,7 @@ def convert_to_rat(
     if state_init == "zeros" and noise_dim is not None:
         raise ValueError(f"noise_dim ({noise_dim}) is only used with state_init='noise'")
     if select(model):
-        raise ValueError(
-            f"the model itself ({type(model).__name__}) is a fusion block; convert the generator that contains it"
-        )
+        raise ValueError(f"the model itself ({type(model).__name__}) is a fusion block; pass its generator")
     if hasattr(model, MEMORY_NAME):
         raise ValueError(f"the model already has a {MEMORY_NAME!r} attribute: it was converted before")
     noise_index, noise_name = _noise_position(model, noise_arg)

@@ -41,14 +41,14 @@ _AFFINE_KEY = re.compile(
     r"(?P<prefix>(?:.*?\.)??)(?:affine(?P<index>\d+)\.)?"
     r"(?P<part>fc_(?:gamma|beta)\.linear[12]\.(?:weight|bias))"
 )
-# Packed head key <- the DF-GAN layer of gamma and of beta, and how the pair is joined: the first
-# layers concatenated (gamma's rows first), the second ones stacked (gamma at index 0).
+# Packed head key <- the DF-GAN layer of gamma and of beta, and how the pair is joined.
 _HEAD_KEYS = {
     "fc1.weight": ("linear1.weight", torch.cat),
     "fc1.bias": ("linear1.bias", torch.cat),
     "weight2": ("linear2.weight", torch.stack),
     "bias2": ("linear2.bias", torch.stack),
 }
+_AFFINE_PARTS = [f"fc_{w}.{layer}" for layer, _ in _HEAD_KEYS.values() for w in ("gamma", "beta")]
 
 # Key tables, source -> target: <i> stands for a block index, * for the rest of the key.
 # GALIP's NetG -> the galip preset's RATLIPGenerator (its DFBLKs are then packed as above).
@@ -124,11 +124,9 @@ class KeyAccounting:
         return {k for sources in self.mapped.values() for k in sources} | set(self.kept) | set(self.dropped)
 
     def __str__(self) -> str:
-        n_mapped = sum(len(s) for s in self.mapped.values())
-        return (
-            f"{n_mapped + len(self.kept) + len(self.dropped)} source keys: {n_mapped} mapped onto "
-            f"{len(self.mapped)}, {len(self.kept)} kept, {len(self.dropped)} dropped"
-        )
+        n = sum(map(len, self.mapped.values()))
+        return (f"{n + len(self.kept) + len(self.dropped)} source keys: {n} mapped onto {len(self.mapped)}, "
+                f"{len(self.kept)} kept, {len(self.dropped)} dropped")
 
 
 def _check_state_dict(name: str, value: object) -> None:
@@ -147,8 +145,9 @@ def convert_dfgan_state_dict(
 
     The eight keys ``fc_{gamma,beta}.linear{1,2}.{weight,bias}`` of each affine (``affine<k>`` of a
     ``DFBLK`` becoming ``affine<k+1>``, or a standalone ``Affine``) become the four of its
-    :class:`~ratlip_layers.layers.ModulationHead`, as ``_HEAD_KEYS`` says. Every other key is kept,
-    except those in ``drop``.
+    :class:`~ratlip_layers.layers.ModulationHead`: ``head.fc1`` holds both ``linear1`` (gamma's
+    rows first), ``head.weight2`` and ``head.bias2`` stack both ``linear2`` (gamma at index 0).
+    Every other key is kept, except those in ``drop``.
 
     Args:
         state_dict: the source state dict (e.g. from :func:`read_checkpoint`).
@@ -202,10 +201,7 @@ def convert_dfgan_state_dict(
     for (prefix, index), parts in affines.items():
         source = prefix + ("" if index is None else f"affine{index}.")
         target = prefix + ("" if index is None else f"affine{index + 1}.") + "head."
-        missing = [
-            f"fc_{w}.{layer}" for layer, _ in _HEAD_KEYS.values() for w in ("gamma", "beta")
-            if f"fc_{w}.{layer}" not in parts
-        ]
+        missing = [part for part in _AFFINE_PARTS if part not in parts]
         if missing:
             raise ValueError(f"the affine at {source!r} lacks {missing}")
         for name, (layer, join) in _HEAD_KEYS.items():
@@ -228,9 +224,10 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
     """Map GALIP's ``NetG`` state dict onto the ``galip`` preset's :class:`RATLIPGenerator` keys.
 
     The modules correspond one to one (the preset is GALIP's generator, 51,830,211 trainable
-    parameters on ViT-B/32): renamed by ``_GALIP_G_KEYS``, every ``DFBLK`` packed by
-    :func:`convert_dfgan_state_dict`. Keys under a module whose name contains ``clip`` (GALIP's
-    frozen CLIP) are dropped: the preset uses the CLIP model it is built on.
+    parameters on ViT-B/32): renamed by this module's table ``_GALIP_G_KEYS`` (``GBlocks.<i>.c_sc``
+    to ``blocks.<i>.shortcut``, ...), every ``DFBLK`` packed by :func:`convert_dfgan_state_dict`.
+    Keys under a module whose name contains ``clip`` (GALIP's frozen CLIP) are dropped: the preset
+    uses the CLIP model it is built on.
 
     Args:
         state_dict: GALIP's ``NetG`` state dict (e.g. ``read_checkpoint(path, "netG")``).
@@ -277,8 +274,9 @@ def convert_galip_discriminator(
 ) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Map GALIP's ``NetD`` and ``NetC`` state dicts onto :class:`CLIPDiscriminator`'s trainable keys.
 
-    Renamed by ``_GALIP_D_KEYS`` and ``_GALIP_C_KEYS``; nothing is packed. The ``conv_s`` that GALIP
-    builds in its two ``DBlocks`` but never applies is dropped, with that reason, in the accounting.
+    Renamed by this module's tables ``_GALIP_D_KEYS`` and ``_GALIP_C_KEYS``; nothing is packed. The
+    ``conv_s`` that GALIP builds in its two ``DBlocks`` but never applies is dropped, with that
+    reason, in the accounting.
 
     Args:
         net_d: GALIP's ``NetD`` state dict.
@@ -409,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", type=Path, help="GALIP's .pth snapshot or NetG state dict")
     parser.add_argument("directory", type=Path, help="the folder to write")
     parser.add_argument("--clip", default=GALIP_CLIP[0], help="open_clip model name (default: %(default)s)")
-    parser.add_argument("--pretrained", default=GALIP_CLIP[1], help="open_clip tag or weights (%(default)s)")
+    parser.add_argument(
+        "--pretrained", default=GALIP_CLIP[1],
+        help="open_clip pretrained tag or weights file (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     state = read_checkpoint(args.checkpoint, "netG")  # refuse a wrong file before building CLIP
     clip_model, _ = build_clip(args.clip, args.pretrained)
