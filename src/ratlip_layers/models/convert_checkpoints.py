@@ -131,7 +131,8 @@ class KeyAccounting:
 
 def _check_state_dict(name: str, value: object) -> None:
     if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a state dict (str -> Tensor), got {type(value).__name__}")
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be a state dict (a mapping of str to Tensor), got {kind}")
     for key, v in value.items():
         if not isinstance(key, str) or not isinstance(v, Tensor):
             kinds = f"{type(key).__name__} key {key!r} -> {type(v).__name__}"
