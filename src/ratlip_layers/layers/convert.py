@@ -1,18 +1,11 @@
 """Convert an existing CAT generator to RAT in one call, without touching the user's forward code.
 
-:func:`convert_to_rat` works like ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``: it walks a
-model, replaces every CAT fusion block (DF-GAN's ``DFBLK``, this library's :class:`DFBlock`, or any
-block a predicate picks) by a :class:`ThreadedRATBlock`, which keeps the call signature
-``block(x, y) -> x`` and reads and writes the recurrent state in one :class:`RecurrentMemory` that
-the blocks share. A forward pre-hook on the converted model opens the memory at the start of every
-forward (zeros, or a state computed from the noise) and a forward hook closes it at the end, so the
-recurrence runs through the blocks in the order the model's own code calls them, and nothing
-carries over from one forward to the next.
-
-Why hooks rather than an explicit ``state`` argument: in a residual DF-GAN generator the fusion
-blocks sit two calls below the model's forward (``NetG.forward -> G_Block.forward -> residual()``),
-so passing the state explicitly changes the signature and the return of every function on the way.
-The explicit-state API (:class:`RATBlock`) stays for code that prefers it.
+:func:`convert_to_rat` replaces every CAT fusion block by a :class:`ThreadedRATBlock`
+(``block(x, y) -> x``, like the CAT block); the blocks share their recurrent state through one
+:class:`RecurrentMemory` that hooks on the model open and close around each forward. Hooks, because
+in DF-GAN the fusion blocks sit two calls below the model's forward (``NetG.forward ->
+G_Block.forward -> residual()``): an explicit ``state`` (:class:`RATBlock`) changes every call on
+the way.
 """
 
 from __future__ import annotations
@@ -30,21 +23,16 @@ from .rat import LSTMState, RATBlock, StateFromNoise
 
 __all__ = ["RecurrentMemory", "ThreadedRATBlock", "convert_to_rat", "read_cat_dims"]
 
-MEMORY_NAME = "rat_memory"
-"""Attribute under which :func:`convert_to_rat` registers the :class:`RecurrentMemory` on the root."""
-
+MEMORY_NAME = "rat_memory"  # the converted model's attribute holding its RecurrentMemory
 BlockSelector = type[nn.Module] | tuple[type[nn.Module], ...] | Callable[[nn.Module], bool]
 
 
 class RecurrentMemory(nn.Module):
     """The one recurrent state that the converted blocks (:class:`ThreadedRATBlock`) of a model share.
 
-    The memory is *open* only during a forward of the model it was registered on: it opens with the
-    initial state (``None``, which the first RAT step reads as zeros, or ``init(noise)``) and closes
-    at the end, dropping the state, so no tensor and no state survives the forward. A block called
-    while the memory is closed raises instead of silently starting from a stale or zero state.
-
-    :func:`convert_to_rat` builds it; building one by hand is only needed to wire blocks yourself.
+    It is open only during a forward of its model, from the initial state (``None`` for zeros, or
+    ``init(noise)``) on; a block called while it is closed raises rather than start from a stale
+    state. :func:`convert_to_rat` builds it; build one by hand only to wire blocks yourself.
 
     Args:
         hidden_size: LSTM hidden size of the blocks that share the memory.
@@ -65,96 +53,63 @@ class RecurrentMemory(nn.Module):
     """
 
     def __init__(
-        self,
-        hidden_size: int,
-        init: StateFromNoise | None = None,
-        *,
-        noise_index: int = 0,
+        self, hidden_size: int, init: StateFromNoise | None = None, *, noise_index: int = 0,
         noise_name: str | None = None,
     ) -> None:
         super().__init__()
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         if init is not None and not isinstance(init, StateFromNoise):
             raise TypeError(f"init must be None or a StateFromNoise, got {type(init).__name__}")
-        noise_index = check_nonnegative_int("noise_index", noise_index)
-        if noise_name is not None and not isinstance(noise_name, str):
-            raise TypeError(
-                f"noise_name must be None or a str, got {type(noise_name).__name__} ({noise_name!r})"
-            )
         if init is not None and init.hidden_size != hidden_size:
-            raise ValueError(
-                f"init must produce states of hidden_size = {hidden_size}, got {init.hidden_size}"
-            )
-        self.init = init
-        self.noise_index = noise_index
-        self.noise_name = noise_name
-        # Runtime state, set only between open() and close(); never part of the state dict.
-        self._open = False
-        self._state: LSTMState | None = None
+            raise ValueError(f"init must make states of hidden_size = {hidden_size}, got {init.hidden_size}")
+        if noise_name is not None and not isinstance(noise_name, str):
+            kind = type(noise_name).__name__
+            raise TypeError(f"noise_name must be None or a str, got {kind} ({noise_name!r})")
+        self.init, self.noise_name = init, noise_name
+        self.noise_index = check_nonnegative_int("noise_index", noise_index)
+        self._open, self._state = False, None  # runtime only, never in the state dict
 
     def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Start a forward: set the initial state from the root's call arguments.
-
-        Args:
-            args: the root's positional arguments.
-            kwargs: the root's keyword arguments.
-
-        Raises:
-            RuntimeError: if the memory is already open (the model called from inside its own forward).
-            TypeError: if ``init`` is set and the noise is not among the arguments.
-        """
+        """Start a forward: set the initial state from the root's positional and keyword arguments."""
         if self._open:
-            raise RuntimeError(
-                "the converted model was called again from inside its own forward; its recurrent "
-                "memory cannot be shared by two nested forwards"
-            )
-        self._state = None if self.init is None else self.init(self._find_noise(args, kwargs))
-        self._open = True
-
-    def _find_noise(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-        if self.noise_name is not None and self.noise_name in kwargs:
-            noise = kwargs[self.noise_name]
+            raise RuntimeError("the converted model was called again from inside its own forward; its "
+                               "recurrent memory cannot be shared by two nested forwards")
+        if self.init is None:
+            self._state = None
+        elif self.noise_name in kwargs:
+            self._state = self.init(kwargs[self.noise_name])
         elif self.noise_index < len(args):
-            noise = args[self.noise_index]
+            self._state = self.init(args[self.noise_index])
         else:
-            where = f"positional argument {self.noise_index}" + (
-                f" or keyword argument {self.noise_name!r}" if self.noise_name else ""
-            )
+            name = f" or keyword argument {self.noise_name!r}" if self.noise_name else ""
             raise TypeError(
-                f"state_init='noise' reads the noise from the model's {where}, but the model was "
-                f"called with {len(args)} positional argument(s) and keywords {sorted(kwargs)}"
+                f"state_init='noise' reads the noise from the model's positional argument {self.noise_index}"
+                f"{name}, but the model got {len(args)} positional argument(s) and keywords {sorted(kwargs)}"
             )
-        if not isinstance(noise, Tensor):
-            raise TypeError(f"the noise argument must be a torch.Tensor, got {type(noise).__name__}")
-        return noise
+        self._open = True
 
     def close(self) -> None:
         """End a forward: drop the state so that nothing carries over to the next one."""
         self._open, self._state = False, None
 
+    # The model's hooks: bound methods, not closures, so that a converted model pickles.
+    def _open_hook(self, root: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.open(args, kwargs)
+
+    def _close_hook(self, *hook_args: Any) -> None:
+        self.close()
+
     def read(self, batch: int) -> LSTMState | None:
-        """Return the current state for a block about to run on ``batch`` samples.
-
-        Args:
-            batch: batch size of the block's input.
-
-        Returns:
-            The state ``(h, c)``, or ``None`` before the first step of a zero-initialised forward.
-
-        Raises:
-            RuntimeError: if the memory is closed, or ``batch`` differs from the batch of the state.
-        """
+        """The state ``(h, c)`` for a block about to run on ``batch`` samples (``None``: zeros)."""
         if not self._open:
             raise RuntimeError(
-                "a converted RAT block was called outside a forward of the model it was converted in "
-                "(the model that convert_to_rat returned); its recurrent state is set up only by that "
-                "model's forward hooks, so call the model (model(...), not model.forward(...) or the "
-                "block). Activation checkpointing that re-runs a block during backward is not supported."
+                "a converted RAT block was called outside a forward of the model it was converted in; "
+                "its state is set up by that model's hooks, so call the model (model(...), not "
+                "model.forward(...) or the block), and without activation checkpointing of the blocks."
             )
-        held = None if self._state is None else self._state[0].shape[0]
-        if held is not None and batch != held:
+        if self._state is not None and batch != len(self._state[0]):
             raise RuntimeError(
-                f"the batch size changed during one forward: the recurrent state holds {held} "
+                f"the batch size changed during one forward: the recurrent state holds {len(self._state[0])} "
                 f"samples but this block got {batch}; every converted block must see the same samples"
             )
         return self._state
@@ -167,33 +122,11 @@ class RecurrentMemory(nn.Module):
         return f"hidden_size={self.hidden_size}, state_init={'zeros' if self.init is None else 'noise'}"
 
 
-class _OpenMemory:
-    """Forward pre-hook of the converted root; a module-level class (not a closure) so it pickles."""
-
-    def __init__(self, memory: RecurrentMemory) -> None:
-        self.memory = memory
-
-    def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.memory.open(args, kwargs)
-
-
-class _CloseMemory:
-    """Forward hook of the converted root, registered ``always_call`` so an exception closes it too."""
-
-    def __init__(self, memory: RecurrentMemory) -> None:
-        self.memory = memory
-
-    def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-        self.memory.close()
-
-
 class ThreadedRATBlock(nn.Module):
     """A :class:`RATBlock` with a CAT block's signature, ``block(x, y) -> x``: the state lives in a memory.
 
-    Each call reads the state the previous block (in call order) left in the shared
-    :class:`RecurrentMemory`, runs the RAT block and writes the new state back. The memory is held
-    as a plain reference, not a submodule, so its parameters appear once in the state dict, under
-    the root's ``rat_memory``.
+    Each call reads the state the previous block left in the shared :class:`RecurrentMemory`, runs
+    the RAT block and writes the new state back.
 
     Args:
         block: the RAT block doing the work.
@@ -220,17 +153,14 @@ class ThreadedRATBlock(nn.Module):
         if not isinstance(memory, RecurrentMemory):
             raise TypeError(f"memory must be a RecurrentMemory, got {type(memory).__name__}")
         if block.hidden_size != memory.hidden_size:
-            raise ValueError(
-                f"block.hidden_size ({block.hidden_size}) must equal "
-                f"memory.hidden_size ({memory.hidden_size})"
-            )
+            raise ValueError(f"block.hidden_size ({block.hidden_size}) must equal memory.hidden_size "
+                             f"({memory.hidden_size})")
         self.rat = block
-        # Bypass nn.Module.__setattr__: registering the memory here would list it once per block.
+        # Not a submodule: its parameters appear once in the state dict, under the model's rat_memory.
         self.__dict__["memory"] = memory
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        state = self.memory.read(x.shape[0])
-        out, state = self.rat(x, y, state)
+        out, state = self.rat(x, y, self.memory.read(x.shape[0]))
         self.memory.write(state)
         return out
 
@@ -238,22 +168,15 @@ class ThreadedRATBlock(nn.Module):
 def read_cat_dims(block: nn.Module) -> tuple[int, int]:
     """Read ``(cond_dim, num_features)`` from a CAT fusion block.
 
-    Two rules, in order: integer attributes ``cond_dim`` and ``num_features`` (this library's
-    :class:`DFBlock`); otherwise the block's ``nn.Linear`` layers in registration order, the first
-    one's ``in_features`` being ``cond_dim`` and the last one's ``out_features`` being
-    ``num_features`` (DF-GAN's and GALIP's ``DFBLK``: ``affine0.fc_gamma.linear1`` is
-    ``Linear(cond_dim, C)`` and ``affine1.fc_beta.linear2`` is ``Linear(C, C)``). A block that fits
-    neither needs ``dims=`` in :func:`convert_to_rat`; a wrong read is caught by the first forward,
-    which checks the channels of ``x`` and the size of ``y``.
+    From its int attributes ``cond_dim`` and ``num_features`` (:class:`DFBlock`), else from its
+    ``nn.Linear`` layers: the first one's ``in_features`` and the last one's ``out_features``
+    (right for DF-GAN's and GALIP's ``DFBLK``). A wrong read is caught by the first forward.
 
     Args:
         block: the block to read.
 
     Returns:
-        ``(cond_dim, num_features)``.
-
-    Raises:
-        ValueError: if neither rule applies.
+        ``(cond_dim, num_features)``; ``ValueError`` if neither rule applies.
 
     Example:
         >>> read_cat_dims(DFBlock(612, 64))
@@ -271,50 +194,52 @@ def read_cat_dims(block: nn.Module) -> tuple[int, int]:
     )
 
 
-def _cat_output_layers(block: nn.Module) -> list[tuple[Tensor, Tensor]] | None:
-    """The two CAT affines' output layers as ``(weight2 (2, C, C), bias2 (2, C))``, gamma then beta.
-
-    Knows this library's :class:`DFBlock` and DF-GAN's ``DFBLK`` layout (``affine0``/``affine1``, each
-    with ``fc_gamma.linear2`` and ``fc_beta.linear2``); returns ``None`` for anything else.
-    """
-    if isinstance(block, DFBlock):
-        return [(a.head.weight2, a.head.bias2) for a in (block.affine1, block.affine2)]
-    affines = [getattr(block, name, None) for name in ("affine0", "affine1")]
-    try:
-        layers = [(a.fc_gamma.linear2, a.fc_beta.linear2) for a in affines]
-    except AttributeError:
-        return None
-    return [
-        (torch.stack([g.weight, b.weight]), torch.stack([g.bias, b.bias]))
-        for g, b in layers
-    ]
-
-
 @torch.no_grad()
 def _copy_output_layers(source: nn.Module, target: RATBlock) -> None:
-    layers = _cat_output_layers(source)
-    if layers is None:
-        raise ValueError(
-            f"copy_weights=True copies the CAT output layers, but {type(source).__name__} has neither "
-            "DFBlock's layout (affine1/affine2.head.weight2) nor DF-GAN's "
-            "(affine0/affine1.fc_gamma.linear2); pass copy_weights=False"
-        )
-    for (weight2, bias2), affine in zip(layers, (target.affine1, target.affine2)):
-        head = affine.head
-        if weight2.shape != head.weight2.shape or bias2.shape != head.bias2.shape:
+    """Copy the CAT affines' output layers (gamma's and beta's ``Linear(C, C)``) into the RAT heads."""
+    if isinstance(source, DFBlock):
+        layers = [(a.head.weight2, a.head.bias2) for a in (source.affine1, source.affine2)]
+    else:  # DF-GAN's DFBLK: affine0/affine1, each with fc_gamma and fc_beta MLPs
+        try:
+            pairs = [(a.fc_gamma.linear2, a.fc_beta.linear2) for a in (source.affine0, source.affine1)]
+        except AttributeError:
             raise ValueError(
-                f"the output layers of {type(source).__name__} have shapes {tuple(weight2.shape)} and "
-                f"{tuple(bias2.shape)}, but the RAT head's are {tuple(head.weight2.shape)} and "
-                f"{tuple(head.bias2.shape)}; the dimensions were misread, pass dims="
+                f"copy_weights=True copies the CAT output layers, but {type(source).__name__} has neither "
+                "DFBlock's layout (affine1/affine2.head.weight2) nor DF-GAN's "
+                "(affine0/affine1.fc_gamma.linear2); pass copy_weights=False"
+            ) from None
+        layers = [(torch.stack([g.weight, b.weight]), torch.stack([g.bias, b.bias])) for g, b in pairs]
+    for (weight2, bias2), head in zip(layers, (target.affine1.head, target.affine2.head)):
+        if weight2.shape != head.weight2.shape:
+            raise ValueError(
+                f"the output layers of {type(source).__name__} have shape {tuple(weight2.shape)} but the RAT "
+                f"head's {tuple(head.weight2.shape)}: the dimensions were misread, pass dims="
             )
         head.weight2.copy_(weight2)
         head.bias2.copy_(bias2)
 
 
+def _find_blocks(
+    parent: nn.Module, select: Callable[[nn.Module], bool], prefix: str = "", seen: set[int] | None = None
+) -> list[tuple[str, nn.Module, str, nn.Module]]:
+    """``(qualified name, parent, name, block)`` for every selected module, not descending into one.
+
+    A module registered in two places is walked once; a block registered twice is listed twice.
+    """
+    seen = set() if seen is None else seen
+    found = []
+    for name, child in parent.named_children():
+        if select(child):
+            found.append((prefix + name, parent, name, child))
+        elif id(child) not in seen:
+            seen.add(id(child))
+            found += _find_blocks(child, select, f"{prefix}{name}.", seen)
+    return found
+
+
 def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
-    if isinstance(block_type, type) or (
-        isinstance(block_type, tuple) and all(isinstance(t, type) for t in block_type)
-    ):
+    classes = block_type if isinstance(block_type, tuple) else (block_type,)
+    if all(isinstance(c, type) for c in classes):
         return lambda module: isinstance(module, block_type)
     if callable(block_type):
         return block_type
@@ -324,47 +249,12 @@ def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
     )
 
 
-def _find_blocks(
-    model: nn.Module, select: Callable[[nn.Module], bool]
-) -> list[tuple[str, nn.Module, str, nn.Module]]:
-    """``(qualified name, parent, name, block)`` for every selected module, not descending into one.
-
-    Collected before any replacement: replacing while iterating the module tree would skip siblings.
-    """
-    found: list[tuple[str, nn.Module, str, nn.Module]] = []
-    seen: set[int] = set()
-    stack: list[tuple[str, nn.Module]] = [("", model)]
-    while stack:
-        prefix, parent = stack.pop()
-        if id(parent) in seen:  # a module registered in two places is walked once
-            continue
-        seen.add(id(parent))
-        children = list(parent.named_children())
-        for name, child in children:
-            if select(child):
-                found.append((prefix + name, parent, name, child))
-        stack.extend((f"{prefix}{name}.", child) for name, child in reversed(children) if not select(child))
-    return found
-
-
-def _factory(module: nn.Module) -> dict[str, Any]:
-    """The device and dtype of ``module``'s first parameter, for the modules that replace it."""
-    param = next(module.parameters(), None)
-    if param is None:
-        return {"device": None, "dtype": None}
-    return {"device": param.device, "dtype": param.dtype}
-
-
 def _noise_position(model: nn.Module, noise_arg: int | str) -> tuple[int, str | None]:
     """Resolve ``noise_arg`` against ``model.forward``'s signature into ``(index, name)``."""
-    try:
-        params = [
-            p for p in inspect.signature(model.forward).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-    except (TypeError, ValueError):  # builtins or C extensions without a signature
-        params = []
-    names = [p.name for p in params]
+    names = [
+        p.name for p in inspect.signature(model.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if isinstance(noise_arg, str):
         if noise_arg not in names:
             raise ValueError(f"noise_arg {noise_arg!r} is not a parameter of the model's forward {names}")
@@ -372,6 +262,12 @@ def _noise_position(model: nn.Module, noise_arg: int | str) -> tuple[int, str | 
     if isinstance(noise_arg, bool) or not isinstance(noise_arg, int) or noise_arg < 0:
         raise TypeError(f"noise_arg must be a non-negative int or a parameter name, got {noise_arg!r}")
     return noise_arg, names[noise_arg] if noise_arg < len(names) else None
+
+
+def _factory(module: nn.Module) -> dict[str, Any]:
+    """The device and dtype of ``module``'s first parameter, for the modules that replace it."""
+    param = next(module.parameters(), None)
+    return {"device": getattr(param, "device", None), "dtype": getattr(param, "dtype", None)}
 
 
 def convert_to_rat(
@@ -387,52 +283,33 @@ def convert_to_rat(
     dims: Callable[[nn.Module], tuple[int, int]] | None = None,
     negative_slope: float | None = None,
 ) -> nn.Module:
-    """Replace every CAT fusion block of ``model`` by a RAT block sharing one recurrent memory.
+    """Replace every CAT fusion block of ``model``, in place, by a RAT block sharing one recurrent memory.
 
-    The model is converted in place and returned. Every module that ``block_type`` selects becomes a
-    :class:`ThreadedRATBlock` with the same call signature, ``block(x, y) -> x``, so the model's own
-    code does not change. The blocks share one :class:`RecurrentMemory`, registered as
-    ``model.rat_memory``, which a forward pre-hook opens at the start of every forward of ``model``
-    and a forward hook closes at its end: the state flows through the blocks in the order the
-    forward calls them, and each forward starts afresh. Each sample has its own state.
-
-    Dimensions: ``cond_dim`` and ``num_features`` come from ``read_cat_dims`` unless ``dims`` is
-    given; ``negative_slope`` and ``impl`` from the block's attributes of that name when it has
-    them (DF-GAN's functional LeakyReLU cannot be read: it is 0.2, the default); the new blocks take
-    the device and dtype of the replaced block's first parameter.
-
-    Weights (``copy_weights=True``): each RAT affine gets its CAT affine's *output* layer (the
-    ``Linear(C -> C)`` of gamma and of beta). The input layer cannot be copied: the CAT's reads the
-    condition (``cond_dim`` features), the RAT's reads the LSTM state ``h_t`` (``hidden_size``).
-    Hence a converted model computes exactly what the CAT model computed whenever the CAT output
-    weights are zero, the state at init (identity modulation) and also any trained CAT whose
-    modulation is the constant ``bias2``; with trained output weights it applies them to the new,
-    untrained ``relu(fc1(h_t))`` instead of ``relu(fc1(y))``, so it starts close to, not at, the
-    pretrained model.
-
-    Cells and initial state: ``cell="shared"`` (RAT-GAN) gives every affine of every block one
-    ``nn.LSTMCell``; ``"per_affine"`` gives each affine its own. ``state_init="noise"`` starts the
-    state from the model's noise argument through a :class:`StateFromNoise` (trainable, under
-    ``model.rat_memory.init``); ``"zeros"`` starts it at zero. With zeros and ``"per_affine"`` the
-    first cell always sees ``h_0 = 0``, so its ``weight_hh`` gets an exactly zero gradient and never
-    trains; a shared cell or ``state_init="noise"`` avoids that.
-
-    Not supported, and loud: calling a converted block outside a forward of ``model`` (including
-    activation checkpointing that re-runs blocks during backward), a batch size that changes between
-    blocks of one forward, and ``model`` called from inside its own forward.
+    Each module that ``block_type`` selects becomes a :class:`ThreadedRATBlock` (same signature,
+    ``block(x, y) -> x``, and the replaced block's device, dtype, ``negative_slope`` and ``impl``).
+    Hooks open ``model.rat_memory`` at the start of every forward of ``model`` and close it at the
+    end: the state flows through the blocks in call order, per sample, afresh in each forward. A
+    block called outside that forward (activation checkpointing included), a batch size changing
+    between blocks, and ``model`` called inside its own forward raise. The guide "Converting an
+    existing generator to RAT" weighs the options.
 
     Args:
         model: the generator to convert (not itself a fusion block).
         block_type: the CAT fusion block's class, a tuple of classes, or a predicate on modules.
         hidden_size: LSTM hidden size.
-        cell: ``"shared"`` or ``"per_affine"``.
-        state_init: ``"zeros"`` or ``"noise"``.
+        cell: ``"shared"`` (RAT-GAN: one ``nn.LSTMCell`` for every affine) or ``"per_affine"``.
+        state_init: ``"zeros"``, or ``"noise"`` for a trainable :class:`StateFromNoise` of the noise
+            (``model.rat_memory.init``). With ``"zeros"`` and ``"per_affine"`` the first cell sees
+            ``h_0 = 0``, so its ``weight_hh`` never gets a gradient.
         noise_dim: size of the noise vector; required with ``state_init="noise"``.
         noise_arg: position or name of the noise among the arguments of ``model.forward``.
-        copy_weights: copy the CAT output layers into the RAT heads (see above).
-        dims: a function ``block -> (cond_dim, num_features)`` for blocks ``read_cat_dims``
-            cannot read.
-        negative_slope: slope of the LeakyReLUs; ``None`` reads it from each block, else 0.2.
+        copy_weights: copy each CAT affine's output layer (``Linear(C, C)`` of gamma and beta) into
+            the RAT head; the input layer cannot be (it reads ``y``, the RAT's reads ``h_t``). So the
+            model computes what the CAT one did while its output weights are zero (at init), and
+            starts close to, not at, a trained CAT.
+        dims: a function ``block -> (cond_dim, num_features)``; :func:`read_cat_dims` by default.
+        negative_slope: slope of the LeakyReLUs; ``None`` reads it from each block, else 0.2
+            (DF-GAN's functional LeakyReLU cannot be read).
 
     Returns:
         ``model``, converted.
@@ -443,26 +320,17 @@ def convert_to_rat(
         TypeError: if ``block_type`` or ``noise_arg`` has the wrong type.
 
     Example:
-        >>> class Stage(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.fuse = DFBlock(16, 8)
-        ...         self.conv = nn.Conv2d(8, 8, 3, padding=1)
-        ...     def forward(self, x, y):
-        ...         return x + self.conv(self.fuse(x, y))
         >>> class Gen(nn.Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.stages = nn.ModuleList([Stage(), Stage()])
+        ...         self.fuse1, self.fuse2 = DFBlock(16, 8), DFBlock(16, 8)
         ...     def forward(self, x, y):
-        ...         for stage in self.stages:
-        ...             x = stage(x, y)
-        ...         return x
+        ...         return self.fuse2(self.fuse1(x, y), y)
         >>> gen = Gen()
         >>> x, y = torch.randn(2, 8, 4, 4), torch.randn(2, 16)
         >>> before = gen(x, y)
         >>> gen = convert_to_rat(gen, DFBlock, hidden_size=32)
-        >>> type(gen.stages[0].fuse).__name__
+        >>> type(gen.fuse1).__name__
         'ThreadedRATBlock'
         >>> torch.equal(gen(x, y), before)   # fresh CAT heads are copied: same output at init
         True
@@ -479,13 +347,10 @@ def convert_to_rat(
     if state_init == "zeros" and noise_dim is not None:
         raise ValueError(f"noise_dim ({noise_dim}) is only used with state_init='noise'")
     if select(model):
-        raise ValueError(
-            f"the model itself ({type(model).__name__}) is a fusion block; "
-            "convert the generator that contains it"
-        )
+        raise ValueError(f"the model itself ({type(model).__name__}) is a fusion block; pass its generator")
     if hasattr(model, MEMORY_NAME):
         raise ValueError(f"the model already has a {MEMORY_NAME!r} attribute: it was converted before")
-
+    noise_index, noise_name = _noise_position(model, noise_arg)
     targets = _find_blocks(model, select)
     if not targets:
         raise ValueError(
@@ -493,15 +358,13 @@ def convert_to_rat(
             f"block_type={getattr(block_type, '__name__', block_type)!r}; "
             "pass the class of the model's CAT fusion block (e.g. DF-GAN's DFBLK) or a predicate"
         )
-
     init = None
     if state_init == "noise":
         noise_dim = check_positive_int("noise_dim", noise_dim)
         init = StateFromNoise(noise_dim, hidden_size, **_factory(targets[0][3]))
-    noise_index, noise_name = _noise_position(model, noise_arg)
     memory = RecurrentMemory(hidden_size, init, noise_index=noise_index, noise_name=noise_name)
-    shared_cell: nn.LSTMCell | None = None
 
+    shared_cell: nn.LSTMCell | None = None
     converted: dict[int, ThreadedRATBlock] = {}  # a block registered twice stays one block
     for qualname, parent, name, child in targets:
         if id(child) not in converted:
@@ -513,10 +376,7 @@ def convert_to_rat(
                     f"cell='shared' needs one cond_dim for all blocks, but {qualname!r} has cond_dim = "
                     f"{cond_dim} and the first block {shared_cell.input_size}; use cell='per_affine'"
                 )
-            if negative_slope is None:
-                slope = float(getattr(child, "negative_slope", 0.2))
-            else:
-                slope = negative_slope
+            slope = float(getattr(child, "negative_slope", 0.2)) if negative_slope is None else negative_slope
             impl = getattr(child, "impl", None)
             rat = RATBlock(
                 cond_dim, num_features, hidden_size, cell=shared_cell, negative_slope=slope,
@@ -528,6 +388,6 @@ def convert_to_rat(
         setattr(parent, name, converted[id(child)])
 
     model.add_module(MEMORY_NAME, memory)
-    model.register_forward_pre_hook(_OpenMemory(memory), with_kwargs=True)
-    model.register_forward_hook(_CloseMemory(memory), with_kwargs=True, always_call=True)
+    model.register_forward_pre_hook(memory._open_hook, with_kwargs=True)
+    model.register_forward_hook(memory._close_hook, with_kwargs=True, always_call=True)
     return model

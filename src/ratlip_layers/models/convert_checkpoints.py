@@ -1,18 +1,8 @@
-"""Load DF-GAN (and GALIP) checkpoints into this library's CAT layers.
+"""Load DF-GAN and GALIP checkpoints into this library's layers and models, by the key tables below.
 
-DF-GAN's and GALIP's ``Affine`` keeps gamma and beta in two MLPs, ``fc_gamma`` and ``fc_beta``, each
-``linear1, relu1, linear2``; their ``DFBLK`` numbers its two affines ``affine0`` and ``affine1``.
-This library's :class:`~ratlip_layers.layers.Affine` packs both MLPs into one
-``ModulationHead`` (``head.fc1`` holds both first layers, gamma's rows
-first; ``head.weight2``/``head.bias2`` stack both second layers, gamma at index 0), and
-:class:`~ratlip_layers.layers.DFBlock` numbers its affines ``affine1`` and ``affine2``.
-:func:`convert_dfgan_state_dict` rewrites every such affine and keeps every other key as it is,
-so a model that has DF-GAN's structure with this library's fusion blocks (same attribute names)
-loads the result with ``strict=True``. The maths is unchanged: packing is exact.
-
-GALIP's whole ``NetG`` maps onto the ``galip`` preset (:func:`convert_galip_generator`), its
-``NetD`` and ``NetC`` onto :class:`~ratlip_layers.models.CLIPDiscriminator`
-(:func:`convert_galip_discriminator`). From the command line, a GALIP snapshot becomes a
+DF-GAN's fusion blocks are packed exactly into :class:`~ratlip_layers.layers.DFBlock`'s layout,
+GALIP's ``NetG`` maps onto the ``galip`` preset, its ``NetD`` and ``NetC`` onto
+:class:`~ratlip_layers.models.CLIPDiscriminator`. From the command line, a GALIP snapshot becomes a
 :meth:`~ratlip_layers.models.RATLIPGenerator.save_pretrained` folder::
 
     python -m ratlip_layers.models.convert_checkpoints state_epoch_1480.pth galip_cub/
@@ -37,25 +27,76 @@ from .config import GeneratorConfig
 from .generator import RATLIPGenerator
 
 __all__ = [
-    "KeyAccounting",
-    "convert_dfgan_state_dict",
-    "convert_galip_discriminator",
-    "convert_galip_generator",
-    "galip_to_pretrained",
-    "read_checkpoint",
+    "KeyAccounting", "convert_dfgan_state_dict", "convert_galip_discriminator", "convert_galip_generator",
+    "galip_to_pretrained", "read_checkpoint",
 ]
 
 GALIP_CLIP = ("ViT-B-32-quickgelu", "openai")
 """The CLIP GALIP is trained on (OpenAI's ViT-B/32), as an open_clip model name and pretrained tag."""
 
-# DF-GAN's and GALIP's Affine keys: <prefix>affine<k>.fc_<gamma|beta>.linear<1|2>.<weight|bias> inside
-# a DFBLK, <prefix>fc_... for a standalone Affine; tried in that order.
-_TAIL = r"fc_(?P<which>gamma|beta)\.linear(?P<layer>[12])\.(?P<kind>weight|bias)$"
-_AFFINE_KEYS = (
-    re.compile(r"^(?P<prefix>(?:.*\.)?)affine(?P<index>\d+)\." + _TAIL),
-    re.compile(r"^(?P<prefix>(?:.*\.)?)" + _TAIL),
+# DF-GAN's and GALIP's Affine keeps gamma and beta in two MLPs, fc_gamma and fc_beta, each linear1,
+# relu, linear2; their DFBLK numbers its two affines from 0, DFBlock from 1. A key of one, inside a
+# DFBLK or standalone: <prefix>[affine<k>.]<part>, the shortest prefix first so that k is read.
+_AFFINE_KEY = re.compile(
+    r"(?P<prefix>(?:.*?\.)??)(?:affine(?P<index>\d+)\.)?"
+    r"(?P<part>fc_(?:gamma|beta)\.linear[12]\.(?:weight|bias))"
 )
-_PARTS = [(w, layer, kind) for layer in "12" for w in ("gamma", "beta") for kind in ("weight", "bias")]
+# Packed head key <- the DF-GAN layer of gamma and of beta, and how the pair is joined.
+_HEAD_KEYS = {
+    "fc1.weight": ("linear1.weight", torch.cat),
+    "fc1.bias": ("linear1.bias", torch.cat),
+    "weight2": ("linear2.weight", torch.stack),
+    "bias2": ("linear2.bias", torch.stack),
+}
+_AFFINE_PARTS = [f"fc_{w}.{layer}" for layer, _ in _HEAD_KEYS.values() for w in ("gamma", "beta")]
+
+# Key tables, source -> target: <i> stands for a block index, * for the rest of the key.
+# GALIP's NetG -> the galip preset's RATLIPGenerator (its DFBLKs are then packed as above).
+_GALIP_G_KEYS = {
+    "fc_code.weight": "fc_code.weight",
+    "fc_code.bias": "fc_code.bias",
+    "to_rgb.1.weight": "to_rgb.1.weight",
+    "to_rgb.1.bias": "to_rgb.1.bias",
+    "mapping.FBlocks.<i>.*": "mapper_blocks.<i>.*",
+    "mapping.conv_fuse.*": "conv_fuse.*",
+    "mapping.conv.*": "conv_mapped.*",  # applied to fuse + 0.1 * mapped
+    "mapping.fc_prompt.*": "clip_mapper.fc_prompt.*",
+    "GBlocks.<i>.c1.*": "blocks.<i>.conv1.*",
+    "GBlocks.<i>.c2.*": "blocks.<i>.conv2.*",
+    "GBlocks.<i>.c_sc.*": "blocks.<i>.shortcut.*",
+    "GBlocks.<i>.fuse1.*": "blocks.<i>.fuse1.*",
+    "GBlocks.<i>.fuse2.*": "blocks.<i>.fuse2.*",
+}
+# GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
+# where the channels change, never in the DBlocks (768 -> 768): their keys map to _UNUSED, dropped.
+_UNUSED, _UNUSED_REASON = "", "GALIP builds this shortcut conv but never uses it (channels unchanged)"
+_GALIP_D_KEYS = {
+    "DBlocks.<i>.gamma": "net_d.blocks.<i>.gamma",
+    "DBlocks.<i>.beta": "net_d.blocks.<i>.beta",
+    "DBlocks.<i>.conv_r.0.weight": "net_d.blocks.<i>.res.0.weight",
+    "DBlocks.<i>.conv_r.2.weight": "net_d.blocks.<i>.res.2.weight",
+    "DBlocks.<i>.conv_s.weight": _UNUSED,
+    "DBlocks.<i>.conv_s.bias": _UNUSED,
+    "main.gamma": "net_d.main.gamma",
+    "main.conv_r.0.weight": "net_d.main.res.0.weight",
+    "main.conv_r.2.weight": "net_d.main.res.2.weight",
+    "main.conv_s.weight": "net_d.main.shortcut.weight",
+    "main.conv_s.bias": "net_d.main.shortcut.bias",
+}
+# GALIP's NetC -> CLIPDiscriminator.net_c.
+_GALIP_C_KEYS = {"joint_conv.0.weight": "net_c.joint.0.weight", "joint_conv.2.weight": "net_c.joint.2.weight"}
+# A component naming CLIP (GALIP keeps its frozen CLIP inside NetG); fc_prompt is not one.
+_CLIP_COMPONENT = re.compile(r"(^|\.)[^.]*clip[^.]*\.", re.IGNORECASE)
+
+
+def _rename(key: str, table: Mapping[str, str]) -> str | None:
+    """``key`` renamed by the first entry of a key table that matches it whole, or ``None``."""
+    for source, target in table.items():
+        pattern = re.escape(source).replace("<i>", r"(?P<i>\d+)").replace(r"\*", "(?P<rest>.+)")
+        match = re.fullmatch(pattern, key)
+        if match:
+            return match.expand(target.replace("<i>", r"\g<i>").replace("*", r"\g<rest>"))
+    return None
 
 
 @dataclass(frozen=True)
@@ -83,31 +124,31 @@ class KeyAccounting:
         return {k for sources in self.mapped.values() for k in sources} | set(self.kept) | set(self.dropped)
 
     def __str__(self) -> str:
-        n_mapped = sum(len(s) for s in self.mapped.values())
-        total = n_mapped + len(self.kept) + len(self.dropped)
-        return (
-            f"{total} source keys: {n_mapped} mapped onto {len(self.mapped)}, "
-            f"{len(self.kept)} kept, {len(self.dropped)} dropped"
-        )
+        n = sum(map(len, self.mapped.values()))
+        return (f"{n + len(self.kept) + len(self.dropped)} source keys: {n} mapped onto {len(self.mapped)}, "
+                f"{len(self.kept)} kept, {len(self.dropped)} dropped")
+
+
+def _check_state_dict(name: str, value: object) -> None:
+    if not isinstance(value, Mapping):
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be a state dict (a mapping of str to Tensor), got {kind}")
+    for key, v in value.items():
+        if not isinstance(key, str) or not isinstance(v, Tensor):
+            kinds = f"{type(key).__name__} key {key!r} -> {type(v).__name__}"
+            raise TypeError(f"{name} must map str keys to tensors, got {kinds}")
 
 
 def convert_dfgan_state_dict(
-    state_dict: Mapping[str, Tensor],
-    *,
-    drop: Mapping[str, str] | None = None,
+    state_dict: Mapping[str, Tensor], *, drop: Mapping[str, str] | None = None
 ) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Rewrite DF-GAN's/GALIP's affine keys into :class:`~ratlip_layers.layers.DFBlock`'s layout.
 
-    For each affine at ``P`` (``P = <block>.affine<k>.`` inside a ``DFBLK``, ``k`` in ``{0, 1}``,
-    becoming ``<block>.affine<k+1>.``; or a standalone ``Affine``), the eight keys
-    ``P fc_{gamma,beta}.linear{1,2}.{weight,bias}`` become four:
-
-    - ``head.fc1.weight`` = ``cat(gamma.linear1.weight, beta.linear1.weight)``, shape ``(2C, in)``;
-    - ``head.fc1.bias`` = ``cat`` of the two ``linear1`` biases, ``(2C,)``;
-    - ``head.weight2`` = ``stack(gamma.linear2.weight, beta.linear2.weight)``, ``(2, C, C)``;
-    - ``head.bias2`` = ``stack`` of the two ``linear2`` biases, ``(2, C)``.
-
-    Every other key is kept unchanged, except those in ``drop``.
+    The eight keys ``fc_{gamma,beta}.linear{1,2}.{weight,bias}`` of each affine (``affine<k>`` of a
+    ``DFBLK`` becoming ``affine<k+1>``, or a standalone ``Affine``) become the four of its
+    :class:`~ratlip_layers.layers.ModulationHead`: ``head.fc1`` holds both ``linear1`` (gamma's
+    rows first), ``head.weight2`` and ``head.bias2`` stack both ``linear2`` (gamma at index 0).
+    Every other key is kept, except those in ``drop``.
 
     Args:
         state_dict: the source state dict (e.g. from :func:`read_checkpoint`).
@@ -118,22 +159,17 @@ def convert_dfgan_state_dict(
         sources, ``accounting.kept`` and ``accounting.dropped``.
 
     Raises:
-        ValueError: if no affine key is found (not a DF-GAN/GALIP state dict), an affine misses some
-            of its eight keys, gamma's and beta's shapes differ, a ``DFBLK``'s affines are not
-            numbered ``0, 1``, or a ``drop`` key is not in ``state_dict``.
+        ValueError: if no affine key is found, an affine misses some of its eight keys, gamma's and
+            beta's shapes differ, a ``DFBLK``'s affines are not ``0, 1``, or a ``drop`` key is unknown.
 
     Example:
         >>> from ratlip_layers.layers import DFBlock
-        >>> src = {}
-        >>> for k in (0, 1):
-        ...     for which in ("gamma", "beta"):
-        ...         src[f"fuse.affine{k}.fc_{which}.linear1.weight"] = torch.randn(8, 16)
-        ...         src[f"fuse.affine{k}.fc_{which}.linear1.bias"] = torch.randn(8)
-        ...         src[f"fuse.affine{k}.fc_{which}.linear2.weight"] = torch.randn(8, 8)
-        ...         src[f"fuse.affine{k}.fc_{which}.linear2.bias"] = torch.randn(8)
+        >>> shapes = {"linear1.weight": (8, 16), "linear1.bias": 8, "linear2.weight": (8, 8),
+        ...           "linear2.bias": 8}
+        >>> src = {f"fuse.affine{k}.fc_{w}.{name}": torch.randn(shape)
+        ...        for k in (0, 1) for w in ("gamma", "beta") for name, shape in shapes.items()}
         >>> out, accounting = convert_dfgan_state_dict(src)
-        >>> block = DFBlock(16, 8)
-        >>> block.load_state_dict({k.removeprefix("fuse."): v for k, v in out.items()})
+        >>> DFBlock(16, 8).load_state_dict({k.removeprefix("fuse."): v for k, v in out.items()})
         <All keys matched successfully>
         >>> print(accounting)
         16 source keys: 16 mapped onto 8, 0 kept, 0 dropped
@@ -143,110 +179,72 @@ def convert_dfgan_state_dict(
     unknown = sorted(set(drop) - set(state_dict))
     if unknown:
         raise ValueError(f"drop names keys that the state dict does not have: {unknown}")
-
-    groups: dict[tuple[str, int | None], dict[tuple[str, str, str], str]] = {}
-    kept: list[str] = []
+    kept = [key for key in state_dict if key not in drop and not _AFFINE_KEY.fullmatch(key)]
+    affines: dict[tuple[str, int | None], dict[str, str]] = {}  # (prefix, k) -> part -> source key
     for key in state_dict:
-        if key in drop:
-            continue
-        match = _AFFINE_KEYS[0].match(key) or _AFFINE_KEYS[1].match(key)
-        if match is None:
-            kept.append(key)
-            continue
-        index = int(match["index"]) if "index" in match.groupdict() else None
-        groups.setdefault((match["prefix"], index), {})[(match["which"], match["layer"], match["kind"])] = key
-    if not groups:
+        if key not in drop and (match := _AFFINE_KEY.fullmatch(key)):
+            index = None if match["index"] is None else int(match["index"])
+            affines.setdefault((match["prefix"], index), {})[match["part"]] = key
+    if not affines:
         raise ValueError(
             "found no DF-GAN/GALIP affine key (…fc_gamma.linear1.weight and the like) among "
-            f"{len(state_dict)} keys (first ones: {list(state_dict)[:5]}); "
-            "is this a DF-GAN or GALIP generator?"
+            f"{len(state_dict)} keys (first ones: {list(state_dict)[:5]}); is this a DF-GAN or GALIP NetG?"
         )
-    _check_dfblk_numbering(groups)
-
+    for block in {prefix for prefix, index in affines if index is not None}:
+        indices = sorted(index for prefix, index in affines if prefix == block and index is not None)
+        if indices != [0, 1]:
+            raise ValueError(
+                f"the fusion block at {block!r} has affines {indices}; DF-GAN's DFBLK has affine0 and "
+                "affine1 (renumbered affine1 and affine2 here)"
+            )
     converted: dict[str, Tensor] = {}
     mapped: dict[str, tuple[str, ...]] = {}
-    for (prefix, index), parts in groups.items():
-        missing = [
-            f"fc_{w}.linear{layer}.{kind}"
-            for w, layer, kind in _PARTS if (w, layer, kind) not in parts
-        ]
-        where = prefix + ("" if index is None else f"affine{index}.")
-        if missing:
-            raise ValueError(f"the affine at {where!r} lacks {missing}")
+    for (prefix, index), parts in affines.items():
+        source = prefix + ("" if index is None else f"affine{index}.")
         target = prefix + ("" if index is None else f"affine{index + 1}.") + "head."
-        for name, layer, kind, join in (
-            ("fc1.weight", "1", "weight", torch.cat),
-            ("fc1.bias", "1", "bias", torch.cat),
-            ("weight2", "2", "weight", torch.stack),
-            ("bias2", "2", "bias", torch.stack),
-        ):
-            sources = (parts[("gamma", layer, kind)], parts[("beta", layer, kind)])
+        missing = [part for part in _AFFINE_PARTS if part not in parts]
+        if missing:
+            raise ValueError(f"the affine at {source!r} lacks {missing}")
+        for name, (layer, join) in _HEAD_KEYS.items():
+            sources = (parts[f"fc_gamma.{layer}"], parts[f"fc_beta.{layer}"])
             gamma, beta = (state_dict[s] for s in sources)
             if gamma.shape != beta.shape:
                 raise ValueError(
                     f"{sources[0]} has shape {tuple(gamma.shape)} but {sources[1]} has {tuple(beta.shape)}; "
                     "gamma's and beta's MLPs must have the same shapes"
                 )
-            converted[target + name] = join([gamma, beta])
-            mapped[target + name] = sources
+            converted[target + name], mapped[target + name] = join([gamma, beta]), sources
     for key in kept:
         if key in converted:
             raise ValueError(f"kept key {key!r} collides with a converted affine key")
         converted[key] = state_dict[key]
-    accounting = KeyAccounting(mapped=mapped, kept=tuple(kept), dropped=drop)
-    # Each source key lands in exactly one place: a failure here is a bug of this function.
-    assert accounting.source_keys() == set(state_dict)
-    return converted, accounting
-
-
-# GALIP's NetG module paths -> RATLIPGenerator's, applied to the start of each key.
-_GALIP_G_RENAMES = (
-    (re.compile(r"^mapping\.FBlocks\.(\d+)\."), r"mapper_blocks.\1."),
-    (re.compile(r"^mapping\.conv_fuse\."), "conv_fuse."),
-    (re.compile(r"^mapping\.conv\."), "conv_mapped."),
-    (re.compile(r"^mapping\.fc_prompt\."), "clip_mapper.fc_prompt."),
-    (re.compile(r"^GBlocks\.(\d+)\.c1\."), r"blocks.\1.conv1."),
-    (re.compile(r"^GBlocks\.(\d+)\.c2\."), r"blocks.\1.conv2."),
-    (re.compile(r"^GBlocks\.(\d+)\.c_sc\."), r"blocks.\1.shortcut."),
-    (re.compile(r"^GBlocks\.(\d+)\.(fuse[12])\."), r"blocks.\1.\2."),
-)
-_GALIP_G_UNCHANGED = re.compile(r"^(fc_code|to_rgb\.1)\.(weight|bias)$")
-# A component naming CLIP (GALIP keeps its frozen CLIP inside NetG); fc_prompt is not one.
-_CLIP_COMPONENT = re.compile(r"(^|\.)[^.]*clip[^.]*\.", re.IGNORECASE)
+    return converted, KeyAccounting(mapped=mapped, kept=tuple(kept), dropped=drop)
 
 
 def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Map GALIP's ``NetG`` state dict onto the ``galip`` preset's :class:`RATLIPGenerator` keys.
 
-    The modules correspond one to one (``GeneratorConfig.preset("galip")`` is GALIP's generator:
-    same shapes, 51,830,211 trainable parameters on ViT-B/32): ``fc_code`` and ``to_rgb`` keep their
-    names; ``mapping.FBlocks.<i>`` becomes ``mapper_blocks.<i>``, ``mapping.conv_fuse``
-    ``conv_fuse``, ``mapping.conv`` (applied to ``fuse + 0.1 * mapped``) ``conv_mapped`` and
-    ``mapping.fc_prompt`` ``clip_mapper.fc_prompt`` (both lay the prompts out as
-    ``(B, prompts, width)`` rows of the output, prompt ``i`` for the ``i``-th prompted block);
-    ``GBlocks.<i>.c1``/``c2``/``c_sc`` become ``blocks.<i>.conv1``/``conv2``/``shortcut``; every
-    ``DFBLK`` is packed as :func:`convert_dfgan_state_dict` does (gamma rows first, affines numbered
-    from 1, order kept). Keys under a module whose name contains ``clip`` (GALIP's frozen CLIP
-    inside ``NetG``) are dropped: the preset uses the CLIP model it is built on.
+    The modules correspond one to one (the preset is GALIP's generator, 51,830,211 trainable
+    parameters on ViT-B/32): renamed by this module's table ``_GALIP_G_KEYS`` (``GBlocks.<i>.c_sc``
+    to ``blocks.<i>.shortcut``, ...), every ``DFBLK`` packed by :func:`convert_dfgan_state_dict`.
+    Keys under a module whose name contains ``clip`` (GALIP's frozen CLIP) are dropped: the preset
+    uses the CLIP model it is built on.
 
     Args:
         state_dict: GALIP's ``NetG`` state dict (e.g. ``read_checkpoint(path, "netG")``).
 
     Returns:
         ``(converted, accounting)``, ``converted`` loadable by
-        ``RATLIPGenerator.load_trainable_state_dict`` on the ``galip`` preset.
-
-    Raises:
-        ValueError: if a key is not one of GALIP's ``NetG`` keys, or its affines are incomplete.
+        ``RATLIPGenerator.load_trainable_state_dict`` on the ``galip`` preset. A key that is not one
+        of GALIP's ``NetG`` keys, or incomplete affines, raise ``ValueError``.
 
     Example:
-        >>> src = {"GBlocks.3.c_sc.weight": torch.zeros(4, 8, 1, 1)}
+        >>> shapes = {"linear1.weight": (8, 20), "linear1.bias": 8, "linear2.weight": (8, 8),
+        ...           "linear2.bias": 8}
+        >>> src = {f"GBlocks.3.fuse1.affine{k}.fc_{w}.{name}": torch.zeros(shape)
+        ...        for k in (0, 1) for w in ("gamma", "beta") for name, shape in shapes.items()}
+        >>> src["GBlocks.3.c_sc.weight"] = torch.zeros(4, 8, 1, 1)
         >>> src["mapping.clip_mapper.ln.bias"] = torch.zeros(8)   # a frozen CLIP weight
-        >>> for k in (0, 1):
-        ...     for which in ("gamma", "beta"):
-        ...         for layer, shape in (("linear1", (8, 20)), ("linear2", (8, 8))):
-        ...             src[f"GBlocks.3.fuse1.affine{k}.fc_{which}.{layer}.weight"] = torch.zeros(shape)
-        ...             src[f"GBlocks.3.fuse1.affine{k}.fc_{which}.{layer}.bias"] = torch.zeros(8)
         >>> out, accounting = convert_galip_generator(src)
         >>> sorted(out)[-2:]
         ['blocks.3.fuse1.affine2.head.weight2', 'blocks.3.shortcut.weight']
@@ -258,41 +256,18 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
     origin: dict[str, str] = {}  # renamed key -> source key
     dropped: dict[str, str] = {}
     for key, value in state_dict.items():
-        new = _rename_galip_generator_key(key)
-        if new is None:
-            if _CLIP_COMPONENT.search(key) is None:
-                raise ValueError(f"{key!r} is not one of GALIP's NetG keys")
+        new = _rename(key, _GALIP_G_KEYS)
+        if new is not None:
+            renamed[new], origin[new] = value, key
+        elif _CLIP_COMPONENT.search(key):
             dropped[key] = "frozen CLIP weight: the galip preset uses the CLIP model it is built on"
-            continue
-        renamed[new], origin[new] = value, key
+        else:
+            raise ValueError(f"{key!r} is not one of GALIP's NetG keys")
     converted, inner = convert_dfgan_state_dict(renamed)
     mapped = {target: tuple(origin[s] for s in sources) for target, sources in inner.mapped.items()}
-    kept = tuple(origin[k] for k in inner.kept if origin[k] == k)
     mapped.update({k: (origin[k],) for k in inner.kept if origin[k] != k})
+    kept = tuple(k for k in inner.kept if origin[k] == k)
     return converted, KeyAccounting(mapped=mapped, kept=kept, dropped=dropped)
-
-
-def _rename_galip_generator_key(key: str) -> str | None:
-    if _GALIP_G_UNCHANGED.match(key):
-        return key
-    for pattern, replacement in _GALIP_G_RENAMES:
-        new, count = pattern.subn(replacement, key)
-        if count:
-            return new
-    return None
-
-
-_D_BLOCK_KEY = re.compile(r"^(?:DBlocks\.(?P<index>\d+)|main)\.(?P<rest>.+)$")
-# GALIP's D_Block parts -> DBlock's: conv_r is DBlock.res (same Sequential indices), conv_s its shortcut.
-_D_BLOCK_PARTS = {
-    "gamma": "gamma",
-    "beta": "beta",
-    "conv_r.0.weight": "res.0.weight",
-    "conv_r.2.weight": "res.2.weight",
-    "conv_s.weight": "shortcut.weight",
-    "conv_s.bias": "shortcut.bias",
-}
-_C_PARTS = {"joint_conv.0.weight": "joint.0.weight", "joint_conv.2.weight": "joint.2.weight"}
 
 
 def convert_galip_discriminator(
@@ -300,13 +275,9 @@ def convert_galip_discriminator(
 ) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Map GALIP's ``NetD`` and ``NetC`` state dicts onto :class:`CLIPDiscriminator`'s trainable keys.
 
-    ``NetD``: ``DBlocks.<i>`` becomes ``net_d.blocks.<i>`` and ``main`` becomes ``net_d.main``, with
-    ``conv_r`` -> ``res`` and ``conv_s`` -> ``shortcut``. GALIP builds ``conv_s`` in every D-block
-    but applies it only where the channels change; the two ``DBlocks`` keep their channels, so their
-    ``conv_s`` (a square 1x1 convolution) is never used, and is dropped, with that reason, in the
-    accounting. ``NetC``: ``joint_conv`` becomes ``net_c.joint``. Nothing is packed; the maths is
-    GALIP's (``shortcut(x) + gamma * res(x) + beta * feature``, then NetC on the concatenation of
-    the image code and the tiled sentence, in that order).
+    Renamed by this module's tables ``_GALIP_D_KEYS`` and ``_GALIP_C_KEYS``; nothing is packed. The
+    ``conv_s`` that GALIP builds in its two ``DBlocks`` but never applies is dropped, with that
+    reason, in the accounting.
 
     Args:
         net_d: GALIP's ``NetD`` state dict.
@@ -315,10 +286,7 @@ def convert_galip_discriminator(
     Returns:
         ``(converted, accounting)``, ``converted`` loadable by
         ``CLIPDiscriminator.load_trainable_state_dict``; the accounting names source keys
-        ``netD.<key>`` and ``netC.<key>``.
-
-    Raises:
-        ValueError: if a key is not one of GALIP's ``NetD``/``NetC`` keys.
+        ``netD.<key>`` and ``netC.<key>``. A key that is not GALIP's raises ``ValueError``.
 
     Example:
         >>> d = {"main.gamma": torch.zeros(1), "main.conv_r.0.weight": torch.zeros(4, 8, 3, 3)}
@@ -331,79 +299,32 @@ def convert_galip_discriminator(
     converted: dict[str, Tensor] = {}
     mapped: dict[str, tuple[str, ...]] = {}
     dropped: dict[str, str] = {}
-    for key, value in net_d.items():
-        match = _D_BLOCK_KEY.match(key)
-        part = _D_BLOCK_PARTS.get(match["rest"]) if match else None
-        if part is None:
-            raise ValueError(
-                f"netD key {key!r} is not one of GALIP's NetD keys (DBlocks.<i>. or main. followed by "
-                f"{sorted(_D_BLOCK_PARTS)})"
-            )
-        block = "net_d.main." if match["index"] is None else f"net_d.blocks.{match['index']}."
-        source_block = key[: len(key) - len(match["rest"])]
-        if part.startswith("shortcut.") and _is_square(net_d.get(source_block + "conv_s.weight")):
-            dropped[f"netD.{key}"] = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
-            continue
-        converted[block + part] = value
-        mapped[block + part] = (f"netD.{key}",)
-    for key, value in net_c.items():
-        if key not in _C_PARTS:
-            raise ValueError(f"netC key {key!r} is not one of GALIP's NetC keys {sorted(_C_PARTS)}")
-        converted["net_c." + _C_PARTS[key]] = value
-        mapped["net_c." + _C_PARTS[key]] = (f"netC.{key}",)
+    for net, state, table in (("netD", net_d, _GALIP_D_KEYS), ("netC", net_c, _GALIP_C_KEYS)):
+        for key, value in state.items():
+            new = _rename(key, table)
+            if new is None:
+                raise ValueError(f"{net} key {key!r} is not one of GALIP's Net{net[3:]} keys {sorted(table)}")
+            if new == _UNUSED:
+                dropped[f"{net}.{key}"] = _UNUSED_REASON
+            else:
+                converted[new], mapped[new] = value, (f"{net}.{key}",)
     return converted, KeyAccounting(mapped=mapped, dropped=dropped)
-
-
-def _is_square(weight: Tensor | None) -> bool:
-    """Whether a conv weight maps ``C`` channels to ``C`` (a D-block whose shortcut GALIP skips)."""
-    return weight is not None and weight.dim() == 4 and weight.shape[0] == weight.shape[1]
-
-
-def _check_dfblk_numbering(groups: Mapping[tuple[str, int | None], object]) -> None:
-    """DF-GAN's DFBLK has ``affine0`` and ``affine1``; renumbering assumes exactly those two."""
-    per_block: dict[str, set[int]] = {}
-    for prefix, index in groups:
-        if index is not None:
-            per_block.setdefault(prefix, set()).add(index)
-    for prefix, indices in per_block.items():
-        if indices != {0, 1}:
-            raise ValueError(
-                f"the fusion block at {prefix!r} has affines {sorted(indices)}; DF-GAN's DFBLK has "
-                "affine0 and affine1 (renumbered affine1 and affine2 here)"
-            )
-
-
-def _check_state_dict(name: str, value: object) -> None:
-    """Raise ``TypeError`` unless ``value`` is a mapping of str keys to tensors."""
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            f"{name} must be a state dict (a mapping of str to Tensor), got {type(value).__name__}"
-        )
-    for key, tensor in value.items():
-        if not isinstance(key, str) or not isinstance(tensor, Tensor):
-            raise TypeError(
-                f"{name} must map str keys to tensors, got {type(key).__name__} key {key!r} "
-                f"-> {type(tensor).__name__}"
-            )
 
 
 def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str = "netG") -> dict[str, Tensor]:
     """Read one network's state dict from a DF-GAN or GALIP checkpoint.
 
-    The file is read with ``torch.load(weights_only=True)``, so it cannot run code. Three nestings
-    are understood: the training snapshots of DF-GAN and GALIP, ``{'model': {'netG': ..., 'netD':
-    ..., 'netC': ...}, 'optimizers': ..., 'epoch': ...}``; ``{'netG': ...}``; and a bare state dict.
-    A ``module.`` prefix on every key (a model saved inside ``DataParallel``/DDP) is removed.
+    The file is read with ``torch.load(weights_only=True)``, so it cannot run code. The state dict
+    may be DF-GAN's and GALIP's snapshot ``{'model': {'netG': ..., 'netD': ...}, 'epoch': ...}``,
+    ``{'netG': ...}`` or bare; a ``module.`` prefix on every key (``DataParallel``/DDP) is removed.
 
     Args:
         source: a path to a ``.pth`` file, or the object ``torch.load`` returned.
         part: which network to take from a snapshot: ``"netG"``, ``"netD"`` or ``"netC"``.
 
     Returns:
-        The state dict, on the CPU.
-
-    Raises:
-        ValueError: if the file is not a weights-only checkpoint, or holds no ``part`` state dict.
+        The state dict, on the CPU; ``ValueError`` if the file is not a weights-only checkpoint or
+        holds no ``part`` state dict.
 
     Example:
         >>> snapshot = {"model": {"netG": {"module.fc.weight": torch.zeros(2, 3)}}, "epoch": 1}
@@ -412,14 +333,13 @@ def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str =
     """
     if not isinstance(part, str):
         raise TypeError(f"part must be a str such as 'netG', got {type(part).__name__} ({part!r})")
-    if isinstance(source, Mapping):
-        obj: object = source
-    elif not isinstance(source, (str, PathLike)):
-        raise TypeError(
-            "source must be a path to a .pth file or a loaded checkpoint mapping, "
-            f"got {type(source).__name__}"
-        )
-    else:
+    obj: object = source
+    if not isinstance(source, Mapping):
+        if not isinstance(source, (str, PathLike)):
+            raise TypeError(
+                "source must be a path to a .pth file or a loaded checkpoint mapping, "
+                f"got {type(source).__name__}"
+            )
         if not os.path.isfile(source):
             what = "is a directory" if os.path.isdir(source) else "does not exist"
             raise ValueError(f"checkpoint file {source} {what}; expected a DF-GAN or GALIP .pth file")
@@ -445,10 +365,9 @@ def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str =
             f"{where} is not a state dict of {part}: expected {{'model': {{{part!r}: state_dict}}}}, "
             f"{{{part!r}: state_dict}} or a state dict of tensors, got {keys}"
         )
-    state = dict(obj)
-    if all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state
+    if all(k.startswith("module.") for k in obj):
+        return {k.removeprefix("module."): v for k, v in obj.items()}
+    return dict(obj)
 
 
 def galip_to_pretrained(
@@ -461,19 +380,15 @@ def galip_to_pretrained(
     """Convert a GALIP generator checkpoint into a :meth:`RATLIPGenerator.save_pretrained` folder.
 
     Args:
-        checkpoint: GALIP's snapshot or ``NetG`` state dict (a path or a loaded object, see
-            :func:`read_checkpoint`).
+        checkpoint: GALIP's snapshot or ``NetG`` state dict, as :func:`read_checkpoint` takes it.
         directory: the folder to write.
-        clip_model: the CLIP model the generator is built on: GALIP's, OpenAI's ViT-B/32
-            (``build_clip(*GALIP_CLIP)``), for GALIP's checkpoints.
+        clip_model: the CLIP model the generator is built on: for GALIP's checkpoints OpenAI's
+            ViT-B/32 (``build_clip(*GALIP_CLIP)``).
         config: the generator config; ``GeneratorConfig.preset("galip")`` by default.
 
     Returns:
-        The key accounting of :func:`convert_galip_generator`.
-
-    Raises:
-        ValueError: if the checkpoint is refused by :func:`read_checkpoint` or its keys do not fit
-            the generator.
+        The key accounting of :func:`convert_galip_generator`; ``ValueError`` if the checkpoint is
+        refused or its keys do not fit the generator.
     """
     state, accounting = convert_galip_generator(read_checkpoint(checkpoint, "netG"))
     generator = RATLIPGenerator(config or GeneratorConfig.preset("galip"), clip_model)
@@ -488,15 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m ratlip_layers.models.convert_checkpoints",
-        description="Convert a GALIP generator checkpoint into a RATLIPGenerator.save_pretrained folder "
-        "(galip preset).",
+        description="Convert a GALIP generator checkpoint into a RATLIPGenerator.save_pretrained folder.",
     )
     parser.add_argument("checkpoint", type=Path, help="GALIP's .pth snapshot or NetG state dict")
     parser.add_argument("directory", type=Path, help="the folder to write")
     parser.add_argument("--clip", default=GALIP_CLIP[0], help="open_clip model name (default: %(default)s)")
     parser.add_argument(
-        "--pretrained",
-        default=GALIP_CLIP[1],
+        "--pretrained", default=GALIP_CLIP[1],
         help="open_clip pretrained tag or weights file (default: %(default)s)",
     )
     args = parser.parse_args(argv)
