@@ -146,7 +146,7 @@ def convert_dfgan_state_dict(
 
     The eight keys ``fc_{gamma,beta}.linear{1,2}.{weight,bias}`` of each affine (``affine<k>`` of a
     ``DFBLK`` becoming ``affine<k+1>``, or a standalone ``Affine``) become the four of its
-    :class:`~ratlip_layers.layers.ModulationHead`: ``head.fc1`` holds both ``linear1`` (gamma's
+    ``ModulationHead`` head: ``head.fc1`` holds both ``linear1`` (gamma's
     rows first), ``head.weight2`` and ``head.bias2`` stack both ``linear2`` (gamma at index 0).
     Every other key is kept, except those in ``drop``.
 
