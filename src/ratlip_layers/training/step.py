@@ -205,8 +205,13 @@ class DiscriminatorLoss(nn.Module):
         return f"magp_weight={self.magp_weight}, magp_power={self.magp_power}"
 
 
-def _trainable(module: nn.Module) -> list[nn.Parameter]:
-    return [p for p in module.parameters() if p.requires_grad]
+def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam over ``module``'s trainable parameters, fused where torch has the kernel (CPU, CUDA):
+    one pass over all tensors instead of a Python loop over each of them, which was a quarter of
+    the tiny preset's step (about 250 small parameters)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, fused=fused or None)
 
 
 class GANTrainStep:
@@ -280,8 +285,8 @@ class GANTrainStep:
         self.precision = precision or Precision("off")
         self.dist = dist_ctx or DistributedContext()
         self.on_nonfinite = on_nonfinite
-        self.opt_g = torch.optim.Adam(_trainable(generator), lr=lr_g, betas=ADAM_BETAS)
-        self.opt_d = torch.optim.Adam(_trainable(discriminator), lr=lr_d, betas=ADAM_BETAS)
+        self.opt_g = _adam(generator, lr_g)
+        self.opt_d = _adam(discriminator, lr_d)
         d_loss = DiscriminatorLoss(discriminator, magp_weight=magp_weight, magp_power=magp_power)
         self._d_loss = d_loss
         self.on_phase: Callable[[str], None] | None = None
