@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ratlip_layers.clip import tiny_clip
+from ratlip_layers.data import DataFileError
 from ratlip_layers.metrics import (
     CLIPFeatures,
     CLIPScore,
@@ -101,7 +102,7 @@ def test_fingerprint_follows_the_weights(clip):
 
 
 def test_inception_weights_are_checked_before_anyone_unpickles_them(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Inception weights not found"):
+    with pytest.raises(DataFileError, match="Inception weights not found"):
         InceptionFeatures(tmp_path / "missing.pth")
     marker = tmp_path / "pwned"
 

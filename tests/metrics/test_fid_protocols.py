@@ -7,7 +7,7 @@ import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 import torchvision
 
 from ratlip_layers.clip import tiny_clip
-from ratlip_layers.data import ShapesDataset
+from ratlip_layers.data import DataFileError, ShapesDataset
 from ratlip_layers.metrics import (
     CLIPFeatures,
     FrechetDistance,
@@ -90,12 +90,12 @@ def test_npz_round_trip_and_errors(tmp_path):
     np.savez(tmp_path / "obj.npz", mu=np.array([object()], dtype=object), sigma=sigma)
     with pytest.raises(ValueError, match="obj.npz"):
         load_fid_statistics(tmp_path / "obj.npz")
-    with pytest.raises(FileNotFoundError, match="missing.npz"):
+    with pytest.raises(DataFileError, match="missing.npz"):
         load_fid_statistics(tmp_path / "missing.npz")
 
 
 def test_torchvision_weights_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(DataFileError, match="nope.pth"):
         TorchvisionInceptionFeatures(tmp_path / "nope.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth"):
@@ -107,6 +107,16 @@ def test_torchvision_weights_errors(tmp_path):
         inception_features("torchvision")
     with pytest.raises(ValueError, match="unknown FID protocol 'tf'"):
         inception_features("tf", tmp_path / "x")
+
+
+@pytest.mark.parametrize("protocol", ["inception", "torchvision"])
+def test_a_missing_weights_file_is_a_value_error_naming_it(tmp_path, protocol):
+    # Issue #11: ``except ValueError`` must catch every bad input the library names.
+    missing = tmp_path / "missing.pth"
+    with pytest.raises(ValueError, match=f"Inception weights not found at {missing}"):
+        inception_features(protocol, missing)
+    with pytest.raises(ValueError, match="download=True"):
+        inception_features(protocol)
 
 
 def _calibrate_batch_norms(net, images):

@@ -1,4 +1,4 @@
-"""Evaluating a generator on a dataset's captions with the registered metrics."""
+"""Scoring a generator on a dataset's captions with the registered metrics."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
         raise TypeError(f"indices must be a list of image indices, got {type(indices).__name__}")
     if not indices:
         raise ValueError("indices must be a non-empty list of image indices, got an empty list")
-    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
-    return torch.stack(rows)
+    return torch.stack(
+        [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
+    )
 
 
 def prepare_real_statistics(
@@ -47,9 +48,9 @@ def prepare_real_statistics(
 ) -> Path:
     """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
-    The cache file's name holds ``dataset_id`` and a fingerprint of the feature extractor's weights,
-    so other data or other features never reuse it. Under DDP only rank 0 (``is_main``) holds them,
-    so that the cross-rank sum counts them once; other ranks keep zeros.
+    The cache file's name holds ``dataset_id`` and a fingerprint of the features' weights, so other
+    data or features never reuse it. Under DDP only rank 0 (``is_main``) holds the statistics, so
+    that the cross-rank sum counts them once.
 
     Args:
         metric: the FID metric to fill.
@@ -84,20 +85,12 @@ def prepare_real_statistics(
             except ValueError as err:
                 raise ValueError(f"{reference}: {err}") from None
         return Path(reference)
-    features = metric.inception
-    cache_file = (
-        Path(cache_dir)
-        / f"fid-{dataset_id}-{metric.features_name}-{module_fingerprint(features)}.safetensors"
-    )
+    name = f"fid-{dataset_id}-{metric.features_name}-{module_fingerprint(metric.inception)}.safetensors"
+    cache_file = Path(cache_dir) / name
     if is_main:
-
-        def batches():
-            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
-            device = metric.real_features_sum.device
-            for images, _ in loader:
-                yield images.to(device)
-
-        metric.load_or_compute_real(cache_file, batches)
+        device = metric.real_features_sum.device
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+        metric.load_or_compute_real(cache_file, lambda: (images.to(device) for images, _ in loader))
     return cache_file
 
 
@@ -118,28 +111,25 @@ def evaluate_generator(
 ) -> dict[str, float]:
     """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
 
-    Image ``i`` uses caption ``captions(i)`` and noise :func:`fixed_noise` ``(i)``; ranks share the
-    images out (rank ``r`` makes ``i = r, r + W, ...``) and torchmetrics sums the states across
-    them, so the result does not depend on the number of ranks. With ``num_captions``, image ``i``
-    describes test item ``i % num_captions`` with a caption drawn by the key
-    ``(i % num_captions, draw_seed(seed, i))``: every pass over the test split draws afresh among
-    an item's captions (CUB has ten per image), as the reference's ``sample_times`` passes do.
+    Image ``i`` has noise :func:`fixed_noise` ``(i)``; rank ``r`` makes images ``r, r + W, ...`` and
+    torchmetrics sums the states, so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
-        captions: the caption of an item key (a dataset's ``caption``: an index, or an
-            ``(index, draw_seed)`` pair when ``num_captions`` is given).
+        captions: a dataset's ``caption`` of an item key.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images: how many images to generate in total.
-        num_captions: the number of test items; when given, image ``i`` describes item
-            ``i % num_captions`` (several passes over the test split) and the result has
-            ``"passes"``.
         z_dim: noise size.
         batch_size: images per generator call.
-        seed: seed of the noise.
+        seed: seed of the noise and of the caption draws.
         device: where the noise goes.
         rank: this process's rank.
         world_size: number of ranks.
+        num_captions: the number of test items. Without it image ``i`` has caption ``captions(i)``;
+            with it, image ``i`` describes item ``i % num_captions`` with the caption of key
+            ``(i % num_captions, draw_seed(seed, i))``, so that every pass over the test split draws
+            afresh among an item's captions (as the reference's ``sample_times`` passes do), and the
+            result has ``"passes"``.
 
     Returns:
         Every metric's values, merged into one dict.
@@ -158,9 +148,8 @@ def evaluate_generator(
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
     device = check_device("device", device)
-    check_positive_int("num_images", num_images)
-    check_positive_int("z_dim", z_dim)
-    check_positive_int("batch_size", batch_size)
+    for name, value in (("num_images", num_images), ("z_dim", z_dim), ("batch_size", batch_size)):
+        check_positive_int(name, value)
     check_positive_int("world_size", world_size)
     if isinstance(rank, bool) or not hasattr(rank, "__index__") or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, world_size - 1] = [0, {world_size - 1}], got {rank!r}")
@@ -169,10 +158,8 @@ def evaluate_generator(
     mine = list(range(rank, num_images, world_size))
     for start in range(0, len(mine), batch_size):
         indices = mine[start : start + batch_size]
-        if num_captions:
-            texts = [captions((i % num_captions, draw_seed(seed, i))) for i in indices]
-        else:
-            texts = [captions(i) for i in indices]
+        keys = [(i % num_captions, draw_seed(seed, i)) if num_captions else i for i in indices]
+        texts = [captions(key) for key in keys]
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)
@@ -180,6 +167,5 @@ def evaluate_generator(
     for metric in metrics.values():
         results.update(metric.compute())
     if num_captions:
-        # Like the reference's ``sample_times``: passes over the test captions.
         results["passes"] = -(-num_images // num_captions)
     return results

@@ -1,31 +1,20 @@
-"""FID from torchmetrics, with feature extractors that work offline and cached real statistics.
+"""FID: torchmetrics' Fréchet distance on features of choice, and reference statistics in ``.npz`` files.
 
-The Fréchet distance itself is torchmetrics' ``FrechetInceptionDistance``; this module only chooses
-its features:
+The features decide the numbers, which are never comparable across features (the result's key names
+them):
 
-- :class:`InceptionFeatures`: the standard InceptionV3 pool features (2048), the numbers papers
-  report. The weights are torch-fidelity's; pass a local copy with ``weights_path`` when offline.
-- :class:`CLIPFeatures`: the image embedding of any open_clip ViT, e.g. the run's own CLIP. Needs no
-  download, so it works in tests and on the built-in ``shapes`` data; its values are not comparable
-  with published (Inception) FIDs, which is why the result's key names the features.
-
-Two Inception protocols exist and their numbers are **not** comparable (see :data:`FID_PROTOCOLS`):
-
-- ``"inception"``: :class:`InceptionFeatures`, the TF-FID Inception ported by torch-fidelity, as
-  torchmetrics and torch-fidelity compute FID.
-- ``"torchvision"``: :class:`TorchvisionInceptionFeatures`, torchvision's ImageNet InceptionV3 pool3
-  features, as DF-GAN, GALIP and RATLIP compute the FIDs of their published tables, against
-  reference statistics stored as ``.npz`` files (:func:`load_fid_statistics`,
-  :meth:`FrechetDistance.set_real_moments`).
-
-Every distance is torchmetrics' (:class:`FrechetDistance`), whichever the features.
+- :class:`CLIPFeatures`: an open_clip model's image embedding; nothing to download (tests, ``shapes``).
+- :class:`InceptionFeatures`, protocol ``"inception"``: the TF-FID InceptionV3 ported by
+  torch-fidelity, as torchmetrics and torch-fidelity report FID.
+- :class:`TorchvisionInceptionFeatures`, protocol ``"torchvision"``: torchvision's ImageNet
+  InceptionV3, as DF-GAN, GALIP and RATLIP computed their published FIDs, against ``.npz`` reference
+  statistics (:func:`load_fid_statistics`, :meth:`FrechetDistance.set_real_moments`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +27,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from ..clip import CLIPImageEncoder
+from ..data.errors import DataFileError
 
 __all__ = [
     "FID_PROTOCOLS",
@@ -52,9 +42,55 @@ __all__ = [
 ]
 
 FID_PROTOCOLS = ("inception", "torchvision")
-"""The Inception FID protocols: ``"inception"`` (torchmetrics' TF-FID), ``"torchvision"`` (the DF-GAN/GALIP/RATLIP papers')."""
+"""The Inception FID protocols: ``"inception"`` (torchmetrics' TF-FID), ``"torchvision"`` (the papers')."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
+
+
+def _existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{what} not found at {path}")
+    return path
+
+
+def _write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """``write`` a temporary file, then rename it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _weights(weights_path: str | Path | None, download: bool, what: str) -> dict[str, Tensor] | None:
+    """The state dict in ``weights_path`` (``None`` when downloading), read with ``weights_only=True``
+    so that a file holding anything but tensors is refused before any other reader opens it."""
+    if weights_path is None:
+        if not download:
+            raise ValueError(f"{what}: weights_path is required (or pass download=True to fetch them)")
+        return None
+    path = _existing_file(weights_path, what)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickled code, corrupt and foreign files alike
+        raise ValueError(
+            f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _moments(mu: Any, sigma: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{where}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+    return mu, sigma
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -106,65 +142,45 @@ class CLIPFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """The standard FID features: InceptionV3's 2048-d pool output (torch-fidelity's network).
+    """The ``"inception"`` protocol's features: torch-fidelity's TF-FID InceptionV3, 2048-d pool output.
 
     Args:
         weights_path: a local copy of torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``.
-            ``None`` downloads it (through torch-fidelity) on first use. The file is first opened
-            with ``torch.load(weights_only=True)``, so a file holding anything but tensors is refused
-            before torch-fidelity reads it.
+        download: let torch-fidelity fetch the weights when ``weights_path`` is ``None``.
 
     Example:
         >>> from ratlip_layers.metrics import InceptionFeatures
         >>> InceptionFeatures("no/such/weights.pth")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: Inception weights not found at no/such/weights.pth
+        ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/weights.pth
     """
 
     num_features = 2048
     name = "inception"
 
-    def __init__(self, weights_path: str | Path | None = None) -> None:
+    def __init__(self, weights_path: str | Path | None = None, *, download: bool = False) -> None:
         super().__init__()
-        if weights_path is not None:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"Inception weights not found at {path}")
-            try:
-                torch.load(path, map_location="cpu", weights_only=True)
-            except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-                raise ValueError(
-                    f"{path} is not a plain state dict loadable with weights_only=True: {err}"
-                ) from None
-            weights_path = str(path)
+        _weights(weights_path, download, "Inception weights")
         self.net = NoTrainInceptionV3(
             name="inception-v3-compat",
             features_list=[str(self.num_features)],
-            feature_extractor_weights_path=weights_path,
+            feature_extractor_weights_path=None if weights_path is None else str(weights_path),
         )
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return self.net(pixels)
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+        return self.net(((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
 
 
 class TorchvisionInceptionFeatures(nn.Module):
-    """The papers' FID features: torchvision's ImageNet InceptionV3, 2048-d pool3 (``avgpool``) output.
-
-    This is the protocol of DF-GAN, GALIP and RATLIP: images are resized bilinearly to 299x299,
-    normalised with the ImageNet mean and std and fed to ``torchvision.models.inception_v3`` in
-    eval mode; the features are the flattened ``avgpool`` output before ``fc``.
+    """The ``"torchvision"`` protocol's features (DF-GAN, GALIP, RATLIP): torchvision's ImageNet
+    InceptionV3, 2048-d pool3 output, on images resized bilinearly to 299x299 and normalised with the
+    ImageNet mean and std; the network stays in eval mode.
 
     Args:
-        weights_path: a state dict of ``torchvision.models.inception_v3`` saved with ``torch.save``
-            (e.g. ``Inception_V3_Weights.IMAGENET1K_V1``), read with ``torch.load(weights_only=True)``.
-            ``None`` is allowed only with ``download=True``.
+        weights_path: a ``torch.save``-d state dict of ``torchvision.models.inception_v3``
+            (e.g. ``Inception_V3_Weights.IMAGENET1K_V1``).
         download: fetch torchvision's ImageNet weights when ``weights_path`` is ``None``.
 
     Example:
@@ -172,7 +188,7 @@ class TorchvisionInceptionFeatures(nn.Module):
         >>> TorchvisionInceptionFeatures("no/such/inception_v3.pth")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: torchvision Inception weights not found at no/such/inception_v3.pth
+        ratlip_layers.data.errors.DataFileError: torchvision Inception weights not found at no/such/inception_v3.pth
         >>> features = TorchvisionInceptionFeatures("inception_v3_google.pth")  # doctest: +SKIP
         >>> features(torch.zeros(2, 3, 64, 64)).shape  # doctest: +SKIP
         torch.Size([2, 2048])
@@ -185,35 +201,21 @@ class TorchvisionInceptionFeatures(nn.Module):
         super().__init__()
         from torchvision.models import Inception_V3_Weights, inception_v3
 
-        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        if weights_path is None:
-            if not download:
-                raise ValueError("weights_path is required (or pass download=True to fetch torchvision's weights)")
+        state = _weights(weights_path, download, "torchvision Inception weights")
+        if state is None:
             state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-            net.load_state_dict(state)
-        else:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"torchvision Inception weights not found at {path}")
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-                raise ValueError(f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}") from None
-            if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-                raise ValueError(f"{path} does not hold a state dict of tensors")
-            missing, unexpected = net.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith("AuxLogits.")]
-            if missing or unexpected:
-                raise ValueError(
-                    f"{path} is not a torchvision inception_v3 state dict: "
-                    f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
-                )
-        net.fc = nn.Identity()
-        net.AuxLogits = None
-        net.aux_logits = False
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("AuxLogits.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights_path} is not a torchvision inception_v3 state dict: "
+                f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
+            )
+        net.fc, net.AuxLogits, net.aux_logits = nn.Identity(), None, False
         self.net = net.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True) -> TorchvisionInceptionFeatures:
         """Stay in eval mode: the protocol needs frozen batch-norm statistics."""
@@ -221,24 +223,24 @@ class TorchvisionInceptionFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        """Map images in ``[-1, 1]`` of any size to ``(B, 2048)`` pool3 features."""
         x = (images.float().clamp(-1, 1) + 1) / 2
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
-        return self.net(x).flatten(1).float()
+        return self.net((x - self.mean) / self.std).flatten(1).float()
 
 
-def inception_features(protocol: str, weights_path: str | Path | None = None, *, download: bool = False) -> nn.Module:
-    """The Inception feature extractor of an FID protocol.
+def inception_features(
+    protocol: str, weights_path: str | Path | None = None, *, download: bool = False
+) -> nn.Module:
+    """The feature extractor of an Inception FID protocol (see :data:`FID_PROTOCOLS`).
 
     Args:
-        protocol: ``"inception"`` (torchmetrics / torch-fidelity TF-FID numbers) or ``"torchvision"``
-            (the DF-GAN/GALIP/RATLIP papers' numbers); see :data:`FID_PROTOCOLS`.
+        protocol: ``"inception"`` (:class:`InceptionFeatures`) or ``"torchvision"``
+            (:class:`TorchvisionInceptionFeatures`).
         weights_path: the local weights file of that protocol's network.
         download: allow downloading the weights when ``weights_path`` is ``None``.
 
     Returns:
-        :class:`TorchvisionInceptionFeatures` or :class:`InceptionFeatures`.
+        The feature module.
 
     Example:
         >>> from ratlip_layers.metrics import inception_features
@@ -247,19 +249,15 @@ def inception_features(protocol: str, weights_path: str | Path | None = None, *,
         ...
         ValueError: unknown FID protocol 'tf', expected one of ('inception', 'torchvision')
     """
-    if protocol == "torchvision":
-        return TorchvisionInceptionFeatures(weights_path, download=download)
-    if protocol == "inception":
-        if weights_path is None and not download:
-            raise ValueError("weights_path is required (or pass download=True to let torch-fidelity fetch it)")
-        return InceptionFeatures(weights_path)
-    raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
+    classes = {"inception": InceptionFeatures, "torchvision": TorchvisionInceptionFeatures}
+    if protocol not in classes:
+        raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
+    return classes[protocol](weights_path, download=download)
 
 
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``.
-
-    The file is opened with ``allow_pickle=False``, so it cannot run code.
+    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``,
+    opened with ``allow_pickle=False`` so that it cannot run code.
 
     Args:
         path: the ``.npz`` file (e.g. the DF-GAN/GALIP ``bird_val256_FIDK0.npz``).
@@ -272,35 +270,19 @@ def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         >>> load_fid_statistics("no/such/stats.npz")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: FID statistics not found at no/such/stats.npz
+        ratlip_layers.data.errors.DataFileError: FID statistics not found at no/such/stats.npz
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FID statistics not found at {path}")
+    path = _existing_file(path, "FID statistics")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            keys = set(data.files)
-            if not {"mu", "sigma"} <= keys:
-                raise KeyError(f"has keys {sorted(keys)}, expected 'mu' and 'sigma'")
-            mu, sigma = np.asarray(data["mu"], dtype=np.float64), np.asarray(data["sigma"], dtype=np.float64)
-    except KeyError as err:
-        raise ValueError(f"FID statistics {path} {err.args[0]}") from None
-    except Exception as err:  # noqa: BLE001 - pickled objects, corrupt zips, non-npz files
+            mu, sigma = data["mu"], data["sigma"]
+    except Exception as err:  # noqa: BLE001 - missing keys, pickled objects, corrupt or non-npz files
         raise ValueError(f"cannot read FID statistics {path}: {err}") from None
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"FID statistics {path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
-    return mu, sigma
+    return _moments(mu, sigma, f"FID statistics {path}")
 
 
 def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
-    """Write ``mu`` and ``sigma`` to an ``.npz`` file atomically (a temporary file, then ``os.replace``).
-
-    Args:
-        path: the destination; ``.npz`` is appended by numpy if missing, so give it.
-        mu: mean ``(D,)``.
-        sigma: covariance ``(D, D)``.
+    """Write ``mu`` ``(D,)`` and ``sigma`` ``(D, D)`` to an ``.npz`` file at ``path``, atomically.
 
     Returns:
         The path written.
@@ -312,33 +294,28 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
         >>> [a.shape for a in load_fid_statistics(f)]
         [(3,), (3, 3)]
     """
-    path = Path(path)
-    if path.is_dir():
+    if Path(path).is_dir():
         raise ValueError(f"FID statistics path {path} is a directory; expected a .npz file path")
-    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, mu=mu, sigma=sigma)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    mu, sigma = _moments(mu, sigma, "FID statistics")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
+            np.savez(f, mu=mu, sigma=sigma)
+
+    return _write_atomic(path, write)
 
 
 class FrechetDistance(FrechetInceptionDistance):
-    """torchmetrics' FID on images in ``[-1, 1]``, with a feature extractor of choice and a cache.
+    """torchmetrics' FID on images in ``[-1, 1]`` with features of choice; ``compute()`` returns
+    ``{"fid_<features name>": value}``.
 
-    The real statistics survive :meth:`reset`, can be exported with :meth:`real_statistics` and are
-    cached on disk by :meth:`load_or_compute_real`, or come from a published mean and covariance
-    (:meth:`set_real_moments`, the papers' ``.npz`` protocol); ``compute()`` returns
-    ``{"fid_<features>": value}``. States are summed across DDP ranks by torchmetrics.
+    The real statistics survive :meth:`reset` and are summed across DDP ranks by torchmetrics. They
+    come from real images (``update(images, real=True)``, cached by :meth:`load_or_compute_real`) or
+    from a published mean and covariance (:meth:`set_real_moments`).
 
     Args:
-        features: :class:`CLIPFeatures`, :class:`InceptionFeatures` or any module mapping images in
-            ``[-1, 1]`` to ``(B, num_features)`` and having ``num_features`` and ``name`` attributes.
+        features: :class:`CLIPFeatures`, an Inception features module, or any module mapping images
+            in ``[-1, 1]`` to ``(B, num_features)`` with ``num_features`` and ``name`` attributes.
 
     Example:
         >>> from ratlip_layers.clip import tiny_clip
@@ -364,28 +341,26 @@ class FrechetDistance(FrechetInceptionDistance):
         super().update(images, real=real)
 
     def compute(self) -> dict[str, float]:
-        """Return ``{"fid_<features>": value}``."""
         return {f"fid_{self.features_name}": float(super().compute())}
 
     def real_statistics(self) -> dict[str, Tensor]:
-        """The accumulated real-image statistics (sum, sum of outer products, count)."""
+        """The real images' sums (features, outer products, count), for :meth:`load_real_statistics`."""
         return {name: getattr(self, name).detach().cpu().clone() for name in _REAL_STATES}
 
     def load_real_statistics(self, statistics: dict[str, Tensor]) -> None:
-        """Replace the real-image statistics with ones from :meth:`real_statistics`."""
+        """Replace the real statistics with ones from :meth:`real_statistics`."""
         for name in _REAL_STATES:
-            current = getattr(self, name)
-            value = statistics[name]
+            current, value = getattr(self, name), statistics[name]
             if value.shape != current.shape:
                 raise ValueError(
-                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected {tuple(current.shape)} "
-                    "(were they computed with other features?)"
+                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
+                    f"{tuple(current.shape)} (were they computed with other features?)"
                 )
             setattr(self, name, value.to(device=current.device, dtype=current.dtype))
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, as float64 arrays
-        (what :func:`save_fid_statistics` stores)."""
+        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)`` as float64 arrays, what
+        :func:`save_fid_statistics` stores."""
         n = self.real_features_num_samples.double().cpu()
         if n < 2:
             raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
@@ -394,12 +369,8 @@ class FrechetDistance(FrechetInceptionDistance):
         return mean.numpy(), cov.numpy()
 
     def set_real_moments(self, mu: Any, sigma: Any) -> None:
-        """Use a given mean ``(D,)`` and covariance ``(D, D)`` as the real statistics.
-
-        This scores against published reference statistics (e.g. the ``.npz`` files of DF-GAN and
-        GALIP, read with :func:`load_fid_statistics`) instead of real images. The moments are stored
-        as the sums of two pseudo-images, which torchmetrics turns back into exactly ``mu`` and
-        ``sigma``.
+        """Score against a given mean ``(D,)`` and covariance ``(D, D)`` (e.g. from
+        :func:`load_fid_statistics`) instead of real images.
 
         Example:
             >>> import numpy as np
@@ -410,43 +381,36 @@ class FrechetDistance(FrechetInceptionDistance):
             >>> [float(m.mean()) for m in fid.real_moments()]
             [1.0, 0.0625]
         """
-        current = self.real_features_sum
-        mu = torch.as_tensor(np.asarray(mu), dtype=torch.float64)
-        sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)
-        if mu.shape != current.shape or sigma.shape != (current.shape[0], current.shape[0]):
+        mu, sigma = (torch.as_tensor(np.asarray(m), dtype=torch.float64) for m in (mu, sigma))
+        d = self.real_features_sum.shape[0]
+        if mu.shape != (d,) or sigma.shape != (d, d):
             raise ValueError(
                 f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} do not fit "
-                f"{self.features_name} features of {current.shape[0]} dimensions"
+                f"{self.features_name} features of {d} dimensions"
             )
-        # torchmetrics: cov = (cov_sum - n mean mean^T) / (n - 1), mean = sum / n; with n = 2 these are exact.
-        n = 2
-        self.load_real_statistics(
-            {
-                "real_features_sum": n * mu,
-                "real_features_cov_sum": sigma * (n - 1) + n * torch.outer(mu, mu),
-                "real_features_num_samples": torch.tensor(n),
-            }
-        )
+        # Stored as the sums of n = 2 pseudo-images, from which torchmetrics' mean = sum / n and
+        # cov = (cov_sum - n mean mean^T) / (n - 1) give back exactly mu and sigma.
+        self.load_real_statistics({
+            "real_features_sum": 2 * mu,
+            "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
+            "real_features_num_samples": torch.tensor(2),
+        })
 
     def load_or_compute_real(self, cache_file: str | Path, images: Callable[[], Iterable[Tensor]]) -> bool:
         """Load the real statistics from ``cache_file``, or compute them from ``images()`` and save them.
 
         Args:
-            cache_file: a ``.safetensors`` file; its name should identify the data and the features
+            cache_file: a ``.safetensors`` file whose name identifies the data and the features
                 (see :func:`module_fingerprint`).
             images: called only on a cache miss; yields batches of real images in ``[-1, 1]``.
 
         Returns:
             ``True`` if the cache was used.
         """
-        cache_file = Path(cache_file)
-        if cache_file.is_file():
+        if Path(cache_file).is_file():
             self.load_real_statistics(load_file(cache_file))
             return True
         for batch in images():
             self.update(batch, real=True)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        save_file(self.real_statistics(), tmp)
-        os.replace(tmp, cache_file)
+        _write_atomic(cache_file, lambda tmp: save_file(self.real_statistics(), tmp))
         return False
