@@ -11,9 +11,8 @@ from ratlip_layers.data import DataFileError, ShapesDataset
 from ratlip_layers.metrics import (
     CLIPFeatures,
     FrechetDistance,
+    InceptionFeatures,
     MetricContext,
-    TorchvisionInceptionFeatures,
-    inception_features,
     load_fid_statistics,
     save_fid_statistics,
 )
@@ -96,17 +95,17 @@ def test_npz_round_trip_and_errors(tmp_path):
 
 def test_torchvision_weights_errors(tmp_path):
     with pytest.raises(DataFileError, match="nope.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "nope.pth")
+        InceptionFeatures(tmp_path / "nope.pth", protocol="torchvision")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "junk.pth")
+        InceptionFeatures(tmp_path / "junk.pth", protocol="torchvision")
     torch.save({"w": torch.zeros(1)}, tmp_path / "keys.pth")
     with pytest.raises(ValueError, match="keys.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "keys.pth")
+        InceptionFeatures(tmp_path / "keys.pth", protocol="torchvision")
     with pytest.raises(ValueError, match="weights_path"):
-        inception_features("torchvision")
+        InceptionFeatures(protocol="torchvision")
     with pytest.raises(ValueError, match="unknown FID protocol 'tf'"):
-        inception_features("tf", tmp_path / "x")
+        InceptionFeatures(tmp_path / "x", protocol="tf")
 
 
 @pytest.mark.parametrize("protocol", ["inception", "torchvision"])
@@ -114,9 +113,9 @@ def test_a_missing_weights_file_is_a_value_error_naming_it(tmp_path, protocol):
     # Issue #11: ``except ValueError`` must catch every bad input the library names.
     missing = tmp_path / "missing.pth"
     with pytest.raises(ValueError, match=f"Inception weights not found at {missing}"):
-        inception_features(protocol, missing)
+        InceptionFeatures(missing, protocol=protocol)
     with pytest.raises(ValueError, match="download=True"):
-        inception_features(protocol)
+        InceptionFeatures(protocol=protocol)
 
 
 def _calibrate_batch_norms(net, images):
@@ -158,7 +157,7 @@ def test_both_protocols_score_the_same_images_against_npz_statistics(tmp_path):
     generated = (torch.rand(6, 3, 64, 64) * 2 - 1) * 0.6 + 0.2
     values = {}
     for protocol in ("inception", "torchvision"):
-        features = inception_features(protocol, _random_weights(protocol, tmp_path / f"{protocol}.pth"))
+        features = InceptionFeatures(_random_weights(protocol, tmp_path / f"{protocol}.pth"), protocol=protocol)
         features.train()  # batch norms stay frozen whatever the caller does
         assert not any(m.training for m in features.modules() if isinstance(m, torch.nn.BatchNorm2d))
         reference_features = features(reference_images).double().numpy()

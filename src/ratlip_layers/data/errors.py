@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pickle
 
-__all__ = ["PREPARE_DOCS", "DataFileError", "DatasetLayoutError", "UnsafePickleError"]
+__all__ = ["DataFileError", "DatasetLayoutError", "UnsafePickleError"]
 
-PREPARE_DOCS = "docs/training.rst, section 'Preparing the datasets'"
-"""Where the dataset layouts and the steps to build them are documented."""
+PREPARE_DOCS = "docs/training.rst, section 'Preparing the datasets'"  # named by layout errors
 
 
 class DatasetLayoutError(FileNotFoundError, ValueError):

@@ -14,20 +14,13 @@ from pathlib import Path
 from .._checks import check_path
 from .errors import DataFileError, UnsafePickleError
 
-__all__ = ["RestrictedUnpickler", "load_filenames"]
+__all__ = ["load_filenames"]
 
 _ALLOWED = "split pickles may only hold lists, tuples and strings"
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that imports no global, so it can only build plain containers and scalars.
-
-    Example:
-        >>> import io, pickle
-        >>> from ratlip_layers.data import RestrictedUnpickler
-        >>> RestrictedUnpickler(io.BytesIO(pickle.dumps(["a/b", "c/d"]))).load()
-        ['a/b', 'c/d']
-    """
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that imports no global, so it can only build plain containers and scalars."""
 
     def find_class(self, module: str, name: str):
         raise UnsafePickleError(f"refusing to load {module}.{name}: {_ALLOWED}")
@@ -60,7 +53,7 @@ def load_filenames(path: str | Path) -> list[str]:
     """
     path = Path(check_path("path", path))
     try:
-        keys = RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        keys = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     except OSError as err:
         raise DataFileError(f"cannot read split file {path}: {err.strerror or err}") from None
     except UnsafePickleError as err:

@@ -147,17 +147,8 @@ class ShapeSpec(NamedTuple):
 
 
 def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
-    """The ``(size, size)`` bool mask of the pixel centres a shape covers: the shapes' one geometry.
-
-    The centre ``(cx, cy)`` and ``radius`` are fractions of the side; every shape has about the area
-    of the circle of that radius.
-
-    Example:
-        >>> from ratlip_layers.data.shapes import shape_mask
-        >>> mask = shape_mask("square", 0.5, 0.5, 0.3, 8)
-        >>> int(mask.sum()), bool(mask[0, 0])
-        (16, False)
-    """
+    """The ``(size, size)`` bool mask of the pixel centres a shape covers (the shapes' one geometry).
+    Centre and radius are fractions of the side; every shape has about the area of that circle."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) / size
     dy, dx = np.meshgrid(coords - cy, coords - cx, indexing="ij")
     r = radius

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
 from .._checks import check_device, check_positive_int
 from ..data.keys import DrawKey, draw_seed
-from .fid import FrechetDistance, load_fid_statistics, module_fingerprint
 
-__all__ = ["evaluate_generator", "fixed_noise", "prepare_real_statistics"]
+__all__ = ["evaluate_generator", "fixed_noise"]
 
 
 def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
@@ -33,65 +30,6 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
     return torch.stack(
         [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
     )
-
-
-def prepare_real_statistics(
-    metric: FrechetDistance,
-    dataset: Dataset,
-    *,
-    cache_dir: str | Path,
-    dataset_id: str,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    is_main: bool = True,
-    reference: str | Path | None = None,
-) -> Path:
-    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
-
-    The cache file's name holds ``dataset_id`` and a fingerprint of the features' weights, so other
-    data or features never reuse it. Under DDP only rank 0 (``is_main``) holds the statistics, so
-    that the cross-rank sum counts them once.
-
-    Args:
-        metric: the FID metric to fill.
-        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
-        cache_dir: where the statistics are cached.
-        dataset_id: names the data in the cache file's name.
-        batch_size: images per feature-extractor call.
-        num_workers: data-loader workers.
-        is_main: whether this rank holds the statistics.
-        reference: an ``.npz`` of published statistics (``mu``, ``sigma``; e.g. DF-GAN's
-            ``bird_val256_FIDK0.npz``) to score against instead of ``dataset``; nothing is cached.
-
-    Returns:
-        The cache file, or ``reference`` when given.
-
-    Example:
-        >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.data import ShapesDataset
-        >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
-        >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
-        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"), cache_dir=tempfile.mkdtemp(),
-        ...                                 dataset_id="shapes-test-32-16")
-        >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
-        (True, 16)
-    """
-    if reference is not None:
-        mu, sigma = load_fid_statistics(reference)  # on every rank: a bad file fails everywhere alike
-        if is_main:
-            try:
-                metric.set_real_moments(mu, sigma)
-            except ValueError as err:
-                raise ValueError(f"{reference}: {err}") from None
-        return Path(reference)
-    name = f"fid-{dataset_id}-{metric.features_name}-{module_fingerprint(metric.inception)}.safetensors"
-    cache_file = Path(cache_dir) / name
-    if is_main:
-        device = metric.real_features_sum.device
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
-        metric.load_or_compute_real(cache_file, lambda: (images.to(device) for images, _ in loader))
-    return cache_file
 
 
 @torch.no_grad()

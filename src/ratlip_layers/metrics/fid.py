@@ -1,21 +1,15 @@
 """FID: torchmetrics' Fréchet distance on features of choice, and reference statistics in ``.npz`` files.
 
-The features decide the numbers, which are never comparable across features (the result's key names
-them):
-
-- :class:`CLIPFeatures`: an open_clip model's image embedding; nothing to download (tests, ``shapes``).
-- :class:`InceptionFeatures`, protocol ``"inception"``: the TF-FID InceptionV3 ported by
-  torch-fidelity, as torchmetrics and torch-fidelity report FID.
-- :class:`TorchvisionInceptionFeatures`, protocol ``"torchvision"``: torchvision's ImageNet
-  InceptionV3, as DF-GAN, GALIP and RATLIP computed their published FIDs, against ``.npz`` reference
-  statistics (:func:`load_fid_statistics`, :meth:`FrechetDistance.set_real_moments`).
+The features decide the numbers, never comparable across features (the result's key names them):
+:class:`CLIPFeatures` (no download; tests, ``shapes``) or :class:`InceptionFeatures` of an FID
+protocol, the papers' one scored against ``.npz`` statistics (:func:`load_fid_statistics`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from ..clip import CLIPImageEncoder
@@ -34,15 +29,14 @@ __all__ = [
     "CLIPFeatures",
     "FrechetDistance",
     "InceptionFeatures",
-    "TorchvisionInceptionFeatures",
-    "inception_features",
     "load_fid_statistics",
-    "module_fingerprint",
+    "prepare_real_statistics",
     "save_fid_statistics",
 ]
 
 FID_PROTOCOLS = ("inception", "torchvision")
-"""The Inception FID protocols: ``"inception"`` (torchmetrics' TF-FID), ``"torchvision"`` (the papers')."""
+"""The Inception FID protocols, never comparable: ``"inception"`` (torchmetrics' TF-FID) and
+``"torchvision"`` (the DF-GAN, GALIP and RATLIP papers'); see :class:`InceptionFeatures`."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -67,14 +61,14 @@ def _write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _weights(weights_path: str | Path | None, download: bool, what: str) -> dict[str, Tensor] | None:
+def _weights(weights_path: str | Path | None, download: bool) -> dict[str, Tensor] | None:
     """The state dict in ``weights_path`` (``None`` when downloading), read with ``weights_only=True``
     so that a file holding anything but tensors is refused before any other reader opens it."""
     if weights_path is None:
         if not download:
-            raise ValueError(f"{what}: weights_path is required (or pass download=True to fetch them)")
+            raise ValueError("weights_path is required (or pass download=True to fetch the weights)")
         return None
-    path = _existing_file(weights_path, what)
+    path = _existing_file(weights_path, "Inception weights")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickled code, corrupt and foreign files alike
@@ -93,18 +87,8 @@ def _moments(mu: Any, sigma: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     return mu, sigma
 
 
-def module_fingerprint(module: nn.Module) -> str:
-    """A short hash of a module's state (names, shapes, dtypes and values): equal weights, equal hash.
-
-    Example:
-        >>> from ratlip_layers.metrics import module_fingerprint
-        >>> _ = torch.manual_seed(0); a = nn.Linear(2, 2)
-        >>> _ = torch.manual_seed(0); b = nn.Linear(2, 2)
-        >>> module_fingerprint(a) == module_fingerprint(b), module_fingerprint(a) == module_fingerprint(nn.Linear(2, 2))
-        (True, False)
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+def _fingerprint(module: nn.Module) -> str:
+    """A short hash of a module's state (names, shapes, dtypes and values): equal weights, equal hash."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
@@ -142,70 +126,54 @@ class CLIPFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """The ``"inception"`` protocol's features: torch-fidelity's TF-FID InceptionV3, 2048-d pool output.
+    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``.
+
+    - ``"inception"``: torch-fidelity's TF-FID network (weights
+      ``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics and torch-fidelity report FID.
+    - ``"torchvision"``: torchvision's ImageNet ``inception_v3`` (a ``torch.save``-d state dict such
+      as ``inception_v3_google.pth``) on images resized bilinearly to 299x299 with ImageNet
+      normalisation, as DF-GAN, GALIP and RATLIP computed their published FIDs.
+
+    The weights file is read with ``torch.load(weights_only=True)`` first, so a file holding anything
+    but tensors is refused unread. The network stays in eval mode.
 
     Args:
-        weights_path: a local copy of torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``.
-        download: let torch-fidelity fetch the weights when ``weights_path`` is ``None``.
+        weights_path: the protocol's local weights file.
+        protocol: one of :data:`FID_PROTOCOLS`.
+        download: fetch the weights when ``weights_path`` is ``None``.
 
     Example:
         >>> from ratlip_layers.metrics import InceptionFeatures
-        >>> InceptionFeatures("no/such/weights.pth")
+        >>> InceptionFeatures("no/such/inception_v3.pth", protocol="torchvision")
         Traceback (most recent call last):
         ...
-        ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/weights.pth
+        ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/inception_v3.pth
+        >>> features = InceptionFeatures("inception_v3_google.pth", protocol="torchvision")  # doctest: +SKIP
+        >>> features(torch.zeros(2, 3, 64, 64)).shape, features.name  # doctest: +SKIP
+        (torch.Size([2, 2048]), 'inception_torchvision')
     """
 
     num_features = 2048
-    name = "inception"
 
-    def __init__(self, weights_path: str | Path | None = None, *, download: bool = False) -> None:
+    def __init__(
+        self, weights_path: str | Path | None = None, *, protocol: str = "inception", download: bool = False
+    ) -> None:
         super().__init__()
-        _weights(weights_path, download, "Inception weights")
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=[str(self.num_features)],
-            feature_extractor_weights_path=None if weights_path is None else str(weights_path),
-        )
-
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
-        return self.net(((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
-
-
-class TorchvisionInceptionFeatures(nn.Module):
-    """The ``"torchvision"`` protocol's features (DF-GAN, GALIP, RATLIP): torchvision's ImageNet
-    InceptionV3, 2048-d pool3 output, on images resized bilinearly to 299x299 and normalised with the
-    ImageNet mean and std; the network stays in eval mode.
-
-    Args:
-        weights_path: a ``torch.save``-d state dict of ``torchvision.models.inception_v3``
-            (e.g. ``Inception_V3_Weights.IMAGENET1K_V1``).
-        download: fetch torchvision's ImageNet weights when ``weights_path`` is ``None``.
-
-    Example:
-        >>> from ratlip_layers.metrics import TorchvisionInceptionFeatures
-        >>> TorchvisionInceptionFeatures("no/such/inception_v3.pth")
-        Traceback (most recent call last):
-        ...
-        ratlip_layers.data.errors.DataFileError: torchvision Inception weights not found at no/such/inception_v3.pth
-        >>> features = TorchvisionInceptionFeatures("inception_v3_google.pth")  # doctest: +SKIP
-        >>> features(torch.zeros(2, 3, 64, 64)).shape  # doctest: +SKIP
-        torch.Size([2, 2048])
-    """
-
-    num_features = 2048
-    name = "inception_torchvision"
-
-    def __init__(self, weights_path: str | Path | None = None, *, download: bool = False) -> None:
-        super().__init__()
+        if protocol not in FID_PROTOCOLS:
+            raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
+        self.protocol, self.name = protocol, "inception" if protocol == "inception" else "inception_torchvision"
+        state = _weights(weights_path, download)
+        if protocol == "inception":
+            path = None if weights_path is None else str(weights_path)
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+            return
         from torchvision.models import Inception_V3_Weights, inception_v3
 
-        state = _weights(weights_path, download, "torchvision Inception weights")
-        if state is None:
-            state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing, unexpected = net.load_state_dict(
+            Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state,
+            strict=False,
+        )
         missing = [k for k in missing if not k.startswith("AuxLogits.")]
         if missing or unexpected:
             raise ValueError(
@@ -217,42 +185,17 @@ class TorchvisionInceptionFeatures(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> TorchvisionInceptionFeatures:
-        """Stay in eval mode: the protocol needs frozen batch-norm statistics."""
+    def train(self, mode: bool = True) -> InceptionFeatures:
+        """Stay in eval mode: the protocols need frozen batch-norm statistics."""
         return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
+        if self.protocol == "inception":
+            return self.net(((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         x = (images.float().clamp(-1, 1) + 1) / 2
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         return self.net((x - self.mean) / self.std).flatten(1).float()
-
-
-def inception_features(
-    protocol: str, weights_path: str | Path | None = None, *, download: bool = False
-) -> nn.Module:
-    """The feature extractor of an Inception FID protocol (see :data:`FID_PROTOCOLS`).
-
-    Args:
-        protocol: ``"inception"`` (:class:`InceptionFeatures`) or ``"torchvision"``
-            (:class:`TorchvisionInceptionFeatures`).
-        weights_path: the local weights file of that protocol's network.
-        download: allow downloading the weights when ``weights_path`` is ``None``.
-
-    Returns:
-        The feature module.
-
-    Example:
-        >>> from ratlip_layers.metrics import inception_features
-        >>> inception_features("tf")
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown FID protocol 'tf', expected one of ('inception', 'torchvision')
-    """
-    classes = {"inception": InceptionFeatures, "torchvision": TorchvisionInceptionFeatures}
-    if protocol not in classes:
-        raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
-    return classes[protocol](weights_path, download=download)
 
 
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -310,11 +253,11 @@ class FrechetDistance(FrechetInceptionDistance):
     ``{"fid_<features name>": value}``.
 
     The real statistics survive :meth:`reset` and are summed across DDP ranks by torchmetrics. They
-    come from real images (``update(images, real=True)``, cached by :meth:`load_or_compute_real`) or
-    from a published mean and covariance (:meth:`set_real_moments`).
+    come from real images (``update(images, real=True)``, cached by :func:`prepare_real_statistics`)
+    or from a published mean and covariance (:meth:`set_real_moments`).
 
     Args:
-        features: :class:`CLIPFeatures`, an Inception features module, or any module mapping images
+        features: :class:`CLIPFeatures`, :class:`InceptionFeatures`, or any module mapping images
             in ``[-1, 1]`` to ``(B, num_features)`` with ``num_features`` and ``name`` attributes.
 
     Example:
@@ -343,12 +286,9 @@ class FrechetDistance(FrechetInceptionDistance):
     def compute(self) -> dict[str, float]:
         return {f"fid_{self.features_name}": float(super().compute())}
 
-    def real_statistics(self) -> dict[str, Tensor]:
-        """The real images' sums (features, outer products, count), for :meth:`load_real_statistics`."""
-        return {name: getattr(self, name).detach().cpu().clone() for name in _REAL_STATES}
-
     def load_real_statistics(self, statistics: dict[str, Tensor]) -> None:
-        """Replace the real statistics with ones from :meth:`real_statistics`."""
+        """Replace the real statistics: the sums of the features, of their outer products and the count
+        (``real_features_sum``, ``real_features_cov_sum``, ``real_features_num_samples``)."""
         for name in _REAL_STATES:
             current, value = getattr(self, name), statistics[name]
             if value.shape != current.shape:
@@ -396,21 +336,65 @@ class FrechetDistance(FrechetInceptionDistance):
             "real_features_num_samples": torch.tensor(2),
         })
 
-    def load_or_compute_real(self, cache_file: str | Path, images: Callable[[], Iterable[Tensor]]) -> bool:
-        """Load the real statistics from ``cache_file``, or compute them from ``images()`` and save them.
 
-        Args:
-            cache_file: a ``.safetensors`` file whose name identifies the data and the features
-                (see :func:`module_fingerprint`).
-            images: called only on a cache miss; yields batches of real images in ``[-1, 1]``.
+def prepare_real_statistics(
+    metric: FrechetDistance,
+    dataset: Dataset,
+    *,
+    cache_dir: str | Path,
+    dataset_id: str,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    is_main: bool = True,
+    reference: str | Path | None = None,
+) -> Path:
+    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
-        Returns:
-            ``True`` if the cache was used.
-        """
-        if Path(cache_file).is_file():
-            self.load_real_statistics(load_file(cache_file))
-            return True
-        for batch in images():
-            self.update(batch, real=True)
-        _write_atomic(cache_file, lambda tmp: save_file(self.real_statistics(), tmp))
-        return False
+    The cache file's name holds ``dataset_id`` and a hash of the features' weights, so other data or
+    features never reuse it. Under DDP only rank 0 (``is_main``) holds the statistics, so that the
+    cross-rank sum counts them once.
+
+    Args:
+        metric: the FID metric to fill.
+        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
+        cache_dir: where the statistics are cached (a ``.safetensors`` file per data and features).
+        dataset_id: names the data in the cache file's name.
+        batch_size: images per feature-extractor call.
+        num_workers: data-loader workers.
+        is_main: whether this rank holds the statistics.
+        reference: an ``.npz`` of published statistics (e.g. DF-GAN's ``bird_val256_FIDK0.npz``) to
+            score against instead of ``dataset``; nothing is cached.
+
+    Returns:
+        The cache file, or ``reference`` when given.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
+        >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
+        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"), cache_dir=tempfile.mkdtemp(),
+        ...                                 dataset_id="shapes-test-32-16")
+        >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
+        (True, 16)
+    """
+    if reference is not None:
+        mu, sigma = load_fid_statistics(reference)  # on every rank: a bad file fails everywhere alike
+        if is_main:
+            try:
+                metric.set_real_moments(mu, sigma)
+            except ValueError as err:
+                raise ValueError(f"{reference}: {err}") from None
+        return Path(reference)
+    cache_file = Path(cache_dir) / f"fid-{dataset_id}-{metric.features_name}-{_fingerprint(metric.inception)}.safetensors"
+    if not is_main:
+        return cache_file
+    if cache_file.is_file():
+        metric.load_real_statistics(load_file(cache_file))
+        return cache_file
+    device = metric.real_features_sum.device
+    for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+        metric.update(images.to(device), real=True)
+    statistics = {name: getattr(metric, name).detach().cpu().clone() for name in _REAL_STATES}
+    return _write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from .clip_score import CLIPScore
-from .fid import FID_PROTOCOLS, CLIPFeatures, FrechetDistance, inception_features
+from .fid import FID_PROTOCOLS, CLIPFeatures, FrechetDistance, InceptionFeatures
 from .shapes_accuracy import ShapesAccuracy
 
 __all__ = ["MetricContext", "build_metrics", "metric_names", "register_metric", "unregister_metric"]
@@ -150,7 +150,7 @@ def _clip_score(context: MetricContext) -> Metric:
 def _fid(context: MetricContext) -> Metric:
     if context.fid_features == "clip":
         return FrechetDistance(CLIPFeatures(context.clip_model))
-    return FrechetDistance(inception_features(context.fid_features, context.inception_weights))
+    return FrechetDistance(InceptionFeatures(context.inception_weights, protocol=context.fid_features))
 
 
 @register_metric("shapes_accuracy", datasets=["shapes"])

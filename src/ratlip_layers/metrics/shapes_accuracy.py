@@ -32,8 +32,6 @@ _COUNTS = {  # each accuracy and the count it divides by the total
     "colour_acc": "both_correct", "fg_acc": "fg_correct", "bg_acc": "bg_correct", "shape_acc": "shape_correct"
 }
 _MIN_FOREGROUND = 0.02  # fraction of the interior; below it, no shape was drawn
-# shape, colour, background, centroid
-Reading = tuple[str | None, str | None, str, tuple[float, float] | None]
 
 
 @lru_cache
@@ -61,7 +59,8 @@ def _fit_shape(mask: np.ndarray) -> tuple[str, tuple[float, float]]:
     return max(SHAPES, key=overlap), (float(cx), float(cy))
 
 
-def _read(images: Tensor) -> list[Reading]:
+def _read(images: Tensor) -> list[tuple]:
+    """``(shape, colour, background, centroid)`` per image; see :func:`read_shapes_image`."""
     check_tensor("images", images, 4, "(B, 3, S, S)")
     check_size("images", images, 1, 3, "channels")
     size = images.shape[-1]
