@@ -252,4 +252,5 @@ class CUBDataset(CaptionedImageFolder):
         image = super()._open(index)
         x, y, w, h = self.boxes[index]
         cx, cy, r = int((2 * x + w) / 2), int((2 * y + h) / 2), int(max(w, h) * 0.75)
-        return image.crop((max(0, cx - r), max(0, cy - r), min(image.width, cx + r), min(image.height, cy + r)))
+        width, height = image.size
+        return image.crop((max(0, cx - r), max(0, cy - r), min(width, cx + r), min(height, cy + r)))

@@ -50,15 +50,12 @@ class ResumableSampler(DistributedSampler):
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
         num_replicas = check_positive_int("num_replicas", num_replicas)
-        if not check_nonnegative_int("rank", rank) < num_replicas:
+        rank = check_nonnegative_int("rank", rank)
+        if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
+        seed = check_nonnegative_int("seed", seed)
         super().__init__(
-            dataset,
-            num_replicas=num_replicas,
-            rank=int(rank),
-            shuffle=shuffle,
-            seed=check_nonnegative_int("seed", seed),
-            drop_last=drop_last,
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
         self.start = 0
 
@@ -68,11 +65,11 @@ class ResumableSampler(DistributedSampler):
 
     def set_position(self, epoch: int, start: int) -> None:
         """Continue epoch ``epoch`` from this rank's ``start``-th sample."""
-        epoch = check_nonnegative_int("epoch", epoch)
-        if not check_nonnegative_int("start", start) <= self.num_samples:
+        epoch, start = check_nonnegative_int("epoch", epoch), check_nonnegative_int("start", start)
+        if start > self.num_samples:
             raise ValueError(f"start must be in [0, {self.num_samples}] (samples per rank), got {start}")
         super().set_epoch(epoch)
-        self.start = int(start)
+        self.start = start
 
     def __iter__(self) -> Iterator[DrawKey]:
         indices = list(super().__iter__())

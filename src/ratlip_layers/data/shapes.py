@@ -96,8 +96,8 @@ def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) 
         raise ValueError(f"colour and background must differ, both are {colour!r}")
     if not 0 <= phrasing < len(PHRASINGS):
         raise ValueError(f"phrasing must be in [0, {len(PHRASINGS)}), got {phrasing}")
-    a = {word: ("an " if word[0] in "aeiou" else "a ") + word for word in (colour, background)}
-    return PHRASINGS[phrasing].format(a_colour=a[colour], shape=shape, a_background=a[background])
+    article = {word: ("an " if word[0] in "aeiou" else "a ") + word for word in (colour, background)}
+    return PHRASINGS[phrasing].format(a_colour=article[colour], shape=shape, a_background=article[background])
 
 
 _SHAPE_RE = re.compile(rf"\b({'|'.join(PALETTE)})\s+({'|'.join(SHAPES)})\b")

@@ -27,9 +27,8 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
         raise TypeError(f"indices must be a list of image indices, got {type(indices).__name__}")
     if not indices:
         raise ValueError("indices must be a non-empty list of image indices, got an empty list")
-    return torch.stack(
-        [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
-    )
+    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
+    return torch.stack(rows)
 
 
 @torch.no_grad()

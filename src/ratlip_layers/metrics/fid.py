@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -161,11 +162,12 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         if protocol not in FID_PROTOCOLS:
             raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
-        self.protocol, self.name = protocol, "inception" if protocol == "inception" else "inception_torchvision"
+        self.protocol = protocol
+        self.name = "inception" if protocol == "inception" else "inception_torchvision"
         state = _weights(weights_path, download)
         if protocol == "inception":
             path = None if weights_path is None else str(weights_path)
-            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], path)
             return
         from torchvision.models import Inception_V3_Weights, inception_v3
 
@@ -182,8 +184,6 @@ class InceptionFeatures(nn.Module):
             )
         net.fc, net.AuxLogits, net.aux_logits = nn.Identity(), None, False
         self.net = net.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True) -> InceptionFeatures:
         """Stay in eval mode: the protocols need frozen batch-norm statistics."""
@@ -195,7 +195,8 @@ class InceptionFeatures(nn.Module):
             return self.net(((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         x = (images.float().clamp(-1, 1) + 1) / 2
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        return self.net((x - self.mean) / self.std).flatten(1).float()
+        x = TF.normalize(x, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])  # ImageNet mean and std
+        return self.net(x).flatten(1).float()
 
 
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -387,7 +388,8 @@ def prepare_real_statistics(
             except ValueError as err:
                 raise ValueError(f"{reference}: {err}") from None
         return Path(reference)
-    cache_file = Path(cache_dir) / f"fid-{dataset_id}-{metric.features_name}-{_fingerprint(metric.inception)}.safetensors"
+    features = f"{metric.features_name}-{_fingerprint(metric.inception)}"
+    cache_file = Path(cache_dir) / f"fid-{dataset_id}-{features}.safetensors"
     if not is_main:
         return cache_file
     if cache_file.is_file():

@@ -164,7 +164,9 @@ class ShapesAccuracy(Metric):
         seen = _read(images)
         self.image_size = images.shape[-1]
         device = self.total.device
-        shape, fg, bg = (torch.tensor([s[k] == w[k] for s, w in zip(seen, wanted)], device=device) for k in range(3))
+        shape, fg, bg = (
+            torch.tensor([s[k] == w[k] for s, w in zip(seen, wanted)], device=device) for k in range(3)
+        )
         self.total += len(captions)
         self.fg_correct += fg.sum()
         self.bg_correct += bg.sum()
