@@ -189,15 +189,13 @@ class CUBDataset(CaptionedImageFolder):
         >>> from PIL import Image
         >>> from ratlip_layers.data import CUBDataset
         >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> cub = root / "CUB_200_2011"
-        >>> (cub / "images" / "001.Albatross").mkdir(parents=True)
-        >>> (root / "text" / "001.Albatross").mkdir(parents=True)
-        >>> (root / "test").mkdir()
-        >>> Image.new("RGB", (100, 80)).save(cub / "images" / "001.Albatross" / "a_1.jpg")
-        >>> _ = (cub / "images.txt").write_text("1 001.Albatross/a_1.jpg")
-        >>> _ = (cub / "bounding_boxes.txt").write_text("1 40.0 30.0 20.0 20.0")
-        >>> _ = (root / "text" / "001.Albatross" / "a_1.txt").write_text("a large white seabird")
-        >>> _ = (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(["001.Albatross/a_1"]))
+        >>> for folder in ("CUB_200_2011/images/001.Albatross", "text/001.Albatross", "test"):
+        ...     (root / folder).mkdir(parents=True)
+        >>> Image.new("RGB", (100, 80)).save(root / "CUB_200_2011/images/001.Albatross/a_1.jpg")
+        >>> _ = (root / "CUB_200_2011/images.txt").write_text("1 001.Albatross/a_1.jpg")
+        >>> _ = (root / "CUB_200_2011/bounding_boxes.txt").write_text("1 40.0 30.0 20.0 20.0")
+        >>> _ = (root / "text/001.Albatross/a_1.txt").write_text("a large white seabird")
+        >>> _ = (root / "test/filenames.pickle").write_bytes(pickle.dumps(["001.Albatross/a_1"]))
         >>> image, caption = CUBDataset(root, split="test", image_size=16)[0]
         >>> image.shape, caption
         (torch.Size([3, 16, 16]), 'a large white seabird')
