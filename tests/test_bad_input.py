@@ -93,7 +93,7 @@ def _sweep_cases():
     from ratlip_layers.data import CaptionCollate, ResumableSampler, ShapesDataset, draw_seed, eval_transform
     from ratlip_layers.data import parse_shapes_caption, render_shape, train_transform
     from ratlip_layers.layers import RecurrentMemory, ThreadedRATBlock, convert_to_rat, modulate_twice
-    from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise, module_fingerprint
+    from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise
     from ratlip_layers.models import convert_galip_discriminator, convert_galip_generator, read_checkpoint
     from ratlip_layers.training import EMA, CheckpointManager, GANTrainStep, Trainer, captioned_grid
     from ratlip_layers.clip import CLIPImageEncoder
@@ -141,7 +141,6 @@ def _sweep_cases():
         ("shapes index out of range", lambda: ShapesDataset(4)[10], IndexError, "index 10 is out of range for a dataset of 4 samples"),
         ("fixed_noise no indices", lambda: fixed_noise([], 4, 0), ValueError, "indices must be a non-empty list .* got an empty list"),
         ("fixed_noise zero z_dim", lambda: fixed_noise([0], 0, 0), ValueError, "z_dim must be a positive int, got 0"),
-        ("module_fingerprint None", lambda: module_fingerprint(None), TypeError, "module must be a torch.nn.Module, got NoneType"),
         ("build_metrics no context", lambda: build_metrics("shapes", None), TypeError, "context must be a MetricContext, got NoneType"),
         ("evaluate_generator bad device", lambda: evaluate_generator(None, None, {}, num_images=2, z_dim=4, device="gpu"), ValueError, "got 'gpu'"),
         ("evaluate_generator zero batch", lambda: evaluate_generator(None, None, {}, num_images=2, z_dim=4, batch_size=0), ValueError, "batch_size must be a positive int, got 0"),

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ratlip_layers.clip import tiny_clip
+from ratlip_layers.data import DataFileError
 from ratlip_layers.metrics import (
     CLIPFeatures,
     CLIPScore,
@@ -13,7 +14,7 @@ from ratlip_layers.metrics import (
     ShapesAccuracy,
     build_metrics,
     metric_names,
-    module_fingerprint,
+    prepare_real_statistics,
     register_metric,
 )
 
@@ -57,22 +58,29 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_a_shift(clip):
     assert abs(same) < 1e-3 and shifted > 100 * max(abs(same), 1e-4)
 
 
+class _CountedImages(torch.utils.data.Dataset):
+    """Random real images that count their reads."""
+
+    def __init__(self, n):
+        self.n, self.reads = n, 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1, "a caption"
+
+
 def test_real_statistics_are_cached_once(clip, tmp_path):
     model, _ = clip
-    real = torch.rand(20, 3, 32, 32) * 2 - 1
+    real = _CountedImages(20)
+    first, second = FrechetDistance(CLIPFeatures(model)), FrechetDistance(CLIPFeatures(model))
+    kwargs = dict(cache_dir=tmp_path, dataset_id="real-20", batch_size=8)
+    assert prepare_real_statistics(first, real, **kwargs) == prepare_real_statistics(second, real, **kwargs)
+    assert real.reads == 20 and int(second.real_features_num_samples) == 20
+    assert not list(tmp_path.glob(".*tmp*"))
     fake = torch.rand(20, 3, 32, 32) * 2 - 1
-    first = FrechetDistance(CLIPFeatures(model))
-    calls = []
-
-    def batches():
-        calls.append(1)
-        yield real[:10]
-        yield real[10:]
-
-    assert first.load_or_compute_real(tmp_path / "stats.safetensors", batches) is False
-    second = FrechetDistance(CLIPFeatures(model))
-    assert second.load_or_compute_real(tmp_path / "stats.safetensors", batches) is True
-    assert calls == [1]
     first.update(fake)
     second.update(fake)
     assert first.compute() == second.compute()
@@ -91,17 +99,20 @@ def test_stats_of_other_features_are_refused(clip, tmp_path):
         )
 
 
-def test_fingerprint_follows_the_weights(clip):
+def test_the_cache_follows_the_features_weights(clip, tmp_path):
     model, _ = clip
-    features = CLIPFeatures(model)
     torch.manual_seed(1)
     other, _ = tiny_clip()
-    assert module_fingerprint(features) == module_fingerprint(CLIPFeatures(model))
-    assert module_fingerprint(features) != module_fingerprint(CLIPFeatures(other))
+
+    def cache_file(clip_model):
+        fid = FrechetDistance(CLIPFeatures(clip_model))
+        return prepare_real_statistics(fid, _CountedImages(4), cache_dir=tmp_path, dataset_id="real-4")
+
+    assert cache_file(model) == cache_file(model) != cache_file(other)
 
 
 def test_inception_weights_are_checked_before_anyone_unpickles_them(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Inception weights not found"):
+    with pytest.raises(DataFileError, match="Inception weights not found"):
         InceptionFeatures(tmp_path / "missing.pth")
     marker = tmp_path / "pwned"
 

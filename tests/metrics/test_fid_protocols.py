@@ -7,13 +7,12 @@ import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 import torchvision
 
 from ratlip_layers.clip import tiny_clip
-from ratlip_layers.data import ShapesDataset
+from ratlip_layers.data import DataFileError, ShapesDataset
 from ratlip_layers.metrics import (
     CLIPFeatures,
     FrechetDistance,
+    InceptionFeatures,
     MetricContext,
-    TorchvisionInceptionFeatures,
-    inception_features,
     load_fid_statistics,
     save_fid_statistics,
 )
@@ -90,23 +89,33 @@ def test_npz_round_trip_and_errors(tmp_path):
     np.savez(tmp_path / "obj.npz", mu=np.array([object()], dtype=object), sigma=sigma)
     with pytest.raises(ValueError, match="obj.npz"):
         load_fid_statistics(tmp_path / "obj.npz")
-    with pytest.raises(FileNotFoundError, match="missing.npz"):
+    with pytest.raises(DataFileError, match="missing.npz"):
         load_fid_statistics(tmp_path / "missing.npz")
 
 
 def test_torchvision_weights_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "nope.pth")
+    with pytest.raises(DataFileError, match="nope.pth"):
+        InceptionFeatures(tmp_path / "nope.pth", protocol="torchvision")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "junk.pth")
+        InceptionFeatures(tmp_path / "junk.pth", protocol="torchvision")
     torch.save({"w": torch.zeros(1)}, tmp_path / "keys.pth")
     with pytest.raises(ValueError, match="keys.pth"):
-        TorchvisionInceptionFeatures(tmp_path / "keys.pth")
+        InceptionFeatures(tmp_path / "keys.pth", protocol="torchvision")
     with pytest.raises(ValueError, match="weights_path"):
-        inception_features("torchvision")
+        InceptionFeatures(protocol="torchvision")
     with pytest.raises(ValueError, match="unknown FID protocol 'tf'"):
-        inception_features("tf", tmp_path / "x")
+        InceptionFeatures(tmp_path / "x", protocol="tf")
+
+
+@pytest.mark.parametrize("protocol", ["inception", "torchvision"])
+def test_a_missing_weights_file_is_a_value_error_naming_it(tmp_path, protocol):
+    # Issue #11: ``except ValueError`` must catch every bad input the library names.
+    missing = tmp_path / "missing.pth"
+    with pytest.raises(ValueError, match=f"Inception weights not found at {missing}"):
+        InceptionFeatures(missing, protocol=protocol)
+    with pytest.raises(ValueError, match="download=True"):
+        InceptionFeatures(protocol=protocol)
 
 
 def _calibrate_batch_norms(net, images):
@@ -148,7 +157,7 @@ def test_both_protocols_score_the_same_images_against_npz_statistics(tmp_path):
     generated = (torch.rand(6, 3, 64, 64) * 2 - 1) * 0.6 + 0.2
     values = {}
     for protocol in ("inception", "torchvision"):
-        features = inception_features(protocol, _random_weights(protocol, tmp_path / f"{protocol}.pth"))
+        features = InceptionFeatures(_random_weights(protocol, tmp_path / f"{protocol}.pth"), protocol=protocol)
         features.train()  # batch norms stay frozen whatever the caller does
         assert not any(m.training for m in features.modules() if isinstance(m, torch.nn.BatchNorm2d))
         reference_features = features(reference_images).double().numpy()

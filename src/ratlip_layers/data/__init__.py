@@ -2,10 +2,10 @@
 
 from .build import DATASETS, SHAPES_SIZES, build_dataset
 from .collate import CaptionBatch, CaptionCollate
-from .errors import PREPARE_DOCS, DataFileError, DatasetLayoutError, UnsafePickleError
+from .errors import DataFileError, DatasetLayoutError, UnsafePickleError
 from .folder import CaptionedImageFolder, CUBDataset
 from .keys import DrawKey, draw_seed
-from .safe_pickle import RestrictedUnpickler, load_filenames
+from .safe_pickle import load_filenames
 from .sampler import ResumableSampler
 from .shapes import (
     PALETTE,
@@ -23,7 +23,6 @@ __all__ = [
     "DATASETS",
     "PALETTE",
     "PHRASINGS",
-    "PREPARE_DOCS",
     "SHAPES",
     "SHAPES_SIZES",
     "CUBDataset",
@@ -33,7 +32,6 @@ __all__ = [
     "DataFileError",
     "DatasetLayoutError",
     "DrawKey",
-    "RestrictedUnpickler",
     "ResumableSampler",
     "ShapeSpec",
     "ShapesDataset",

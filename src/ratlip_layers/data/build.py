@@ -53,19 +53,13 @@ def build_dataset(
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if name == "shapes":
-        return ShapesDataset(
-            num_samples or SHAPES_SIZES.get(split, 1), image_size=image_size, seed=seed, split=split
-        )
+        size = num_samples or SHAPES_SIZES.get(split, 1)
+        return ShapesDataset(size, image_size=image_size, seed=seed, split=split)
     if data_dir is None:
         raise ValueError(
             f"dataset {name!r} needs a data directory (--data-dir); how to prepare it: {PREPARE_DOCS}"
         )
-    options = {
-        "split": split,
-        "image_size": image_size,
-        "augment": augment,
-        "skip_unreadable": skip_unreadable,
-    }
+    options = dict(split=split, image_size=image_size, augment=augment, skip_unreadable=skip_unreadable)
     if name == "cub":
         return CUBDataset(data_dir, **options)
     return CaptionedImageFolder(data_dir, name=name, **options)

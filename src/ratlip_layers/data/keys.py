@@ -1,9 +1,7 @@
-"""Item keys: which sample to load and which random draw (crop, flip, caption) to make for it.
-
-Samplers hand datasets ``(index, draw_seed)`` pairs. Every random choice a dataset makes for an item
-comes from a generator seeded with the draw seed, so the same key gives the same tensors in any
-process and any data-loader worker, which is what makes resuming and DDP exact. A bare index is a
-draw seeded from the index alone (what evaluation uses).
+"""Item keys ``(index, draw_seed)``: which sample to load and which random draw (crop, flip, caption)
+to make for it. Every random choice for an item comes from a generator seeded with the draw seed, so
+a key gives the same tensors in any process or worker (exact resumes, DDP). A bare index draws with
+a seed made from the index alone (what evaluation uses).
 """
 
 from __future__ import annotations
@@ -17,14 +15,12 @@ __all__ = ["DrawKey", "draw_seed", "split_key"]
 DrawKey = tuple[int, int]
 """``(index, draw_seed)``."""
 
-_MASK63 = (1 << 63) - 1
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def draw_seed(*parts: int) -> int:
-    """Mix integers (seed, epoch, position...) into one 63-bit seed, with SplitMix64 steps.
-
-    Nearby inputs give unrelated seeds, unlike a plain sum.
+    """Mix integers (seed, epoch, position...) into one 63-bit seed with SplitMix64 steps, so that
+    nearby inputs give unrelated seeds.
 
     Example:
         >>> from ratlip_layers.data import draw_seed
@@ -38,18 +34,18 @@ def draw_seed(*parts: int) -> int:
                 f"draw_seed parts must be ints, got {type(part).__name__} ({part!r}) at position {i}"
             )
         state = (state ^ (operator.index(part) & _MASK64)) * 0xBF58476D1CE4E5B9 & _MASK64
-        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & _MASK64
         state ^= state >> 29
-    return state & _MASK63
+    return state & (_MASK64 >> 1)
 
 
 def split_key(key: int | DrawKey) -> tuple[int, torch.Generator]:
-    """Return ``(index, generator)`` for an item key (an index or an ``(index, draw_seed)`` pair)."""
+    """``(index, generator)`` of an item key (an index or an ``(index, draw_seed)`` pair)."""
     try:
+        if isinstance(key, bool):
+            raise TypeError
         if isinstance(key, (tuple, list)) and len(key) == 2:
             index, seed = operator.index(key[0]), operator.index(key[1])
-        elif isinstance(key, bool):
-            raise TypeError
         else:
             index = operator.index(key)
             seed = draw_seed(index)
@@ -57,6 +53,4 @@ def split_key(key: int | DrawKey) -> tuple[int, torch.Generator]:
         raise TypeError(
             f"an item key must be an int index or an (index, draw_seed) pair, got {key!r}"
         ) from None
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return index, generator
+    return index, torch.Generator().manual_seed(seed)

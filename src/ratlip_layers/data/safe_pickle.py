@@ -1,8 +1,8 @@
 """Reading the reference's ``filenames.pickle`` split files without running code from them.
 
 A pickle can import and call any global (``os.system`` included) through ``find_class``. Lists,
-tuples and strings are built from opcodes alone, so an unpickler whose ``find_class`` refuses
-everything still reads a split file, and nothing else.
+tuples and strings are built from opcodes alone, so an unpickler that refuses every global still
+reads a split file, and nothing else.
 """
 
 from __future__ import annotations
@@ -14,34 +14,24 @@ from pathlib import Path
 from .._checks import check_path
 from .errors import DataFileError, UnsafePickleError
 
-__all__ = ["RestrictedUnpickler", "load_filenames"]
+__all__ = ["load_filenames"]
+
+_ALLOWED = "split pickles may only hold lists, tuples and strings"
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that imports no global, so it can only build plain containers and scalars.
-
-    Example:
-        >>> import io, pickle
-        >>> from ratlip_layers.data import RestrictedUnpickler
-        >>> RestrictedUnpickler(io.BytesIO(pickle.dumps(["a/b", "c/d"]))).load()
-        ['a/b', 'c/d']
-    """
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that imports no global, so it can only build plain containers and scalars."""
 
     def find_class(self, module: str, name: str):
-        raise UnsafePickleError(
-            f"refusing to load {module}.{name}: split pickles may only hold lists, tuples and strings"
-        )
+        raise UnsafePickleError(f"refusing to load {module}.{name}: {_ALLOWED}")
 
     def persistent_load(self, pid):
-        raise UnsafePickleError(
-            "refusing a persistent id: split pickles may only hold lists, tuples and strings"
-        )
+        raise UnsafePickleError(f"refusing a persistent id: {_ALLOWED}")
 
 
 def load_filenames(path: str | Path) -> list[str]:
-    """Read a ``train|test/filenames.pickle`` split file: a list (or tuple) of image keys.
-
-    Python 2 pickles of ``str`` are decoded as Latin-1, as the reference's files need.
+    """Read a ``train|test/filenames.pickle`` split file: a list (or tuple) of image keys. Python 2
+    pickles of ``str`` are decoded as Latin-1, as the reference's files need.
 
     Args:
         path: the pickle file.
@@ -63,20 +53,18 @@ def load_filenames(path: str | Path) -> list[str]:
     """
     path = Path(check_path("path", path))
     try:
-        data = path.read_bytes()
+        keys = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     except OSError as err:
-        raise DataFileError(f"cannot read split file {path}: {err.strerror or err}") from err
-    try:
-        obj = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        raise DataFileError(f"cannot read split file {path}: {err.strerror or err}") from None
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{path}: {err}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, IndexError) as err:
         raise DataFileError(f"{path} is not a readable pickle: {err}") from None
-    if not isinstance(obj, (list, tuple)):
-        raise UnsafePickleError(f"{path}: expected a list or tuple of strings, got {type(obj).__name__}")
-    for i, key in enumerate(obj):
+    if not isinstance(keys, (list, tuple)):
+        raise UnsafePickleError(f"{path}: expected a list or tuple of strings, got {type(keys).__name__}")
+    for i, key in enumerate(keys):
         if not isinstance(key, str):
             raise UnsafePickleError(
                 f"{path}: expected a list or tuple of strings, item {i} is {type(key).__name__} ({key!r:.60})"
             )
-    return list(obj)
+    return list(keys)

@@ -1,4 +1,4 @@
-"""A distributed sampler that can resume in the middle of an epoch and seeds every draw."""
+"""A distributed sampler that seeds every draw and can resume in the middle of an epoch."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ __all__ = ["ResumableSampler"]
 class ResumableSampler(DistributedSampler):
     """:class:`~torch.utils.data.DistributedSampler` that yields ``(index, draw_seed)`` keys and resumes.
 
-    The order of an epoch is the parent's (a permutation seeded by ``seed + epoch``, shared across
-    ranks and split between them). Each key also carries a draw seed that is a function of
-    ``(seed, epoch, rank, position)`` only, so crops, flips and caption choices do not depend on
-    the number of data-loader workers, and :meth:`set_position` restarts an epoch exactly where a
-    checkpoint left it.
+    The order of an epoch is the parent's (a permutation seeded by ``seed + epoch``, split between
+    ranks). The draw seed depends on ``(seed, epoch, rank, position)`` only, so crops, flips and
+    captions do not depend on the number of workers, and :meth:`set_position` restarts an epoch
+    exactly where a checkpoint left it.
 
     Args:
         dataset: the dataset to sample (only its length is used).
@@ -54,9 +53,7 @@ class ResumableSampler(DistributedSampler):
         rank = check_nonnegative_int("rank", rank)
         if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
-        if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
-        seed = seed.__index__()
+        seed = check_nonnegative_int("seed", seed)
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
@@ -68,11 +65,8 @@ class ResumableSampler(DistributedSampler):
 
     def set_position(self, epoch: int, start: int) -> None:
         """Continue epoch ``epoch`` from this rank's ``start``-th sample."""
-        epoch = check_nonnegative_int("epoch", epoch)
-        if isinstance(start, bool) or not hasattr(start, "__index__"):
-            raise TypeError(f"start must be an int, got {type(start).__name__} ({start!r})")
-        start = start.__index__()
-        if not 0 <= start <= self.num_samples:
+        epoch, start = check_nonnegative_int("epoch", epoch), check_nonnegative_int("start", start)
+        if start > self.num_samples:
             raise ValueError(f"start must be in [0, {self.num_samples}] (samples per rank), got {start}")
         super().set_epoch(epoch)
         self.start = start

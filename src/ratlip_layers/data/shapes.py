@@ -1,10 +1,8 @@
 """The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly.
 
-Nothing is read from disk. Sample ``i`` of a dataset is a pure function of ``(seed, split, i)``, so
-two processes (DDP ranks, data-loader workers, a resumed run) draw the same image for the same index.
-The captions name the shape's colour and the background's colour, which makes the conditioning
-measurable: :class:`ratlip_layers.metrics.ShapesAccuracy` reads both colours and the shape back
-from a generated image.
+Sample ``i`` is a pure function of ``(seed, split, i)``, so every process (DDP ranks, workers, a
+resumed run) draws the same image for an index. The captions name both colours and the shape, which
+:class:`ratlip_layers.metrics.ShapesAccuracy` reads back from generated images.
 """
 
 from __future__ import annotations
@@ -17,10 +15,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_positive_int
+from .._checks import check_nonnegative_int, check_positive_int
 from .keys import DrawKey, split_key
+from .transforms import to_signed
 
 __all__ = [
+    "CAPTION_CLASSES",
     "PALETTE",
     "PHRASINGS",
     "SHAPES",
@@ -47,35 +47,29 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 """The shapes a picture may show."""
 
-# The 168 (shape, colour, background) classes the captions can name, in a fixed order.
 CAPTION_CLASSES: tuple[tuple[str, str, str], ...] = tuple(
     (shape, colour, background) for shape in SHAPES for colour in PALETTE for background in PALETTE
     if background != colour
 )
+"""The 168 ``(shape, colour, background)`` classes the captions can name, in a fixed order."""
 
+# Every template names the shape's colour first: a randomly initialised CLIP text tower encodes which
+# colour is the shape's far more separably then (a linear probe reads the background 82 % right with
+# this order, 60 % when one template puts it first), so the generator learns the conditioning in minutes.
 PHRASINGS: tuple[str, ...] = (
     "{a_colour} {shape} on {a_background} background",
     "{a_colour} {shape} against {a_background} background",
     "{a_colour} {shape} in front of {a_background} background",
     "a picture of {a_colour} {shape} on {a_background} background",
 )
-"""Caption templates; every one names the shape and its colour first, then the background colour.
-
-The fixed order is deliberate: a randomly initialised CLIP text tower (the default run's) encodes
-which colour is the shape's far more separably when it always comes first (a linear probe on the
-sentence embedding reads the background colour 82 % right with this order, 60 % when one template
-puts the background first), so the generator can learn the conditioning within minutes."""
+"""Caption templates; each names the shape and its colour first, then the background colour."""
 
 _SPLIT_IDS = {"train": 0, "test": 1}
 _SUPERSAMPLE = 2  # draw at twice the size and average, so edges are anti-aliased
 
 
-def _with_article(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
-
-
 def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) -> str:
-    """The caption of a shape of ``colour`` on a ``background``.
+    """The caption of a ``colour`` shape on a ``background``.
 
     Args:
         shape: one of :data:`SHAPES`.
@@ -102,24 +96,17 @@ def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) 
         raise ValueError(f"colour and background must differ, both are {colour!r}")
     if not 0 <= phrasing < len(PHRASINGS):
         raise ValueError(f"phrasing must be in [0, {len(PHRASINGS)}), got {phrasing}")
-    return PHRASINGS[phrasing].format(
-        a_colour=_with_article(colour), shape=shape, a_background=_with_article(background)
-    )
+    article = {word: ("an " if word[0] in "aeiou" else "a ") + word for word in (colour, background)}
+    return PHRASINGS[phrasing].format(a_colour=article[colour], shape=shape, a_background=article[background])
 
 
-_COLOUR_RE = "|".join(PALETTE)
-_SHAPE_RE = re.compile(rf"\b({_COLOUR_RE})\s+({'|'.join(SHAPES)})\b")
-_BACKGROUND_RE = re.compile(rf"\b({_COLOUR_RE})\s+background\b")
+_SHAPE_RE = re.compile(rf"\b({'|'.join(PALETTE)})\s+({'|'.join(SHAPES)})\b")
+_BACKGROUND_RE = re.compile(rf"\b({'|'.join(PALETTE)})\s+background\b")
 
 
 def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
-    """Read ``(shape, colour, background)`` back from a caption in any of the :data:`PHRASINGS`.
-
-    Args:
-        caption: text naming "<colour> <shape>" and "<colour> background".
-
-    Returns:
-        ``(shape, colour, background)``.
+    """Read ``(shape, colour, background)`` back from a caption naming "<colour> <shape>" and
+    "<colour> background" (any of the :data:`PHRASINGS`).
 
     Raises:
         ValueError: the caption does not name a coloured shape and a background colour.
@@ -131,19 +118,18 @@ def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
     """
     if not isinstance(caption, str):
         raise TypeError(f"caption must be a str, got {type(caption).__name__}")
-    text = caption.lower()
-    shape_match = _SHAPE_RE.search(text)
-    background_match = _BACKGROUND_RE.search(text)
-    if shape_match is None or background_match is None:
+    shape = _SHAPE_RE.search(caption.lower())
+    background = _BACKGROUND_RE.search(caption.lower())
+    if shape is None or background is None:
         raise ValueError(
             f"caption {caption!r} does not name '<colour> <shape>' and '<colour> background' "
             f"with colours from {tuple(PALETTE)} and shapes from {SHAPES}"
         )
-    return shape_match.group(2), shape_match.group(1), background_match.group(1)
+    return shape.group(2), shape.group(1), background.group(1)
 
 
 class ShapeSpec(NamedTuple):
-    """Everything that determines one ``shapes`` image (sizes are fractions of the image side).
+    """Everything that determines one ``shapes`` image (positions and sizes are fractions of the side).
 
     Example:
         >>> from ratlip_layers.data import ShapesDataset
@@ -161,34 +147,16 @@ class ShapeSpec(NamedTuple):
 
 
 def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
-    """Which pixel centres of a ``size`` x ``size`` image a shape covers (its geometry, once).
-
-    Args:
-        shape: one of :data:`SHAPES`.
-        cx: the centre's x, as a fraction of the side.
-        cy: the centre's y, as a fraction of the side.
-        radius: the size, as a fraction of the side; each shape has about the area of the circle
-            of this radius.
-        size: pixels per side.
-
-    Returns:
-        A ``(size, size)`` bool array.
-
-    Example:
-        >>> from ratlip_layers.data.shapes import shape_mask
-        >>> int(shape_mask("square", 0.5, 0.5, 0.3, 8).sum()), bool(shape_mask("circle", 0.5, 0.5, 0.3, 8)[0, 0])
-        (16, False)
-    """
+    """The ``(size, size)`` bool mask of the pixel centres a shape covers (the shapes' one geometry).
+    Centre and radius are fractions of the side; every shape has about the area of that circle."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) / size
-    y, x = np.meshgrid(coords, coords, indexing="ij")
-    dx, dy, r = x - cx, y - cy, radius
+    dy, dx = np.meshgrid(coords - cy, coords - cx, indexing="ij")
+    r = radius
     if shape == "circle":
         return dx**2 + dy**2 <= r**2
-    if shape == "square":
-        # A square of half-side 0.85 r has about the area of the circle of radius r.
+    if shape == "square":  # half-side 0.85 r
         return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
-    if shape == "triangle":
-        # Apex at cy - 1.1 r, base at cy + 0.9 r with half-width 1.15 r: about the circle's area.
+    if shape == "triangle":  # apex at cy - 1.1 r, base at cy + 0.9 r of half-width 1.15 r
         return (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
     raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
 
@@ -204,23 +172,18 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
     """
     if not isinstance(spec, ShapeSpec):
         raise TypeError(f"spec must be a ShapeSpec, got {type(spec).__name__}")
-    check_positive_int("image_size", image_size)
-    mask = shape_mask(spec.shape, spec.cx, spec.cy, spec.radius, image_size * _SUPERSAMPLE)
-    colour = np.asarray(PALETTE[spec.colour], dtype=np.float64)
-    background = np.asarray(PALETTE[spec.background], dtype=np.float64)
-    big = np.where(mask[..., None], colour, background)
-    small = big.reshape(image_size, _SUPERSAMPLE, image_size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
-    return np.rint(small).astype(np.uint8)
+    n, k = check_positive_int("image_size", image_size), _SUPERSAMPLE
+    mask = shape_mask(spec.shape, spec.cx, spec.cy, spec.radius, n * k)
+    big = np.where(mask[..., None], PALETTE[spec.colour], PALETTE[spec.background]).astype(np.float64)
+    return np.rint(big.reshape(n, k, n, k, 3).mean(axis=(1, 3))).astype(np.uint8)
 
 
 class ShapesDataset(Dataset):
     """Procedural captioned images: "a {colour} {shape} on a {colour} background".
 
-    Shapes are circles, squares and triangles; colours come from :data:`PALETTE`; the shape's colour
-    never equals the background's; position and size jitter. Items are ``(image, caption)`` with
-    ``image`` a float tensor in ``[-1, 1]``. An item key is an index or a ``(index, draw_seed)`` pair
-    (what :class:`ratlip_layers.data.ResumableSampler` yields): the index fixes the picture, the draw
-    seed picks the phrasing.
+    Circles, squares and triangles in :data:`PALETTE` colours (never the background's), with jittered
+    position and size. Items are ``(image in [-1, 1], caption)``. A key is an index or an
+    ``(index, draw_seed)`` pair: the index fixes the picture, the draw seed picks the phrasing.
 
     Args:
         num_samples: the dataset's length.
@@ -246,11 +209,9 @@ class ShapesDataset(Dataset):
     ) -> None:
         self.num_samples = check_positive_int("num_samples", num_samples)
         self.image_size = check_positive_int("image_size", image_size)
+        self.seed = check_nonnegative_int("seed", seed)
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {tuple(_SPLIT_IDS)}, got {split!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = seed
         self.split = split
 
     def __len__(self) -> int:
@@ -267,9 +228,8 @@ class ShapesDataset(Dataset):
         radius = rng.uniform(0.22, 0.34)
         margin = 1.2 * radius + 0.02  # keeps every shape, the triangle's base included, inside
         cx, cy = rng.uniform(margin, 1.0 - margin, size=2)
-        return ShapeSpec(
-            SHAPES[rng.integers(len(SHAPES))], colour, background, float(cx), float(cy), float(radius)
-        )
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        return ShapeSpec(shape, colour, background, float(cx), float(cy), float(radius))
 
     def caption(self, key: int | DrawKey) -> str:
         """The caption ``self[key]`` has, without drawing the image."""
@@ -279,10 +239,8 @@ class ShapesDataset(Dataset):
         return shapes_caption(spec.shape, spec.colour, spec.background, phrasing)
 
     def __getitem__(self, key: int | DrawKey) -> tuple[Tensor, str]:
-        index, _ = split_key(key)
-        pixels = render_shape(self.spec(index), self.image_size)
-        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        return image, self.caption(key)
+        pixels = render_shape(self.spec(split_key(key)[0]), self.image_size)
+        return to_signed(torch.from_numpy(pixels).permute(2, 0, 1)), self.caption(key)
 
     def __repr__(self) -> str:
         return (

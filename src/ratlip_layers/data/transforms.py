@@ -1,41 +1,31 @@
-"""Image transforms of the recipe, driven by an explicit generator so that draws are reproducible."""
+"""The recipe's image transforms, driven by an explicit generator so that every draw is reproducible."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
 
 from .._checks import check_positive_int
 
-__all__ = ["TRAIN_RESIZE_RATIO", "eval_transform", "pil_to_tensor", "train_transform"]
-
-TRAIN_RESIZE_RATIO = 304 / 256
-"""The recipe resizes to 304 px and crops 256 px; other sizes keep the ratio."""
+__all__ = ["eval_transform", "to_signed", "train_transform"]
 
 
-def pil_to_tensor(image: Image.Image) -> Tensor:
-    """An RGB PIL image as a ``(3, H, W)`` float tensor in ``[-1, 1]``."""
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+def to_signed(pixels: Tensor) -> Tensor:
+    """uint8 pixels as floats in ``[-1, 1]``."""
+    return pixels.float().div_(127.5).sub_(1.0)
 
 
-def _check_image(image: object, size: object) -> None:
+def _resized(image: object, size: object, shorter_side: float = 1.0) -> Image.Image:
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
-    check_positive_int("size", size)
-
-
-def _resize_shorter(image: Image.Image, size: int) -> Image.Image:
-    w, h = image.size
-    scale = size / min(w, h)
-    new = (max(size, round(w * scale)), max(size, round(h * scale)))
-    return image.resize(new, Image.Resampling.BILINEAR)
+    return TF.resize(image.convert("RGB"), round(check_positive_int("size", size) * shorter_side))
 
 
 def train_transform(image: Image.Image, size: int, generator: torch.Generator) -> Tensor:
-    """Resize the shorter side to ``size * 304 / 256``, crop ``size`` at random, flip with p = 0.5.
+    """Resize the shorter side to ``size * 304 / 256`` (the recipe's 304 for 256), crop ``size`` at
+    random and flip with p = 0.5.
 
     Example:
         >>> from PIL import Image
@@ -44,17 +34,16 @@ def train_transform(image: Image.Image, size: int, generator: torch.Generator) -
         >>> train_transform(Image.new("RGB", (50, 40)), 32, g).shape
         torch.Size([3, 32, 32])
     """
-    _check_image(image, size)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    image = _resize_shorter(image, round(size * TRAIN_RESIZE_RATIO))
+    image = _resized(image, size, 304 / 256)
     w, h = image.size
     left = int(torch.randint(w - size + 1, (), generator=generator))
     top = int(torch.randint(h - size + 1, (), generator=generator))
-    image = image.crop((left, top, left + size, top + size))
+    image = TF.crop(image, top, left, size, size)
     if float(torch.rand((), generator=generator)) < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return pil_to_tensor(image)
+        image = TF.hflip(image)
+    return to_signed(TF.pil_to_tensor(image))
 
 
 def eval_transform(image: Image.Image, size: int) -> Tensor:
@@ -66,8 +55,4 @@ def eval_transform(image: Image.Image, size: int) -> Tensor:
         >>> eval_transform(Image.new("RGB", (50, 40)), 32).shape
         torch.Size([3, 32, 32])
     """
-    _check_image(image, size)
-    image = _resize_shorter(image, size)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return pil_to_tensor(image.crop((left, top, left + size, top + size)))
+    return to_signed(TF.pil_to_tensor(TF.center_crop(_resized(image, size), size)))

@@ -1,16 +1,14 @@
 """Evaluation metrics: FID (torchmetrics), CLIP score, the ``shapes`` colour accuracy, and a registry."""
 
 from .clip_score import CLIPScore
-from .evaluate import evaluate_generator, fixed_noise, prepare_real_statistics
+from .evaluate import evaluate_generator, fixed_noise
 from .fid import (
     FID_PROTOCOLS,
     CLIPFeatures,
     FrechetDistance,
     InceptionFeatures,
-    TorchvisionInceptionFeatures,
-    inception_features,
     load_fid_statistics,
-    module_fingerprint,
+    prepare_real_statistics,
     save_fid_statistics,
 )
 from .registry import MetricContext, build_metrics, metric_names, register_metric, unregister_metric
@@ -23,15 +21,12 @@ __all__ = [
     "FrechetDistance",
     "InceptionFeatures",
     "MetricContext",
-    "TorchvisionInceptionFeatures",
     "ShapesAccuracy",
     "build_metrics",
     "evaluate_generator",
     "fixed_noise",
-    "inception_features",
     "load_fid_statistics",
     "metric_names",
-    "module_fingerprint",
     "prepare_real_statistics",
     "read_shapes_image",
     "register_metric",

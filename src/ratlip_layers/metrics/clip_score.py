@@ -19,8 +19,7 @@ __all__ = ["CLIPScore"]
 class CLIPScore(Metric):
     """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs.
 
-    Any open_clip ViT model scores: the run's own CLIP or another one (e.g. a pretrained ViT-B/32
-    while training with a tiny one). Sums are gathered across DDP ranks.
+    Any open_clip ViT scores, the run's own CLIP or another one; sums are reduced across DDP ranks.
 
     Args:
         clip_model: the open_clip model that scores (frozen in place; shared, not copied).
@@ -54,14 +53,12 @@ class CLIPScore(Metric):
             raise TypeError(f"captions must be a list of str, got {type(captions).__name__}")
         if len(captions) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
-        image_embedding = self.image_encoder(images.float()).embedding
-        text_embedding = self.text_encoder(list(captions)).sentence
-        cosine = F.cosine_similarity(image_embedding.float(), text_embedding.float(), dim=-1)
-        self.score_sum += 100.0 * cosine.double().sum()
+        image_embedding = self.image_encoder(images.float()).embedding.float()
+        text_embedding = self.text_encoder(list(captions)).sentence.float()
+        self.score_sum += 100.0 * F.cosine_similarity(image_embedding, text_embedding, dim=-1).double().sum()
         self.total += len(captions)
 
     def compute(self) -> dict[str, float]:
-        """Return ``{"clip_score": value}``."""
         if int(self.total) == 0:
             raise RuntimeError("CLIPScore.compute() called before any update()")
         return {"clip_score": float(self.score_sum / self.total)}

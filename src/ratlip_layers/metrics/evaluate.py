@@ -1,20 +1,17 @@
-"""Evaluating a generator on a dataset's captions with the registered metrics."""
+"""Scoring a generator on a dataset's captions with the registered metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
 from .._checks import check_device, check_positive_int
 from ..data.keys import DrawKey, draw_seed
-from .fid import FrechetDistance, load_fid_statistics, module_fingerprint
 
-__all__ = ["evaluate_generator", "fixed_noise", "prepare_real_statistics"]
+__all__ = ["evaluate_generator", "fixed_noise"]
 
 
 def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
@@ -34,73 +31,6 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
     return torch.stack(rows)
 
 
-def prepare_real_statistics(
-    metric: FrechetDistance,
-    dataset: Dataset,
-    *,
-    cache_dir: str | Path,
-    dataset_id: str,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    is_main: bool = True,
-    reference: str | Path | None = None,
-) -> Path:
-    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
-
-    The cache file's name holds ``dataset_id`` and a fingerprint of the feature extractor's weights,
-    so other data or other features never reuse it. Under DDP only rank 0 (``is_main``) holds them,
-    so that the cross-rank sum counts them once; other ranks keep zeros.
-
-    Args:
-        metric: the FID metric to fill.
-        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
-        cache_dir: where the statistics are cached.
-        dataset_id: names the data in the cache file's name.
-        batch_size: images per feature-extractor call.
-        num_workers: data-loader workers.
-        is_main: whether this rank holds the statistics.
-        reference: an ``.npz`` of published statistics (``mu``, ``sigma``; e.g. DF-GAN's
-            ``bird_val256_FIDK0.npz``) to score against instead of ``dataset``; nothing is cached.
-
-    Returns:
-        The cache file, or ``reference`` when given.
-
-    Example:
-        >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.data import ShapesDataset
-        >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
-        >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
-        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"), cache_dir=tempfile.mkdtemp(),
-        ...                                 dataset_id="shapes-test-32-16")
-        >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
-        (True, 16)
-    """
-    if reference is not None:
-        mu, sigma = load_fid_statistics(reference)  # on every rank: a bad file fails everywhere alike
-        if is_main:
-            try:
-                metric.set_real_moments(mu, sigma)
-            except ValueError as err:
-                raise ValueError(f"{reference}: {err}") from None
-        return Path(reference)
-    features = metric.inception
-    cache_file = (
-        Path(cache_dir)
-        / f"fid-{dataset_id}-{metric.features_name}-{module_fingerprint(features)}.safetensors"
-    )
-    if is_main:
-
-        def batches():
-            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
-            device = metric.real_features_sum.device
-            for images, _ in loader:
-                yield images.to(device)
-
-        metric.load_or_compute_real(cache_file, batches)
-    return cache_file
-
-
 @torch.no_grad()
 def evaluate_generator(
     generate: Callable[[Tensor, list[str]], Tensor],
@@ -118,28 +48,25 @@ def evaluate_generator(
 ) -> dict[str, float]:
     """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
 
-    Image ``i`` uses caption ``captions(i)`` and noise :func:`fixed_noise` ``(i)``; ranks share the
-    images out (rank ``r`` makes ``i = r, r + W, ...``) and torchmetrics sums the states across
-    them, so the result does not depend on the number of ranks. With ``num_captions``, image ``i``
-    describes test item ``i % num_captions`` with a caption drawn by the key
-    ``(i % num_captions, draw_seed(seed, i))``: every pass over the test split draws afresh among
-    an item's captions (CUB has ten per image), as the reference's ``sample_times`` passes do.
+    Image ``i`` has noise :func:`fixed_noise` ``(i)``; rank ``r`` makes images ``r, r + W, ...`` and
+    torchmetrics sums the states, so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
-        captions: the caption of an item key (a dataset's ``caption``: an index, or an
-            ``(index, draw_seed)`` pair when ``num_captions`` is given).
+        captions: a dataset's ``caption`` of an item key.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images: how many images to generate in total.
-        num_captions: the number of test items; when given, image ``i`` describes item
-            ``i % num_captions`` (several passes over the test split) and the result has
-            ``"passes"``.
         z_dim: noise size.
         batch_size: images per generator call.
-        seed: seed of the noise.
+        seed: seed of the noise and of the caption draws.
         device: where the noise goes.
         rank: this process's rank.
         world_size: number of ranks.
+        num_captions: the number of test items. Without it image ``i`` has caption ``captions(i)``;
+            with it, image ``i`` describes item ``i % num_captions`` with the caption of key
+            ``(i % num_captions, draw_seed(seed, i))``, so that every pass over the test split draws
+            afresh among an item's captions (as the reference's ``sample_times`` passes do), and the
+            result has ``"passes"``.
 
     Returns:
         Every metric's values, merged into one dict.
@@ -158,9 +85,8 @@ def evaluate_generator(
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
     device = check_device("device", device)
-    check_positive_int("num_images", num_images)
-    check_positive_int("z_dim", z_dim)
-    check_positive_int("batch_size", batch_size)
+    for name, value in (("num_images", num_images), ("z_dim", z_dim), ("batch_size", batch_size)):
+        check_positive_int(name, value)
     check_positive_int("world_size", world_size)
     if isinstance(rank, bool) or not hasattr(rank, "__index__") or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, world_size - 1] = [0, {world_size - 1}], got {rank!r}")
@@ -169,10 +95,8 @@ def evaluate_generator(
     mine = list(range(rank, num_images, world_size))
     for start in range(0, len(mine), batch_size):
         indices = mine[start : start + batch_size]
-        if num_captions:
-            texts = [captions((i % num_captions, draw_seed(seed, i))) for i in indices]
-        else:
-            texts = [captions(i) for i in indices]
+        keys = [(i % num_captions, draw_seed(seed, i)) if num_captions else i for i in indices]
+        texts = [captions(key) for key in keys]
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)
@@ -180,6 +104,5 @@ def evaluate_generator(
     for metric in metrics.values():
         results.update(metric.compute())
     if num_captions:
-        # Like the reference's ``sample_times``: passes over the test captions.
         results["passes"] = -(-num_images // num_captions)
     return results

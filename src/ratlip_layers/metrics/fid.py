@@ -1,74 +1,95 @@
-"""FID from torchmetrics, with feature extractors that work offline and cached real statistics.
+"""FID: torchmetrics' Fréchet distance on features of choice, and reference statistics in ``.npz`` files.
 
-The Fréchet distance itself is torchmetrics' ``FrechetInceptionDistance``; this module only chooses
-its features:
-
-- :class:`InceptionFeatures`: the standard InceptionV3 pool features (2048), the numbers papers
-  report. The weights are torch-fidelity's; pass a local copy with ``weights_path`` when offline.
-- :class:`CLIPFeatures`: the image embedding of any open_clip ViT, e.g. the run's own CLIP. Needs no
-  download, so it works in tests and on the built-in ``shapes`` data; its values are not comparable
-  with published (Inception) FIDs, which is why the result's key names the features.
-
-Two Inception protocols exist and their numbers are **not** comparable (see :data:`FID_PROTOCOLS`):
-
-- ``"inception"``: :class:`InceptionFeatures`, the TF-FID Inception ported by torch-fidelity, as
-  torchmetrics and torch-fidelity compute FID.
-- ``"torchvision"``: :class:`TorchvisionInceptionFeatures`, torchvision's ImageNet InceptionV3 pool3
-  features, as DF-GAN, GALIP and RATLIP compute the FIDs of their published tables, against
-  reference statistics stored as ``.npz`` files (:func:`load_fid_statistics`,
-  :meth:`FrechetDistance.set_real_moments`).
-
-Every distance is torchmetrics' (:class:`FrechetDistance`), whichever the features.
+The features decide the numbers, never comparable across features (the result's key names them):
+:class:`CLIPFeatures` (no download; tests, ``shapes``) or :class:`InceptionFeatures` of an FID
+protocol, the papers' one scored against ``.npz`` statistics (:func:`load_fid_statistics`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
 from ..clip import CLIPImageEncoder
+from ..data.errors import DataFileError
 
 __all__ = [
     "FID_PROTOCOLS",
     "CLIPFeatures",
     "FrechetDistance",
     "InceptionFeatures",
-    "TorchvisionInceptionFeatures",
-    "inception_features",
     "load_fid_statistics",
-    "module_fingerprint",
+    "prepare_real_statistics",
     "save_fid_statistics",
 ]
 
 FID_PROTOCOLS = ("inception", "torchvision")
-"""The Inception FID protocols: ``"inception"`` (torchmetrics' TF-FID), ``"torchvision"`` (the DF-GAN/GALIP/RATLIP papers')."""
+"""The Inception FID protocols, never comparable: ``"inception"`` (torchmetrics' TF-FID) and
+``"torchvision"`` (the DF-GAN, GALIP and RATLIP papers'); see :class:`InceptionFeatures`."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
 
-def module_fingerprint(module: nn.Module) -> str:
-    """A short hash of a module's state (names, shapes, dtypes and values): equal weights, equal hash.
+def _existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{what} not found at {path}")
+    return path
 
-    Example:
-        >>> from ratlip_layers.metrics import module_fingerprint
-        >>> _ = torch.manual_seed(0); a = nn.Linear(2, 2)
-        >>> _ = torch.manual_seed(0); b = nn.Linear(2, 2)
-        >>> module_fingerprint(a) == module_fingerprint(b), module_fingerprint(a) == module_fingerprint(nn.Linear(2, 2))
-        (True, False)
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+
+def _write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """``write`` a temporary file, then rename it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _weights(weights_path: str | Path | None, download: bool) -> dict[str, Tensor] | None:
+    """The state dict in ``weights_path`` (``None`` when downloading), read with ``weights_only=True``
+    so that a file holding anything but tensors is refused before any other reader opens it."""
+    if weights_path is None:
+        if not download:
+            raise ValueError("weights_path is required (or pass download=True to fetch the weights)")
+        return None
+    path = _existing_file(weights_path, "Inception weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickled code, corrupt and foreign files alike
+        raise ValueError(
+            f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _moments(mu: Any, sigma: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{where}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+    return mu, sigma
+
+
+def _fingerprint(module: nn.Module) -> str:
+    """A short hash of a module's state (names, shapes, dtypes and values): equal weights, equal hash."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
@@ -106,160 +127,81 @@ class CLIPFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """The standard FID features: InceptionV3's 2048-d pool output (torch-fidelity's network).
+    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``.
+
+    - ``"inception"``: torch-fidelity's TF-FID network (weights
+      ``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics and torch-fidelity report FID.
+    - ``"torchvision"``: torchvision's ImageNet ``inception_v3`` (a ``torch.save``-d state dict such
+      as ``inception_v3_google.pth``) on images resized bilinearly to 299x299 with ImageNet
+      normalisation, as DF-GAN, GALIP and RATLIP computed their published FIDs.
+
+    The weights file is read with ``torch.load(weights_only=True)`` first, so a file holding anything
+    but tensors is refused unread. The network stays in eval mode.
 
     Args:
-        weights_path: a local copy of torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``.
-            ``None`` downloads it (through torch-fidelity) on first use. The file is first opened
-            with ``torch.load(weights_only=True)``, so a file holding anything but tensors is refused
-            before torch-fidelity reads it.
+        weights_path: the protocol's local weights file.
+        protocol: one of :data:`FID_PROTOCOLS`.
+        download: fetch the weights when ``weights_path`` is ``None``.
 
     Example:
         >>> from ratlip_layers.metrics import InceptionFeatures
-        >>> InceptionFeatures("no/such/weights.pth")
+        >>> InceptionFeatures("no/such/inception_v3.pth", protocol="torchvision")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: Inception weights not found at no/such/weights.pth
+        ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/inception_v3.pth
+        >>> features = InceptionFeatures("inception_v3_google.pth", protocol="torchvision")  # doctest: +SKIP
+        >>> features(torch.zeros(2, 3, 64, 64)).shape, features.name  # doctest: +SKIP
+        (torch.Size([2, 2048]), 'inception_torchvision')
     """
 
     num_features = 2048
-    name = "inception"
 
-    def __init__(self, weights_path: str | Path | None = None) -> None:
+    def __init__(
+        self, weights_path: str | Path | None = None, *, protocol: str = "inception", download: bool = False
+    ) -> None:
         super().__init__()
-        if weights_path is not None:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"Inception weights not found at {path}")
-            try:
-                torch.load(path, map_location="cpu", weights_only=True)
-            except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-                raise ValueError(
-                    f"{path} is not a plain state dict loadable with weights_only=True: {err}"
-                ) from None
-            weights_path = str(path)
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=[str(self.num_features)],
-            feature_extractor_weights_path=weights_path,
-        )
-
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
-        pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return self.net(pixels)
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class TorchvisionInceptionFeatures(nn.Module):
-    """The papers' FID features: torchvision's ImageNet InceptionV3, 2048-d pool3 (``avgpool``) output.
-
-    This is the protocol of DF-GAN, GALIP and RATLIP: images are resized bilinearly to 299x299,
-    normalised with the ImageNet mean and std and fed to ``torchvision.models.inception_v3`` in
-    eval mode; the features are the flattened ``avgpool`` output before ``fc``.
-
-    Args:
-        weights_path: a state dict of ``torchvision.models.inception_v3`` saved with ``torch.save``
-            (e.g. ``Inception_V3_Weights.IMAGENET1K_V1``), read with ``torch.load(weights_only=True)``.
-            ``None`` is allowed only with ``download=True``.
-        download: fetch torchvision's ImageNet weights when ``weights_path`` is ``None``.
-
-    Example:
-        >>> from ratlip_layers.metrics import TorchvisionInceptionFeatures
-        >>> TorchvisionInceptionFeatures("no/such/inception_v3.pth")
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: torchvision Inception weights not found at no/such/inception_v3.pth
-        >>> features = TorchvisionInceptionFeatures("inception_v3_google.pth")  # doctest: +SKIP
-        >>> features(torch.zeros(2, 3, 64, 64)).shape  # doctest: +SKIP
-        torch.Size([2, 2048])
-    """
-
-    num_features = 2048
-    name = "inception_torchvision"
-
-    def __init__(self, weights_path: str | Path | None = None, *, download: bool = False) -> None:
-        super().__init__()
+        if protocol not in FID_PROTOCOLS:
+            raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
+        self.protocol = protocol
+        self.name = "inception" if protocol == "inception" else "inception_torchvision"
+        state = _weights(weights_path, download)
+        if protocol == "inception":
+            path = None if weights_path is None else str(weights_path)
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], path)
+            return
         from torchvision.models import Inception_V3_Weights, inception_v3
 
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        if weights_path is None:
-            if not download:
-                raise ValueError("weights_path is required (or pass download=True to fetch torchvision's weights)")
-            state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-            net.load_state_dict(state)
-        else:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"torchvision Inception weights not found at {path}")
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-                raise ValueError(f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}") from None
-            if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-                raise ValueError(f"{path} does not hold a state dict of tensors")
-            missing, unexpected = net.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith("AuxLogits.")]
-            if missing or unexpected:
-                raise ValueError(
-                    f"{path} is not a torchvision inception_v3 state dict: "
-                    f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
-                )
-        net.fc = nn.Identity()
-        net.AuxLogits = None
-        net.aux_logits = False
+        missing, unexpected = net.load_state_dict(
+            Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state,
+            strict=False,
+        )
+        missing = [k for k in missing if not k.startswith("AuxLogits.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights_path} is not a torchvision inception_v3 state dict: "
+                f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
+            )
+        net.fc, net.AuxLogits, net.aux_logits = nn.Identity(), None, False
         self.net = net.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> TorchvisionInceptionFeatures:
-        """Stay in eval mode: the protocol needs frozen batch-norm statistics."""
+    def train(self, mode: bool = True) -> InceptionFeatures:
+        """Stay in eval mode: the protocols need frozen batch-norm statistics."""
         return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        """Map images in ``[-1, 1]`` of any size to ``(B, 2048)`` pool3 features."""
+        if self.protocol == "inception":
+            return self.net(((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         x = (images.float().clamp(-1, 1) + 1) / 2
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
+        x = TF.normalize(x, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])  # ImageNet mean and std
         return self.net(x).flatten(1).float()
 
 
-def inception_features(protocol: str, weights_path: str | Path | None = None, *, download: bool = False) -> nn.Module:
-    """The Inception feature extractor of an FID protocol.
-
-    Args:
-        protocol: ``"inception"`` (torchmetrics / torch-fidelity TF-FID numbers) or ``"torchvision"``
-            (the DF-GAN/GALIP/RATLIP papers' numbers); see :data:`FID_PROTOCOLS`.
-        weights_path: the local weights file of that protocol's network.
-        download: allow downloading the weights when ``weights_path`` is ``None``.
-
-    Returns:
-        :class:`TorchvisionInceptionFeatures` or :class:`InceptionFeatures`.
-
-    Example:
-        >>> from ratlip_layers.metrics import inception_features
-        >>> inception_features("tf")
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown FID protocol 'tf', expected one of ('inception', 'torchvision')
-    """
-    if protocol == "torchvision":
-        return TorchvisionInceptionFeatures(weights_path, download=download)
-    if protocol == "inception":
-        if weights_path is None and not download:
-            raise ValueError("weights_path is required (or pass download=True to let torch-fidelity fetch it)")
-        return InceptionFeatures(weights_path)
-    raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
-
-
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``.
-
-    The file is opened with ``allow_pickle=False``, so it cannot run code.
+    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``,
+    opened with ``allow_pickle=False`` so that it cannot run code.
 
     Args:
         path: the ``.npz`` file (e.g. the DF-GAN/GALIP ``bird_val256_FIDK0.npz``).
@@ -272,35 +214,19 @@ def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         >>> load_fid_statistics("no/such/stats.npz")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: FID statistics not found at no/such/stats.npz
+        ratlip_layers.data.errors.DataFileError: FID statistics not found at no/such/stats.npz
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FID statistics not found at {path}")
+    path = _existing_file(path, "FID statistics")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            keys = set(data.files)
-            if not {"mu", "sigma"} <= keys:
-                raise KeyError(f"has keys {sorted(keys)}, expected 'mu' and 'sigma'")
-            mu, sigma = np.asarray(data["mu"], dtype=np.float64), np.asarray(data["sigma"], dtype=np.float64)
-    except KeyError as err:
-        raise ValueError(f"FID statistics {path} {err.args[0]}") from None
-    except Exception as err:  # noqa: BLE001 - pickled objects, corrupt zips, non-npz files
+            mu, sigma = data["mu"], data["sigma"]
+    except Exception as err:  # noqa: BLE001 - missing keys, pickled objects, corrupt or non-npz files
         raise ValueError(f"cannot read FID statistics {path}: {err}") from None
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"FID statistics {path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
-    return mu, sigma
+    return _moments(mu, sigma, f"FID statistics {path}")
 
 
 def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
-    """Write ``mu`` and ``sigma`` to an ``.npz`` file atomically (a temporary file, then ``os.replace``).
-
-    Args:
-        path: the destination; ``.npz`` is appended by numpy if missing, so give it.
-        mu: mean ``(D,)``.
-        sigma: covariance ``(D, D)``.
+    """Write ``mu`` ``(D,)`` and ``sigma`` ``(D, D)`` to an ``.npz`` file at ``path``, atomically.
 
     Returns:
         The path written.
@@ -312,33 +238,28 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
         >>> [a.shape for a in load_fid_statistics(f)]
         [(3,), (3, 3)]
     """
-    path = Path(path)
-    if path.is_dir():
+    if Path(path).is_dir():
         raise ValueError(f"FID statistics path {path} is a directory; expected a .npz file path")
-    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, mu=mu, sigma=sigma)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    mu, sigma = _moments(mu, sigma, "FID statistics")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
+            np.savez(f, mu=mu, sigma=sigma)
+
+    return _write_atomic(path, write)
 
 
 class FrechetDistance(FrechetInceptionDistance):
-    """torchmetrics' FID on images in ``[-1, 1]``, with a feature extractor of choice and a cache.
+    """torchmetrics' FID on images in ``[-1, 1]`` with features of choice; ``compute()`` returns
+    ``{"fid_<features name>": value}``.
 
-    The real statistics survive :meth:`reset`, can be exported with :meth:`real_statistics` and are
-    cached on disk by :meth:`load_or_compute_real`, or come from a published mean and covariance
-    (:meth:`set_real_moments`, the papers' ``.npz`` protocol); ``compute()`` returns
-    ``{"fid_<features>": value}``. States are summed across DDP ranks by torchmetrics.
+    The real statistics survive :meth:`reset` and are summed across DDP ranks by torchmetrics. They
+    come from real images (``update(images, real=True)``, cached by :func:`prepare_real_statistics`)
+    or from a published mean and covariance (:meth:`set_real_moments`).
 
     Args:
-        features: :class:`CLIPFeatures`, :class:`InceptionFeatures` or any module mapping images in
-            ``[-1, 1]`` to ``(B, num_features)`` and having ``num_features`` and ``name`` attributes.
+        features: :class:`CLIPFeatures`, :class:`InceptionFeatures`, or any module mapping images
+            in ``[-1, 1]`` to ``(B, num_features)`` with ``num_features`` and ``name`` attributes.
 
     Example:
         >>> from ratlip_layers.clip import tiny_clip
@@ -364,28 +285,23 @@ class FrechetDistance(FrechetInceptionDistance):
         super().update(images, real=real)
 
     def compute(self) -> dict[str, float]:
-        """Return ``{"fid_<features>": value}``."""
         return {f"fid_{self.features_name}": float(super().compute())}
 
-    def real_statistics(self) -> dict[str, Tensor]:
-        """The accumulated real-image statistics (sum, sum of outer products, count)."""
-        return {name: getattr(self, name).detach().cpu().clone() for name in _REAL_STATES}
-
     def load_real_statistics(self, statistics: dict[str, Tensor]) -> None:
-        """Replace the real-image statistics with ones from :meth:`real_statistics`."""
+        """Replace the real statistics: the sums of the features, of their outer products and the count
+        (``real_features_sum``, ``real_features_cov_sum``, ``real_features_num_samples``)."""
         for name in _REAL_STATES:
-            current = getattr(self, name)
-            value = statistics[name]
+            current, value = getattr(self, name), statistics[name]
             if value.shape != current.shape:
                 raise ValueError(
-                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected {tuple(current.shape)} "
-                    "(were they computed with other features?)"
+                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
+                    f"{tuple(current.shape)} (were they computed with other features?)"
                 )
             setattr(self, name, value.to(device=current.device, dtype=current.dtype))
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, as float64 arrays
-        (what :func:`save_fid_statistics` stores)."""
+        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)`` as float64 arrays, what
+        :func:`save_fid_statistics` stores."""
         n = self.real_features_num_samples.double().cpu()
         if n < 2:
             raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
@@ -394,12 +310,8 @@ class FrechetDistance(FrechetInceptionDistance):
         return mean.numpy(), cov.numpy()
 
     def set_real_moments(self, mu: Any, sigma: Any) -> None:
-        """Use a given mean ``(D,)`` and covariance ``(D, D)`` as the real statistics.
-
-        This scores against published reference statistics (e.g. the ``.npz`` files of DF-GAN and
-        GALIP, read with :func:`load_fid_statistics`) instead of real images. The moments are stored
-        as the sums of two pseudo-images, which torchmetrics turns back into exactly ``mu`` and
-        ``sigma``.
+        """Score against a given mean ``(D,)`` and covariance ``(D, D)`` (e.g. from
+        :func:`load_fid_statistics`) instead of real images.
 
         Example:
             >>> import numpy as np
@@ -410,43 +322,81 @@ class FrechetDistance(FrechetInceptionDistance):
             >>> [float(m.mean()) for m in fid.real_moments()]
             [1.0, 0.0625]
         """
-        current = self.real_features_sum
-        mu = torch.as_tensor(np.asarray(mu), dtype=torch.float64)
-        sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)
-        if mu.shape != current.shape or sigma.shape != (current.shape[0], current.shape[0]):
+        mu, sigma = (torch.as_tensor(np.asarray(m), dtype=torch.float64) for m in (mu, sigma))
+        d = self.real_features_sum.shape[0]
+        if mu.shape != (d,) or sigma.shape != (d, d):
             raise ValueError(
                 f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} do not fit "
-                f"{self.features_name} features of {current.shape[0]} dimensions"
+                f"{self.features_name} features of {d} dimensions"
             )
-        # torchmetrics: cov = (cov_sum - n mean mean^T) / (n - 1), mean = sum / n; with n = 2 these are exact.
-        n = 2
-        self.load_real_statistics(
-            {
-                "real_features_sum": n * mu,
-                "real_features_cov_sum": sigma * (n - 1) + n * torch.outer(mu, mu),
-                "real_features_num_samples": torch.tensor(n),
-            }
-        )
+        # Stored as the sums of n = 2 pseudo-images, from which torchmetrics' mean = sum / n and
+        # cov = (cov_sum - n mean mean^T) / (n - 1) give back exactly mu and sigma.
+        self.load_real_statistics({
+            "real_features_sum": 2 * mu,
+            "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
+            "real_features_num_samples": torch.tensor(2),
+        })
 
-    def load_or_compute_real(self, cache_file: str | Path, images: Callable[[], Iterable[Tensor]]) -> bool:
-        """Load the real statistics from ``cache_file``, or compute them from ``images()`` and save them.
 
-        Args:
-            cache_file: a ``.safetensors`` file; its name should identify the data and the features
-                (see :func:`module_fingerprint`).
-            images: called only on a cache miss; yields batches of real images in ``[-1, 1]``.
+def prepare_real_statistics(
+    metric: FrechetDistance,
+    dataset: Dataset,
+    *,
+    cache_dir: str | Path,
+    dataset_id: str,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    is_main: bool = True,
+    reference: str | Path | None = None,
+) -> Path:
+    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
-        Returns:
-            ``True`` if the cache was used.
-        """
-        cache_file = Path(cache_file)
-        if cache_file.is_file():
-            self.load_real_statistics(load_file(cache_file))
-            return True
-        for batch in images():
-            self.update(batch, real=True)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        save_file(self.real_statistics(), tmp)
-        os.replace(tmp, cache_file)
-        return False
+    The cache file's name holds ``dataset_id`` and a hash of the features' weights, so other data or
+    features never reuse it. Under DDP only rank 0 (``is_main``) holds the statistics, so that the
+    cross-rank sum counts them once.
+
+    Args:
+        metric: the FID metric to fill.
+        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
+        cache_dir: where the statistics are cached (a ``.safetensors`` file per data and features).
+        dataset_id: names the data in the cache file's name.
+        batch_size: images per feature-extractor call.
+        num_workers: data-loader workers.
+        is_main: whether this rank holds the statistics.
+        reference: an ``.npz`` of published statistics (e.g. DF-GAN's ``bird_val256_FIDK0.npz``) to
+            score against instead of ``dataset``; nothing is cached.
+
+    Returns:
+        The cache file, or ``reference`` when given.
+
+    Example:
+        >>> import tempfile
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
+        >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
+        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"), cache_dir=tempfile.mkdtemp(),
+        ...                                 dataset_id="shapes-test-32-16")
+        >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
+        (True, 16)
+    """
+    if reference is not None:
+        mu, sigma = load_fid_statistics(reference)  # on every rank: a bad file fails everywhere alike
+        if is_main:
+            try:
+                metric.set_real_moments(mu, sigma)
+            except ValueError as err:
+                raise ValueError(f"{reference}: {err}") from None
+        return Path(reference)
+    features = f"{metric.features_name}-{_fingerprint(metric.inception)}"
+    cache_file = Path(cache_dir) / f"fid-{dataset_id}-{features}.safetensors"
+    if not is_main:
+        return cache_file
+    if cache_file.is_file():
+        metric.load_real_statistics(load_file(cache_file))
+        return cache_file
+    device = metric.real_features_sum.device
+    for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+        metric.update(images.to(device), real=True)
+    statistics = {name: getattr(metric, name).detach().cpu().clone() for name in _REAL_STATES}
+    return _write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from .clip_score import CLIPScore
-from .fid import FID_PROTOCOLS, CLIPFeatures, FrechetDistance, inception_features
+from .fid import FID_PROTOCOLS, CLIPFeatures, FrechetDistance, InceptionFeatures
 from .shapes_accuracy import ShapesAccuracy
 
 __all__ = ["MetricContext", "build_metrics", "metric_names", "register_metric", "unregister_metric"]
@@ -19,15 +19,14 @@ __all__ = ["MetricContext", "build_metrics", "metric_names", "register_metric", 
 
 @dataclass
 class MetricContext:
-    """What metric factories may need.
+    """What metric factories may need; checked when built, not hours later at the first evaluation.
 
     Attributes:
         clip_model: the open_clip model for the CLIP score and for CLIP FID features.
         tokenizer: its tokenizer.
-        fid_features: ``"clip"`` (the CLIP model's image embedding; no download) or an Inception
-            protocol of :data:`~ratlip_layers.metrics.FID_PROTOCOLS` (``"inception"``: torchmetrics'
-            TF-FID; ``"torchvision"``: the DF-GAN/GALIP/RATLIP papers').
-        inception_weights: the local weights file of that protocol's Inception network.
+        fid_features: ``"clip"`` (the CLIP model's image embedding) or an Inception protocol of
+            :data:`~ratlip_layers.metrics.FID_PROTOCOLS`.
+        inception_weights: the local weights file of that protocol's network (nothing is downloaded).
 
     Example:
         >>> from ratlip_layers.clip import tiny_clip
@@ -43,20 +42,21 @@ class MetricContext:
     inception_weights: str | None = None
 
     def __post_init__(self) -> None:
-        # Checked here, not when the first evaluation builds the FID metric, possibly hours later.
-        if self.fid_features != "clip" and self.fid_features not in FID_PROTOCOLS:
-            raise ValueError(f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {self.fid_features!r}")
-        if self.fid_features in FID_PROTOCOLS:
-            if self.inception_weights is None:
-                raise ValueError(
-                    f"fid_features {self.fid_features!r} needs the local weights file of its Inception "
-                    "network (inception_weights, --inception-weights); nothing is downloaded"
-                )
-            if not Path(self.inception_weights).is_file():
-                raise ValueError(
-                    f"inception_weights must be an existing weights file, got {str(self.inception_weights)!r}"
-                    " (no such file)"
-                )
+        if self.fid_features == "clip":
+            return
+        if self.fid_features not in FID_PROTOCOLS:
+            raise ValueError(
+                f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {self.fid_features!r}"
+            )
+        if self.inception_weights is None:
+            raise ValueError(
+                f"fid_features {self.fid_features!r} needs the local weights file of its Inception "
+                "network (inception_weights, --inception-weights); nothing is downloaded"
+            )
+        if not Path(self.inception_weights).is_file():
+            raise ValueError(
+                f"inception_weights must be an existing weights file, got {str(self.inception_weights)!r}"
+            )
 
 
 _REGISTRY: dict[str, tuple[Callable[[MetricContext], Metric], tuple[str, ...] | None]] = {}
@@ -65,7 +65,7 @@ _REGISTRY: dict[str, tuple[Callable[[MetricContext], Metric], tuple[str, ...] | 
 def register_metric(name: str, *, datasets: Sequence[str] | None = None):
     """Register ``factory(context) -> Metric`` under ``name``, for all datasets or only ``datasets``.
 
-    Metrics take ``update(images in [-1, 1], captions)`` and ``compute() -> dict[str, float]``.
+    A metric takes ``update(images in [-1, 1], captions)`` and returns a dict from ``compute()``.
 
     Example:
         >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
@@ -80,14 +80,14 @@ def register_metric(name: str, *, datasets: Sequence[str] | None = None):
     def decorator(factory: Callable[[MetricContext], Metric]) -> Callable[[MetricContext], Metric]:
         if name in _REGISTRY:
             raise ValueError(f"a metric named {name!r} is already registered")
-        _REGISTRY[name] = (factory, tuple(datasets) if datasets is not None else None)
+        _REGISTRY[name] = (factory, None if datasets is None else tuple(datasets))
         return factory
 
     return decorator
 
 
 def unregister_metric(name: str) -> None:
-    """Remove a registered metric (e.g. to register a replacement under the same name).
+    """Remove a registered metric (e.g. to register a replacement under its name).
 
     Example:
         >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
@@ -150,7 +150,7 @@ def _clip_score(context: MetricContext) -> Metric:
 def _fid(context: MetricContext) -> Metric:
     if context.fid_features == "clip":
         return FrechetDistance(CLIPFeatures(context.clip_model))
-    return FrechetDistance(inception_features(context.fid_features, context.inception_weights))
+    return FrechetDistance(InceptionFeatures(context.inception_weights, protocol=context.fid_features))
 
 
 @register_metric("shapes_accuracy", datasets=["shapes"])
