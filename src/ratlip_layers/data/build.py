@@ -53,9 +53,8 @@ def build_dataset(
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if name == "shapes":
-        return ShapesDataset(
-            num_samples or SHAPES_SIZES.get(split, 1), image_size=image_size, seed=seed, split=split
-        )
+        size = SHAPES_SIZES.get(split, 1) if num_samples is None else num_samples  # not `or`: 0 is refused
+        return ShapesDataset(size, image_size=image_size, seed=seed, split=split)
     if data_dir is None:
         raise ValueError(
             f"dataset {name!r} needs a data directory (--data-dir); how to prepare it: {PREPARE_DOCS}"

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_positive_int
+from .._checks import check_nonnegative_int, check_positive_int
 from .keys import DrawKey, split_key
 
 __all__ = [
@@ -248,9 +248,7 @@ class ShapesDataset(Dataset):
         self.image_size = check_positive_int("image_size", image_size)
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {tuple(_SPLIT_IDS)}, got {split!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = seed
+        self.seed = check_nonnegative_int("seed", seed)
         self.split = split
 
     def __len__(self) -> int:

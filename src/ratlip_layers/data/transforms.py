@@ -17,14 +17,16 @@ TRAIN_RESIZE_RATIO = 304 / 256
 
 def pil_to_tensor(image: Image.Image) -> Tensor:
     """An RGB PIL image as a ``(3, H, W)`` float tensor in ``[-1, 1]``."""
+    _check_image(image)
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
-def _check_image(image: object, size: object) -> None:
+def _check_image(image: object) -> None:
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
-    check_positive_int("size", size)
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"image must have a width and height >= 1, got size {image.size}")
 
 
 def _resize_shorter(image: Image.Image, size: int) -> Image.Image:
@@ -44,7 +46,8 @@ def train_transform(image: Image.Image, size: int, generator: torch.Generator) -
         >>> train_transform(Image.new("RGB", (50, 40)), 32, g).shape
         torch.Size([3, 32, 32])
     """
-    _check_image(image, size)
+    _check_image(image)
+    check_positive_int("size", size)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     image = _resize_shorter(image, round(size * TRAIN_RESIZE_RATIO))
@@ -66,7 +69,8 @@ def eval_transform(image: Image.Image, size: int) -> Tensor:
         >>> eval_transform(Image.new("RGB", (50, 40)), 32).shape
         torch.Size([3, 32, 32])
     """
-    _check_image(image, size)
+    _check_image(image)
+    check_positive_int("size", size)
     image = _resize_shorter(image, size)
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
