@@ -17,9 +17,9 @@ from ratlip_layers.training import captioned_grid, load_generator, sample_images
 from ratlip_layers.training.images import write_png
 
 
-def _caption(text: str) -> str:
+def _text(text: str) -> str:
     if not text.strip():  # most likely an unset shell variable
-        raise argparse.ArgumentTypeError(f"a caption must hold some text, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must hold some text, got {text!r}")
     return text
 
 
@@ -32,13 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a run directory (newest checkpoint), a checkpoint directory or a save_pretrained directory",
     )
     p.add_argument(
-        "--caption", action="append", required=True, type=_caption, help="a caption; repeat for more rows"
+        "--caption", action="append", required=True, type=_text, help="a caption; repeat for more rows"
     )
     p.add_argument("--n", type=int, default=8, help="images per caption")
     p.add_argument("--seed", type=int, default=0)
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--out", default="grid.png", help="PNG grid to write")
-    out.add_argument("--out-dir", help="write the individual PNGs here instead of a grid")
+    out.add_argument("--out", default="grid.png", type=_text, help="PNG grid to write")
+    out.add_argument("--out-dir", type=_text, help="write the individual PNGs here instead of a grid")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
     p.add_argument("--device", default="auto")
     return p.parse_args(argv)

@@ -174,6 +174,8 @@ def _sweep_cases():
         ("captioned_grid no captions", lambda: captioned_grid(torch.zeros(0, 3, 8, 8), [], columns=1), ValueError, "captions must hold at least one caption, got an empty list"),
         ("sample_images a bare caption", lambda: sample_images(lin, "a red circle", n=1), TypeError, "captions must be a list of str .* got str"),
         ("sample_images float n", lambda: sample_images(lin, ["a"], n=2.0), TypeError, r"n must be an int, got float \(2.0\)"),
+        ("sample_images not a generator", lambda: sample_images(lin, ["a"], n=1), TypeError, r"generator must be a RATLIPGenerator \(with z_dim.*got Linear"),
+        ("sample_images text_encoder str", lambda: sample_images(lin, ["a"], n=1, text_encoder="clip"), TypeError, "text_encoder must be None or callable .* got str"),
         ("generator_loss nan weight", lambda: generator_loss(torch.zeros(2), torch.zeros(2, 8), torch.zeros(2, 8), sim_weight=float("nan")), ValueError, "sim_weight must be finite, got nan"),
         ("generator_loss integer logits", lambda: generator_loss(torch.zeros(2, dtype=torch.long), torch.zeros(2, 8), torch.zeros(2, 8)), TypeError, "fake_logits must be a floating-point tensor, got dtype torch.int64"),
         ("load_checkpoint None", lambda: load_checkpoint(None), TypeError, r"path must be a path \(str or os.PathLike\), got NoneType"),

@@ -64,6 +64,13 @@ def test_train(capsys, tmp_path, argv, expected):
     _fails_with_one_line(capsys, _main("train_cub.py"), [*argv, "--steps", 1, "--out", tmp_path / "run"], *expected)
 
 
+def test_train_out_onto_a_file(capsys, tmp_path):
+    (tmp_path / "a-file").write_text("keep me")
+    argv = ["--steps", 1, "--batch-size", 2, "--device", "cpu", "--no-progress", "--out", tmp_path / "a-file"]
+    _fails_with_one_line(capsys, _main("train_cub.py"), argv, "File exists", str(tmp_path / "a-file"))
+    assert (tmp_path / "a-file").read_text() == "keep me"
+
+
 def test_train_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         _main("train_cub.py")(["--steps", "many"])
@@ -104,8 +111,9 @@ def test_sample_table(capsys, tmp_path, pretrained, argv, expected):
 @pytest.mark.parametrize(
     ("script", "argv", "expected"),
     [
-        ("sample.py", ["--checkpoint", "x", "--caption", ""], "a caption must hold some text, got ''"),
-        ("sample.py", ["--checkpoint", "x", "--caption", "  "], "a caption must hold some text, got '  '"),
+        ("sample.py", ["--checkpoint", "x", "--caption", ""], "argument --caption: must hold some text, got ''"),
+        ("sample.py", ["--checkpoint", "x", "--caption", "  "], "argument --caption: must hold some text, got '  '"),
+        ("sample.py", ["--checkpoint", "x", "--caption", "a", "--out-dir", ""], "argument --out-dir: must hold some text, got ''"),
         ("evaluate.py", ["--checkpoint", "x", "--score-clip-pretrained", "w.pt"], "needs --score-clip-model"),
     ],
 )

@@ -61,9 +61,19 @@ def sample_images(
     check_module("generator", generator)
     captions = check_captions("captions", captions)
     n = check_positive_int("n", n)
+    if text_encoder is not None and not callable(text_encoder):
+        raise TypeError(
+            "text_encoder must be None or callable (captions -> TextEncoding), "
+            f"got {type(text_encoder).__name__}"
+        )
+    text = text_encoder if text_encoder is not None else getattr(generator, "text", None)
+    if text is None or not hasattr(generator, "z_dim"):
+        raise TypeError(
+            "generator must be a RATLIPGenerator (with z_dim, and its text encoder at .text unless "
+            f"text_encoder is given), got {type(generator).__name__}"
+        )
     from ..metrics import fixed_noise  # the metrics package imports torchmetrics, seconds to load
 
-    text = text_encoder if text_encoder is not None else generator.text
     device = next(p.device for p in generator.parameters())
     sentence = text(captions).sentence.float().repeat_interleave(n, dim=0)
     noise = fixed_noise(list(range(n)), generator.z_dim, seed).to(device).repeat(len(captions), 1)
