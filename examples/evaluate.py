@@ -48,11 +48,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--out", help="JSON file to write (default: <checkpoint>/eval-<dataset>-step<N>.json)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.score_clip_pretrained and not args.score_clip_model:
+        p.error("--score-clip-pretrained needs --score-clip-model (the run's own CLIP scores otherwise)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.out and Path(args.out).is_dir():  # found now, not after the evaluation
+        print(f"error: --out must be a JSON file to write, got {args.out}, a directory", file=sys.stderr)
+        return 1
     try:
         results = evaluate_checkpoint(
             args.checkpoint,
@@ -72,14 +78,19 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             num_workers=args.num_workers,
         )
-    except (FileNotFoundError, ValueError, DatasetLayoutError, DataFileError) as err:
+    except (OSError, ValueError, DatasetLayoutError, DataFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     text = json.dumps(results, indent=2)
-    print(text)
+    print(text)  # the results survive a failed write below
     default = Path(args.checkpoint) / f"eval-{results['dataset']}-step{results['step']}.json"
     out = Path(args.out) if args.out else default
-    out.write_text(text + "\n")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    except OSError as err:
+        print(f"error: the results are above but could not be saved: {err}", file=sys.stderr)
+        return 1
     print(f"saved {out}", file=sys.stderr)
     return 0
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.pop("no_progress")
     try:
         result = pretrain_clip(CLIPPretrainConfig(**args), progress=progress)
-    except (DatasetLayoutError, DataFileError, UnsafePickleError, FileNotFoundError, ValueError) as err:
+    except (DatasetLayoutError, DataFileError, UnsafePickleError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

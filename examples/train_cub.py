@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         DataFileError,
         UnsafePickleError,
         NonFiniteLossError,
-        FileNotFoundError,  # a --resume or --data-dir path that is not there
+        OSError,  # a path that is not there, or a file where --out's directory should be
         ValueError,
     ) as err:
         print(f"error: {err}", file=sys.stderr)

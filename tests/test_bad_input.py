@@ -90,7 +90,7 @@ def _sweep_cases():
     """Bad inputs found by sweeping every public name: (id, call, exception, message fragment)."""
     from PIL import Image
 
-    from ratlip_layers.data import CaptionCollate, ResumableSampler, ShapesDataset, draw_seed, eval_transform
+    from ratlip_layers.data import CaptionCollate, ResumableSampler, ShapesDataset, build_dataset, draw_seed, eval_transform
     from ratlip_layers.data import parse_shapes_caption, render_shape, train_transform
     from ratlip_layers.layers import RecurrentMemory, ThreadedRATBlock, convert_to_rat, modulate_twice
     from ratlip_layers.metrics import build_metrics, evaluate_generator, fixed_noise
@@ -106,6 +106,7 @@ def _sweep_cases():
     x, g = torch.randn(2, 4, 3, 3), torch.randn(2, 4)
     lin = torch.nn.Linear(2, 2)
     image = Image.new("RGB", (8, 8))
+    collate = CaptionCollate(lambda c: torch.zeros(len(c), 4))
     return [
         ("modulate_twice gamma shape", lambda: modulate_twice(x, torch.randn(2, 5), g, g, g), ValueError, r"gamma1 must have shape \(B, C\) = \(2, 4\) to match x, got \(2, 5\)"),
         ("modulate_twice beta None", lambda: modulate_twice(x, g, None, g, g), TypeError, "beta1 must be a torch.Tensor .* got NoneType"),
@@ -132,6 +133,16 @@ def _sweep_cases():
         ("sampler unsized dataset", lambda: ResumableSampler(None), TypeError, "dataset must be a sized Dataset .* got NoneType"),
         ("sampler string epoch", lambda: ResumableSampler(list(range(4))).set_epoch("1"), TypeError, "epoch must be an int, got str"),
         ("collate empty batch", lambda: CaptionCollate(lambda c: torch.zeros(len(c), 4))([]), ValueError, "at least one .* got an empty batch"),
+        ("collate triple", lambda: collate([(torch.zeros(3, 8, 8), "a", 1)]), TypeError, r"items\[0\] must be an \(image tensor, caption\) pair, got tuple of \(Tensor, str, int\)"),
+        ("collate bare image", lambda: collate([torch.zeros(3, 8, 8)]), TypeError, r"items\[0\] must be an \(image tensor, caption\) pair, got Tensor"),
+        ("collate PIL image", lambda: collate([(image, "a")]), TypeError, r"items\[0\] must be .* pair, got tuple of \(Image, str\)"),
+        ("collate mixed sizes", lambda: collate([(torch.zeros(3, 8, 8), "a"), (torch.zeros(3, 16, 16), "b")]), ValueError, r"items\[1\]'s image must have the shape of items\[0\]'s, \(3, 8, 8\), got \(3, 16, 16\)"),
+        ("collate int caption", lambda: collate([(torch.zeros(3, 8, 8), "a"), (torch.zeros(3, 8, 8), 7)]), TypeError, r"captions\[1\] must be a str, got int \(7\)"),
+        ("eval_transform empty image", lambda: eval_transform(Image.new("RGB", (0, 8)), 8), ValueError, r"image must have a width and height >= 1, got size \(0, 8\)"),
+        ("train_transform empty image", lambda: train_transform(Image.new("RGB", (8, 0)), 8, torch.Generator()), ValueError, r"got size \(8, 0\)"),
+        ("build_dataset zero samples", lambda: build_dataset("shapes", num_samples=0), ValueError, "num_samples must be a positive int, got 0"),
+        ("shapes string seed", lambda: ShapesDataset(4, seed="1"), TypeError, r"seed must be an int, got str \('1'\)"),
+        ("shapes negative seed", lambda: ShapesDataset(4, seed=-1), ValueError, "seed must be a non-negative int, got -1"),
         ("draw_seed float part", lambda: draw_seed(0, 1.5), TypeError, r"draw_seed parts must be ints, got float \(1.5\) at position 1"),
         ("eval_transform not an image", lambda: eval_transform(torch.zeros(3, 8, 8), 8), TypeError, "image must be a PIL.Image.Image, got Tensor"),
         ("eval_transform zero size", lambda: eval_transform(image, 0), ValueError, "size must be a positive int, got 0"),
@@ -154,7 +165,11 @@ def _sweep_cases():
         ("trainer no config", lambda: Trainer(None), TypeError, "config must be a TrainConfig, got NoneType"),
         ("sample_images no generator", lambda: sample_images(None, ["a"], n=1), TypeError, "generator must be a torch.nn.Module, got NoneType"),
         ("captioned_grid zero columns", lambda: captioned_grid(torch.zeros(2, 3, 8, 8), ["a", "b"], columns=0), ValueError, "columns must be a positive int, got 0"),
-        ("captioned_grid no captions", lambda: captioned_grid(torch.zeros(0, 3, 8, 8), [], columns=1), ValueError, r"captions must be a non-empty list of str, got \[\]"),
+        ("captioned_grid no captions", lambda: captioned_grid(torch.zeros(0, 3, 8, 8), [], columns=1), ValueError, "captions must hold at least one caption, got an empty list"),
+        ("sample_images a bare caption", lambda: sample_images(lin, "a red circle", n=1), TypeError, "captions must be a list of str .* got str"),
+        ("sample_images float n", lambda: sample_images(lin, ["a"], n=2.0), TypeError, r"n must be an int, got float \(2.0\)"),
+        ("sample_images not a generator", lambda: sample_images(lin, ["a"], n=1), TypeError, r"generator must be a RATLIPGenerator \(with z_dim.*got Linear"),
+        ("sample_images text_encoder str", lambda: sample_images(lin, ["a"], n=1, text_encoder="clip"), TypeError, "text_encoder must be None or callable .* got str"),
         ("generator_loss nan weight", lambda: generator_loss(torch.zeros(2), torch.zeros(2, 8), torch.zeros(2, 8), sim_weight=float("nan")), ValueError, "sim_weight must be finite, got nan"),
         ("generator_loss integer logits", lambda: generator_loss(torch.zeros(2, dtype=torch.long), torch.zeros(2, 8), torch.zeros(2, 8)), TypeError, "fake_logits must be a floating-point tensor, got dtype torch.int64"),
         ("load_checkpoint None", lambda: load_checkpoint(None), TypeError, r"path must be a path \(str or os.PathLike\), got NoneType"),

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "check_captions",
     "check_device",
     "check_float",
     "check_module",
@@ -76,6 +77,20 @@ def check_path(name: str, value: object) -> Any:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} ({value!r})")
     return value
+
+
+def check_captions(name: str, captions: object) -> list[str]:
+    """Return ``captions`` as a list; raise unless it is a non-empty sequence of ``str``."""
+    if isinstance(captions, str) or not isinstance(captions, Sequence):
+        raise TypeError(
+            f"{name} must be a list of str (wrap a single caption in a list), got {type(captions).__name__}"
+        )
+    if len(captions) == 0:
+        raise ValueError(f"{name} must hold at least one caption, got an empty list")
+    for i, caption in enumerate(captions):
+        if not isinstance(caption, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(caption).__name__} ({caption!r})")
+    return list(captions)
 
 
 def check_device(name: str, device: object) -> torch.device | None:

@@ -10,7 +10,7 @@ import torch
 from open_clip.transformer import TextTransformer, text_global_pool
 from torch import Tensor, nn
 
-from .._checks import check_same_device
+from .._checks import check_captions, check_same_device
 from ._vit import run_blocks
 from .build import build_clip
 from .frozen import FrozenCLIP, WithFrozenCLIP
@@ -144,17 +144,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     def tokenize(self, captions: Sequence[str]) -> Tensor:
         """Token ids (B, context_length) of ``captions``, on the model's device."""
-        if isinstance(captions, str) or not isinstance(captions, Sequence):
-            raise TypeError(
-                "captions must be a list of str (wrap a single caption in a list), "
-                f"got {type(captions).__name__}"
-            )
-        if len(captions) == 0:
-            raise ValueError("captions must hold at least one caption, got an empty list")
-        for i, caption in enumerate(captions):
-            if not isinstance(caption, str):
-                raise TypeError(f"captions[{i}] must be a str, got {type(caption).__name__} ({caption!r})")
-        return self.tokenizer(list(captions)).to(self._root.positional_embedding.device)
+        tokens = self.tokenizer(check_captions("captions", captions))
+        return tokens.to(self._root.positional_embedding.device)
 
     def _check_tokens(self, tokens: Tensor) -> None:
         if (

@@ -53,7 +53,7 @@ def build_dataset(
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if name == "shapes":
-        size = num_samples or SHAPES_SIZES.get(split, 1)
+        size = SHAPES_SIZES.get(split, 1) if num_samples is None else num_samples  # not `or`: 0 is refused
         return ShapesDataset(size, image_size=image_size, seed=seed, split=split)
     if data_dir is None:
         raise ValueError(

@@ -8,6 +8,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .._checks import check_captions
+
 __all__ = ["CaptionBatch", "CaptionCollate"]
 
 
@@ -48,6 +50,17 @@ class CaptionCollate:
     def __call__(self, items: Sequence[tuple[Tensor, str]]) -> CaptionBatch:
         if not items:
             raise ValueError("CaptionCollate needs at least one (image, caption) item, got an empty batch")
-        images = torch.stack([image for image, _ in items])
-        captions = [caption for _, caption in items]
-        return CaptionBatch(images, self.tokenizer(captions), captions)
+        for i, item in enumerate(items):
+            is_sequence = isinstance(item, (tuple, list))
+            if not is_sequence or len(item) != 2 or not isinstance(item[0], Tensor):
+                parts = f" of ({', '.join(type(x).__name__ for x in item)})" if is_sequence else ""
+                raise TypeError(
+                    f"items[{i}] must be an (image tensor, caption) pair, got {type(item).__name__}{parts}"
+                )
+            if item[0].shape != items[0][0].shape:
+                raise ValueError(
+                    f"items[{i}]'s image must have the shape of items[0]'s, {tuple(items[0][0].shape)}, "
+                    f"got {tuple(item[0].shape)}"
+                )
+        captions = check_captions("captions", [caption for _, caption in items])
+        return CaptionBatch(torch.stack([image for image, _ in items]), self.tokenizer(captions), captions)

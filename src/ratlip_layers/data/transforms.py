@@ -20,6 +20,8 @@ def to_signed(pixels: Tensor) -> Tensor:
 def _resized(image: object, size: object, shorter_side: float = 1.0) -> Image.Image:
     if not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"image must have a width and height >= 1, got size {image.size}")
     return TF.resize(image.convert("RGB"), round(check_positive_int("size", size) * shorter_side))
 
 

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,10 @@ _GROUPS = {
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
 
 
 def _is_number(value: Any) -> bool:
@@ -306,8 +311,14 @@ class TrainConfig:
         config.validate()
         return config
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first option that is out of range."""
+    def validate(self, *, files: bool = True) -> None:
+        """Raise ``ValueError`` naming the first option that is out of range.
+
+        Args:
+            files: also check that the files the run reads later exist (``inception_weights``,
+                ``fid_reference`` and a ``resume`` path), so that a wrong one stops the run now, not
+                at its first evaluation, hours in.
+        """
         _check_fields(self)
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(
@@ -319,6 +330,16 @@ class TrainConfig:
                 f"fid_features {self.fid_features!r} needs inception_weights (--inception-weights), the "
                 "local weights file of its Inception network; nothing is downloaded"
             )
+        if files:
+            for name in ("inception_weights", "fid_reference"):
+                value = getattr(self, name)
+                if value is not None and not (_is_path(value) and Path(value).is_file()):
+                    raise ValueError(f"{name} must be an existing file, got {value!r}")
+            resume = None if self.resume == "auto" else self.resume
+            if resume is not None and not (_is_path(resume) and Path(resume).exists()):
+                raise ValueError(
+                    f"resume must be 'auto' or an existing checkpoint or run directory, got {self.resume!r}"
+                )
         self.generator_config()
 
     def generator_config(self) -> GeneratorConfig:
@@ -334,7 +355,7 @@ class TrainConfig:
         """Rebuild a config saved with :meth:`to_dict`."""
         _check_names(data)
         config = cls(**data)
-        config.validate()
+        config.validate(files=False)  # a saved run's files may be gone: another machine, a pruned checkpoint
         return config
 
     def save(self, path: str | Path) -> None:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
-from .._checks import check_module, check_positive_int, check_size, check_tensor
+from .._checks import check_captions, check_module, check_path, check_positive_int, check_tensor
 
 __all__ = ["captioned_grid", "sample_images", "save_images"]
 
@@ -59,17 +59,23 @@ def sample_images(
         (torch.Size([6, 3, 32, 32]), True)
     """
     check_module("generator", generator)
-    if isinstance(captions, str) or not captions:
-        raise ValueError(f"captions must be a non-empty list of str, got {captions!r}")
-    if isinstance(n, bool) or not hasattr(n, "__index__"):
-        raise TypeError(f"n must be an int, got {type(n).__name__} ({n!r})")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    captions = check_captions("captions", captions)
+    n = check_positive_int("n", n)
+    if text_encoder is not None and not callable(text_encoder):
+        raise TypeError(
+            "text_encoder must be None or callable (captions -> TextEncoding), "
+            f"got {type(text_encoder).__name__}"
+        )
+    text = text_encoder if text_encoder is not None else getattr(generator, "text", None)
+    if text is None or not hasattr(generator, "z_dim"):
+        raise TypeError(
+            "generator must be a RATLIPGenerator (with z_dim, and its text encoder at .text unless "
+            f"text_encoder is given), got {type(generator).__name__}"
+        )
     from ..metrics import fixed_noise  # the metrics package imports torchmetrics, seconds to load
 
-    text = text_encoder if text_encoder is not None else generator.text
     device = next(p.device for p in generator.parameters())
-    sentence = text(list(captions)).sentence.float().repeat_interleave(n, dim=0)
+    sentence = text(captions).sentence.float().repeat_interleave(n, dim=0)
     noise = fixed_noise(list(range(n)), generator.z_dim, seed).to(device).repeat(len(captions), 1)
     was_training = generator.training
     generator.eval()
@@ -77,6 +83,18 @@ def sample_images(
         return generator(noise, sentence).float().clamp(-1.0, 1.0)
     finally:
         generator.train(was_training)
+
+
+def _check_pixels(name: str, images: object, layout: str) -> Tensor:
+    """Check ``images`` (``(C, H, W)`` or ``(B, C, H, W)``, per ``layout``) is something a PNG can hold."""
+    pixels = check_tensor(name, images, layout.count(",") + 1, layout)
+    channels, height, width = pixels.shape[-3:]
+    if channels not in (1, 3) or height == 0 or width == 0:
+        raise ValueError(
+            f"{name} must have 1 (grey) or 3 (RGB) channels and a height and width >= 1, "
+            f"got shape {tuple(pixels.shape)}"
+        )
+    return pixels
 
 
 def _font() -> ImageFont.ImageFont:
@@ -94,7 +112,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
     240 px panel to their left.
 
     Args:
-        images: ``len(captions) * columns`` images in ``[-1, 1]``, row by row.
+        images: ``len(captions) * columns`` grey or RGB images in ``[-1, 1]``, row by row.
         captions: one caption per row.
         columns: images per row.
 
@@ -102,7 +120,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         The grid as an RGB PIL image.
 
     Shape:
-        - images: :math:`(R \\cdot C, 3, H, W)`
+        - images: :math:`(R \\cdot C, 3, H, W)` or :math:`(R \\cdot C, 1, H, W)`
 
     Example:
         >>> from ratlip_layers.training import captioned_grid
@@ -110,12 +128,10 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         >>> grid.size
         (448, 140)
     """
-    check_tensor("images", images, 4, "(rows * columns, 3, H, W)")
-    check_size("images", images, 1, 3, "channels")
-    check_positive_int("columns", columns)
-    if isinstance(captions, str) or not isinstance(captions, Sequence) or not captions:
-        raise ValueError(f"captions must be a non-empty list of str, got {captions!r}")
-    if columns < 1 or images.shape[0] != len(captions) * columns:
+    _check_pixels("images", images, "(rows * columns, C, H, W)")
+    captions = check_captions("captions", captions)
+    columns = check_positive_int("columns", columns)
+    if images.shape[0] != len(captions) * columns:
         raise ValueError(
             f"images must hold len(captions) * columns = {len(captions)} * {columns} images, "
             f"got {images.shape[0]}"
@@ -143,8 +159,12 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
 
 
 def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
-    """Write a PIL image, or one ``(3, H, W)`` tensor in ``[-1, 1]``, as a PNG at ``path``, atomically:
-    into a temporary file beside it, then renamed, so a reader never sees half a picture.
+    """Write a PIL image, or one ``(C, H, W)`` tensor in ``[-1, 1]`` (C = 1 or 3), as a PNG at ``path``,
+    atomically: into a temporary file beside it, then renamed, so a reader never sees half a picture.
+
+    Raises:
+        TypeError: ``image`` is neither, or ``path`` is not a path.
+        ValueError: the tensor has another shape, or ``path`` is a directory or lies below a file.
 
     Example:
         >>> import tempfile, pathlib
@@ -154,12 +174,22 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
         >>> Image.open(path).getpixel((0, 0))
         (128, 128, 128)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, Tensor):
+        _check_pixels("image", image, "(C, H, W)")
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL.Image.Image or a (C, H, W) tensor, got {type(image).__name__}")
+    path = Path(check_path("path", path))
+    if path.is_dir():
+        raise ValueError(f"path must be a PNG file to write, got {path}, an existing directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        raise ValueError(
+            f"cannot write {path}: a file stands where its folder {path.parent} should be"
+        ) from None
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
         if isinstance(image, Tensor):
-            check_tensor("image", image, 3, "(3, H, W)")
             save_image(image.detach().float().cpu(), tmp, format="png", normalize=True, value_range=(-1, 1))
         else:
             image.save(tmp, format="png")
@@ -172,11 +202,26 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
     """Write each image as ``<directory>/<prefix><index:04d>.png``; return the paths.
 
+    Args:
+        images: ``(B, C, H, W)`` images in ``[-1, 1]``, C = 1 (grey) or 3 (RGB).
+        directory: the folder, created if missing.
+        prefix: the start of each file name; no path separators.
+
+    Raises:
+        TypeError: ``images`` is not a floating tensor, ``directory`` not a path, ``prefix`` not a str.
+        ValueError: ``images`` has another shape, or ``prefix`` holds a path separator.
+
     Example:
         >>> import tempfile
         >>> from ratlip_layers.training import save_images
         >>> [p.name for p in save_images(torch.zeros(2, 3, 8, 8), tempfile.mkdtemp(), prefix="red-")]
         ['red-0000.png', 'red-0001.png']
     """
-    check_tensor("images", images, 4, "(B, 3, H, W)")
-    return [write_png(image, Path(directory) / f"{prefix}{i:04d}.png") for i, image in enumerate(images)]
+    _check_pixels("images", images, "(B, C, H, W)")
+    directory = Path(check_path("directory", directory))
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__} ({prefix!r})")
+    if any(sep and sep in prefix for sep in ("/", os.sep, os.altsep)):
+        # A separator (or "../") would put the files outside ``directory``.
+        raise ValueError(f"prefix must be a file-name prefix without path separators, got {prefix!r}")
+    return [write_png(image, directory / f"{prefix}{i:04d}.png") for i, image in enumerate(images)]
