@@ -61,12 +61,13 @@ def _fails_with_one_line(capsys, main, argv, *expected):
     ],
 )
 def test_train(capsys, tmp_path, argv, expected):
-    _fails_with_one_line(capsys, _main("train_cub.py"), [*argv, "--steps", 1, "--out", tmp_path / "run"], *expected)
+    argv = [*argv, "--clip-pretrained", "none", "--steps", 1, "--out", tmp_path / "run"]
+    _fails_with_one_line(capsys, _main("train_cub.py"), argv, *expected)
 
 
 def test_train_out_onto_a_file(capsys, tmp_path):
     (tmp_path / "a-file").write_text("keep me")
-    argv = ["--steps", 1, "--batch-size", 2, "--device", "cpu", "--no-progress", "--out", tmp_path / "a-file"]
+    argv = ["--clip-pretrained", "none", "--steps", 1, "--batch-size", 2, "--device", "cpu", "--no-progress", "--out", tmp_path / "a-file"]
     _fails_with_one_line(capsys, _main("train_cub.py"), argv, "File exists", str(tmp_path / "a-file"))
     assert (tmp_path / "a-file").read_text() == "keep me"
 

@@ -41,9 +41,10 @@ def test_no_arguments_means_the_tiny_shapes_run_on_cpu():
         "tiny",
         "shapes",
         "tiny",
-        None,
+        "pretrain",
     )
-    assert config.out == "runs/shapes-tiny" and config.device == "auto" and config.steps == 4500
+    assert config.sim_weight == 4.0 and config.clip_cache == "runs/clip"
+    assert config.out == "runs/shapes-tiny" and config.device == "auto" and config.steps == 2500
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,8 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     result = _run(
         "train_cub.py",
+        "--clip-pretrained",
+        "none",
         "--steps",
         4,
         "--batch-size",
@@ -157,6 +160,8 @@ def test_missing_cub_data_is_explained(tmp_path):
         "cub",
         "--data-dir",
         tmp_path / "birds",
+        "--clip-cache",  # the default --clip-pretrained pretrain reads the data first, and fails there
+        tmp_path / "clip",
         "--steps",
         1,
         "--device",
@@ -180,7 +185,7 @@ def test_sigterm_saves_and_exits_143_so_schedulers_see_an_unfinished_run(tmp_pat
     import time
 
     run = tmp_path / "run"
-    args = ["--steps", 100000, "--batch-size", 2, "--eval-images", 4, "--device", "cpu", "--out", run]
+    args = ["--clip-pretrained", "none", "--steps", 100000, "--batch-size", 2, "--eval-images", 4, "--device", "cpu", "--out", run]
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "train_cub.py"), "--no-progress", *map(str, args)],
         stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ def tiny_config(tmp_path, fid_cache):
     def make(**overrides):
         options = {
             "preset": "tiny",
+            "clip_pretrained": "none",  # the preset pre-trains its CLIP first: minutes, not for tests
             "steps": 4,
             "batch_size": 4,
             "out": str(tmp_path / "run"),

@@ -44,6 +44,7 @@ def _worker(rank: int, world_size: int, port: int, options: dict, out_dir: str) 
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     options = {
         "preset": "tiny",
+        "clip_pretrained": "none",
         "steps": 3,
         "batch_size": 4,
         "device": "cpu",
