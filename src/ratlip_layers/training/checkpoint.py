@@ -85,26 +85,12 @@ def save_checkpoint(
     state: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
-    """Write the checkpoint directory ``path`` atomically, replacing one there only once complete.
+    """Write the checkpoint directory ``path`` atomically (replacing one there only once complete):
+    ``weights`` (network name -> state dict) as ``<name>.safetensors``, ``state`` (tensors and plain
+    Python types) as ``state.pt`` and ``config`` as ``config.json``; returns ``path``.
 
-    Args:
-        path: the directory to create, e.g. ``run/checkpoints/step-00000100``.
-        weights: per network name, its state dict (saved as ``<name>.safetensors``).
-        state: everything else; tensors and plain Python types only.
-        config: the run's resolved configuration (JSON-serialisable).
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: ``state`` would not load back with ``weights_only=True`` (e.g. it holds a
-            ``Path``) or ``config`` is not JSON; nothing is written.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> from ratlip_layers.training.checkpoint import save_checkpoint
-        >>> save_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "step-1", weights={}, state={}, config={}).name
-        'step-1'
+    A ``state`` that would not load back with ``weights_only=True`` (e.g. one holding a ``Path``) or
+    a ``config`` that is not JSON raises ``ValueError`` before anything is written.
     """
     path = Path(check_path("path", path))
     if path.exists() and not path.is_dir():
@@ -259,11 +245,9 @@ class CheckpointManager:
         """Load the newest checkpoint that reads back, or return ``None`` when there is none.
 
         A newer one that does not read back is renamed ``<name>.unreadable`` (never deleted, and
-        then ignored by later saves and clean-ups) and ``on_skip`` is told why. Under DDP only rank 0
-        renames (``set_aside=False`` on the others).
-
-        Raises:
-            CheckpointError: there are checkpoints but none of them reads back.
+        then ignored by later saves and clean-ups) and ``on_skip`` is told why; under DDP only rank
+        0 renames (``set_aside=False`` on the others). Raises :class:`CheckpointError` when there
+        are checkpoints but none reads back.
         """
         skipped = []
         for path in reversed(self.checkpoints()):
@@ -292,7 +276,7 @@ class CheckpointManager:
         state: Mapping[str, Any],
         config: Mapping[str, Any],
     ) -> Path:
-        """Save the checkpoint of ``step`` (see :func:`save_checkpoint`), then delete all but the
+        """Save the checkpoint of ``step`` atomically, as ``save_checkpoint`` does, then delete all but the
         newest ``keep`` and any temporary directory a killed run left."""
         path = save_checkpoint(self.path_for(step), weights=weights, state=state, config=config)
         for stale in self.checkpoints()[: -self.keep]:
@@ -306,19 +290,8 @@ class CheckpointManager:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint to load from a checkpoint directory, or the newest one of a run directory or
-    of its ``checkpoints/`` directory.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> from ratlip_layers.training import CheckpointManager
-        >>> from ratlip_layers.training.checkpoint import resolve_checkpoint
-        >>> run = pathlib.Path(tempfile.mkdtemp())
-        >>> for step in (10, 20):
-        ...     _ = CheckpointManager(run / "checkpoints").save(step, weights={}, state={}, config={})
-        >>> resolve_checkpoint(run).name
-        'step-00000020'
-    """
+    """``path`` if it is a checkpoint directory, else the newest checkpoint of the run directory or
+    ``checkpoints/`` directory ``path``."""
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
@@ -333,14 +306,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators.
-
-    Example:
-        >>> from ratlip_layers.training.checkpoint import seed_everything
-        >>> seed_everything(3); a = torch.rand(2)
-        >>> seed_everything(3); torch.equal(a, torch.rand(2))
-        True
-    """
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -348,15 +314,7 @@ def seed_everything(seed: int) -> None:
 
 def get_rng_state() -> dict[str, Any]:
     """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, as
-    tensors and plain types that load with ``weights_only=True``.
-
-    Example:
-        >>> import random
-        >>> from ratlip_layers.training.checkpoint import get_rng_state, set_rng_state
-        >>> state = get_rng_state(); a, b = torch.rand(2), random.random()
-        >>> set_rng_state(state); torch.equal(a, torch.rand(2)), b == random.random()
-        (True, True)
-    """
+    tensors and plain types that load with ``weights_only=True``; :func:`set_rng_state` restores them."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {

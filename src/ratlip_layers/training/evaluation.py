@@ -99,13 +99,8 @@ class Evaluator:
         for metric in self.metrics.values():
             if isinstance(metric, FrechetDistance):
                 self.fid_cache_file = prepare_real_statistics(
-                    metric,
-                    test_dataset,
-                    cache_dir=fid_cache or cache,
-                    dataset_id=dataset_id,
-                    batch_size=batch_size,
-                    num_workers=num_workers,
-                    is_main=self.dist.is_main,
+                    metric, test_dataset, cache_dir=fid_cache or cache, dataset_id=dataset_id,
+                    batch_size=batch_size, num_workers=num_workers, is_main=self.dist.is_main,
                     reference=fid_reference,
                 )
         self.dist.barrier()
@@ -131,17 +126,9 @@ class Evaluator:
 
         try:
             return evaluate_generator(
-                generate,
-                self.dataset.caption,
-                self.metrics,
-                num_images=self.num_images,
-                z_dim=generator.z_dim,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                device=self.dist.device,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-                num_captions=len(self.dataset),
+                generate, self.dataset.caption, self.metrics, num_images=self.num_images,
+                z_dim=generator.z_dim, batch_size=self.batch_size, seed=self.seed, device=self.dist.device,
+                rank=self.dist.rank, world_size=self.dist.world_size, num_captions=len(self.dataset),
             )
         finally:
             generator.train(was_training)
@@ -195,10 +182,9 @@ def evaluate_checkpoint(
     Example:
         >>> import tempfile
         >>> from ratlip_layers.training import evaluate_checkpoint
-        >>> folder = tempfile.mkdtemp()
         >>> clip_model, tokenizer = tiny_clip()
-        >>> RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(
-        ...     folder)
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> G.save_pretrained(folder := tempfile.mkdtemp())
         >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8,
         ...                              metric_names=["shapes_accuracy"], device="cpu")
         >>> report["weights"], sorted(report["metrics"])
@@ -206,45 +192,34 @@ def evaluate_checkpoint(
     """
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)
-    run = info["config"]
-    dataset = dataset or (run.dataset if run is not None else None)
+    run = info["config"]  # the run's TrainConfig; None for a save_pretrained folder
+    if run is not None:
+        dataset = dataset or run.dataset
+        data_dir = run.data_dir if data_dir is None and dataset == run.dataset else data_dir
+        num_images = run.eval_images if num_images is None else num_images
     if dataset is None:
         raise ValueError("this checkpoint does not record its dataset; pass dataset=... (--dataset)")
-    if data_dir is None and run is not None and run.dataset == dataset:
-        data_dir = run.data_dir
-    if num_images is None:
-        num_images = run.eval_images if run is not None else 30_000
+    num_images = 30_000 if num_images is None else num_images
     if score_clip_model is None:
         scoring_clip, tokenizer = generator.clip_model, generator.text.tokenizer
         clip_name = f"the generator's CLIP ({run.clip_model if run is not None else 'from save_pretrained'})"
     else:
         scoring_clip, tokenizer = build_clip_model(score_clip_model, score_clip_pretrained, device=target)
         clip_name = f"{score_clip_model} ({score_clip_pretrained or 'random weights'})"
+    context = MetricContext(
+        scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
+    )
     evaluator = Evaluator(
         build_dataset(dataset, split="test", image_size=generator.config.image_size, data_dir=data_dir),
-        dataset_name=dataset,
-        context=MetricContext(
-            scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
-        ),
-        num_images=num_images,
-        batch_size=batch_size,
-        seed=seed,
-        fid_cache=fid_cache,
-        fid_reference=fid_reference,
-        metric_names=metric_names,
-        dist_ctx=DistributedContext(device=target),
-        num_workers=num_workers,
+        dataset_name=dataset, context=context, num_images=num_images, batch_size=batch_size, seed=seed,
+        fid_cache=fid_cache, fid_reference=fid_reference, metric_names=metric_names,
+        dist_ctx=DistributedContext(device=target), num_workers=num_workers,
     )
     features = _FID_FEATURES.get(fid_features, f"image embedding of {clip_name}")
     if fid_reference is not None:
         features += f", against {fid_reference}"
     return {
-        "checkpoint": info["source"],
-        "step": info["step"],
-        "weights": info["weights"],
-        "dataset": dataset,
-        "num_images": num_images,
-        "fid_features": features,
-        "clip_score_model": clip_name,
+        "checkpoint": info["source"], "step": info["step"], "weights": info["weights"], "dataset": dataset,
+        "num_images": num_images, "fid_features": features, "clip_score_model": clip_name,
         "metrics": evaluator.evaluate(generator),
     }

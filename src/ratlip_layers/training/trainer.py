@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainResult", "Trainer"]
 
 # The rows of the shapes sample grids; other datasets show their first test captions.
-_SHAPES_SAMPLE_CAPTIONS = tuple(
+_SHAPES_SAMPLES = tuple(
     shapes_caption(shape, colour, background)
     for shape, colour, background in (
         ("circle", "red", "blue"), ("square", "yellow", "black"), ("triangle", "green", "white"),
@@ -168,9 +168,8 @@ class Trainer:
         )
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
-        self.sample_captions = list(_SHAPES_SAMPLE_CAPTIONS) if cfg.dataset == "shapes" else [
-            self.test_set.caption(i) for i in range(min(_SAMPLE_ROWS, len(self.test_set)))
-        ]
+        shapes, rows = cfg.dataset == "shapes", range(min(_SAMPLE_ROWS, len(self.test_set)))
+        self.sample_captions = list(_SHAPES_SAMPLES) if shapes else [self.test_set.caption(i) for i in rows]
         self.step = self.epoch = self.batch_in_epoch = 0
         self._evaluator: Evaluator | None = None
         self._writer: Any = None  # tensorboard's SummaryWriter, on rank 0 during fit()
@@ -265,13 +264,11 @@ class Trainer:
         if len(state["rng"]) == self.dist.world_size:
             set_rng_state(state["rng"][self.dist.rank])
         else:
-            warnings.warn(
+            message = (
                 f"the checkpoint was written by {len(state['rng'])} process(es), this run has "
-                f"{self.dist.world_size}: random states are re-seeded, so the run continues but not "
-                "bit-exactly",
-                RuntimeWarning,
-                stacklevel=2,
+                f"{self.dist.world_size}: random states are re-seeded, so the run continues, not bit-exactly"
             )
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
             seed_everything(cfg.seed + self.dist.rank + self.step)
         self._last_saved = self.step
         self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
