@@ -69,14 +69,11 @@ def load_generator(
     checkpoint = load_checkpoint(resolve_checkpoint(path))
     config = TrainConfig.from_dict(checkpoint.config)
     # A random CLIP is stored in the checkpoint; any other is rebuilt from its tag or weights file.
-    stored = checkpoint.weights.get("clip")
-    clip_model, tokenizer = build_clip_model(
-        config.clip_model,
-        None if stored else config.clip_pretrained,
-        weights_sha256=None if stored else config.clip_sha256,
-    )
-    if stored is not None:
-        clip_model.load_state_dict(stored)
+    stored = "clip" in checkpoint.weights
+    pretrained, sha256 = (None, None) if stored else (config.clip_pretrained, config.clip_sha256)
+    clip_model, tokenizer = build_clip_model(config.clip_model, pretrained, weights_sha256=sha256)
+    if stored:
+        clip_model.load_state_dict(checkpoint.weights["clip"])
     generator = RATLIPGenerator(config.generator_config(), clip_model, tokenizer=tokenizer)
     which = "ema" if use_ema and "ema" in checkpoint.weights else "generator"
     generator.load_trainable_state_dict(checkpoint.weights[which])
