@@ -215,7 +215,7 @@ class Trainer:
             }
             if self.ema is not None:
                 weights["ema"] = self.ema.state_dict()
-            if (self.config.clip_pretrained or "none").strip().lower() == "none":
+            if clip_spec(self.clip_model)["pretrained"] is None:
                 # A random CLIP cannot be rebuilt from a tag; the run depends on these exact weights.
                 weights["clip"] = self.clip_model.state_dict()
             state = {
