@@ -218,7 +218,7 @@ def test_generator_forward(generator, call, error, message):
 def test_files_and_directories(tmp_path):
     from ratlip_layers.metrics import save_fid_statistics
     from ratlip_layers.models import read_checkpoint
-    from ratlip_layers.training import save_checkpoint
+    from ratlip_layers.training.checkpoint import save_checkpoint
 
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")

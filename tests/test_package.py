@@ -25,9 +25,15 @@ def test_layers_import_neither_open_clip_nor_torchvision():
     assert not loaded & {"open_clip", "torchvision", "timm", "torchmetrics", "safetensors"}, loaded
 
 
-def test_training_imports_tensorboard_only_when_a_run_logs():
+def test_training_loads_its_names_on_first_use():
     loaded = _modules_loaded_by("import ratlip_layers.training")
-    assert "tensorboard" not in loaded, loaded
+    assert not loaded & {"open_clip", "tensorboard", "tqdm", "torchvision", "torchmetrics"}, loaded
+    import ratlip_layers.training as training
+
+    assert training.EMA is training.ema.EMA
+    assert set(training.__all__) <= set(dir(training))
+    with pytest.raises(AttributeError, match="has no attribute 'save_checkpoint'"):
+        training.save_checkpoint  # noqa: B018 - CheckpointManager.save is the public way
 
 
 def test_clip_names_load_on_first_use():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ratlip_layers.training import CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
-from ratlip_layers.training.checkpoint import get_rng_state, resolve_checkpoint, set_rng_state
+from ratlip_layers.training import CheckpointError, CheckpointManager, load_checkpoint
+from ratlip_layers.training.checkpoint import get_rng_state, resolve_checkpoint, save_checkpoint, set_rng_state
 
 
 def _save(path, value=1.0, **state):

@@ -1,64 +1,54 @@
-"""Training: losses, the D/G step, EMA, checkpoints, and the trainer behind ``examples/train_cub.py``.
+"""Training: losses, the D/G step, EMA, checkpoints, evaluation and the :class:`Trainer` behind
+``examples/train_cub.py``.
 
-The modules hold the rest: ``step`` the AMP modes and scale floor, ``checkpoint`` the random-state
-capture, ``images`` the atomic PNG writer.
-
-Importing the package loads neither tensorboard, nor tqdm, nor torchmetrics: the trainer imports the
-first two when a run logs or shows its bar, and :class:`Evaluator` and :func:`evaluate_checkpoint`
-(with torchmetrics, seconds to import) load on first access.
+Every name loads with its module on first use (PEP 562), so ``import ratlip_layers.training`` costs
+almost nothing over ``import torch``: open_clip, torchvision, torchmetrics, tensorboard and tqdm come
+only with what needs them.
 """
 
-from .build import load_generator
-from .clip_pretrain import (
-    CLIPPretrainConfig,
-    CLIPPretrainResult,
-    clip_retrieval_report,
-    pretrain_clip,
-)
-from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
-from .config import RECIPES, TrainConfig
-from .distributed import DistributedContext
-from .ema import EMA
-from .images import captioned_grid, sample_images, save_images
-from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
-from .step import GANTrainStep, NonFiniteLossError, Precision
-from .trainer import Trainer, TrainResult
+from __future__ import annotations
 
-__all__ = [
-    "EMA",
-    "RECIPES",
-    "Checkpoint",
-    "CheckpointError",
-    "CLIPPretrainConfig",
-    "CLIPPretrainResult",
-    "CheckpointManager",
-    "DistributedContext",
-    "Evaluator",
-    "GANTrainStep",
-    "NonFiniteLossError",
-    "Precision",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "captioned_grid",
-    "clip_retrieval_report",
-    "discriminator_hinge_loss",
-    "evaluate_checkpoint",
-    "generator_loss",
-    "load_checkpoint",
-    "load_generator",
-    "matching_aware_gradient_penalty",
-    "pretrain_clip",
-    "sample_images",
-    "save_checkpoint",
-    "save_images",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .build import load_generator
+    from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+    from .clip_pretrain import CLIPPretrainConfig, CLIPPretrainResult, clip_retrieval_report, pretrain_clip
+    from .config import RECIPES, TrainConfig
+    from .distributed import DistributedContext
+    from .ema import EMA
+    from .evaluation import Evaluator, evaluate_checkpoint
+    from .images import captioned_grid, sample_images, save_images
+    from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+    from .step import GANTrainStep, NonFiniteLossError, Precision
+    from .trainer import Trainer, TrainResult
+
+# module -> the names it defines; each is imported when one of its names is first used.
+_EXPORTS = {
+    "build": ("load_generator",),
+    "checkpoint": ("Checkpoint", "CheckpointError", "CheckpointManager", "load_checkpoint"),
+    "clip_pretrain": ("CLIPPretrainConfig", "CLIPPretrainResult", "clip_retrieval_report", "pretrain_clip"),
+    "config": ("RECIPES", "TrainConfig"),
+    "distributed": ("DistributedContext",),
+    "ema": ("EMA",),
+    "evaluation": ("Evaluator", "evaluate_checkpoint"),
+    "images": ("captioned_grid", "sample_images", "save_images"),
+    "losses": ("discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty"),
+    "step": ("GANTrainStep", "NonFiniteLossError", "Precision"),
+    "trainer": ("TrainResult", "Trainer"),
+}
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    # PEP 562: the evaluation module imports torchmetrics, which only runs that evaluate should pay for.
-    if name in ("Evaluator", "evaluate_checkpoint"):
-        from . import evaluation
-
-        return getattr(evaluation, name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

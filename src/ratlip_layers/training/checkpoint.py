@@ -1,14 +1,10 @@
 """Atomic, resumable checkpoints: weights in safetensors, the rest in a ``weights_only`` torch file.
 
 A checkpoint is a directory ``step-00001234/`` holding one ``<name>.safetensors`` per network,
-``state.pt`` (optimisers, scalers, counters, RNG states; plain tensors and Python types only) and
-``config.json``. It is written under a temporary name, every file and the directory are fsynced,
-and only then is it renamed into place, so a crash never leaves a half-written checkpoint where
+``state.pt`` (optimisers, counters, RNG states: tensors and plain Python types only, since it is read
+back with ``torch.load(weights_only=True)``) and ``config.json``. It is written under a temporary
+name, fsynced, then renamed into place, so a crash never leaves a half-written checkpoint where
 ``--resume`` would find it.
-
-The random states of a run (:func:`get_rng_state`) are stored as plain tensors and ints, since
-``state.pt`` is read back with ``torch.load(weights_only=True)``: NumPy arrays and Python tuples are
-converted to tensors and lists.
 """
 
 from __future__ import annotations
@@ -30,18 +26,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-from .._checks import check_device, check_path
+from .._checks import check_device, check_path, check_positive_int
 
 __all__ = [
-    "Checkpoint",
-    "CheckpointError",
-    "CheckpointManager",
-    "get_rng_state",
-    "load_checkpoint",
-    "resolve_checkpoint",
-    "save_checkpoint",
-    "seed_everything",
-    "set_rng_state",
+    "Checkpoint", "CheckpointError", "CheckpointManager", "get_rng_state", "load_checkpoint",
+    "resolve_checkpoint", "save_checkpoint", "seed_everything", "set_rng_state",
 ]
 
 STATE_FILE = "state.pt"
@@ -59,13 +48,13 @@ class Checkpoint(NamedTuple):
     """A loaded checkpoint: ``weights[name]`` per network, the training ``state`` and the ``config``.
 
     Example:
-        >>> import tempfile, pathlib
-        >>> from ratlip_layers.training import load_checkpoint, save_checkpoint
-        >>> path = save_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "step-00000007",
-        ...                        weights={"net": {"w": torch.zeros(1)}}, state={"step": 7}, config={})
+        >>> import tempfile
+        >>> from ratlip_layers.training import CheckpointManager, load_checkpoint
+        >>> path = CheckpointManager(tempfile.mkdtemp()).save(7, weights={"net": {"w": torch.ones(2)}},
+        ...                                                   state={"step": 7}, config={"lr": 0.1})
         >>> ckpt = load_checkpoint(path)
-        >>> ckpt.path.name, list(ckpt.weights), ckpt.state
-        ('step-00000007', ['net'], {'step': 7})
+        >>> ckpt.path.name, ckpt.weights["net"]["w"].tolist(), ckpt.state, ckpt.config
+        ('step-00000007', [1.0, 1.0], {'step': 7}, {'lr': 0.1})
     """
 
     path: Path
@@ -96,56 +85,34 @@ def save_checkpoint(
     state: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
-    """Write a checkpoint directory atomically (temporary directory, fsync, rename).
+    """Write the checkpoint directory ``path`` atomically (replacing one there only once complete):
+    ``weights`` (network name -> state dict) as ``<name>.safetensors``, ``state`` (tensors and plain
+    Python types) as ``state.pt`` and ``config`` as ``config.json``; returns ``path``.
 
-    An existing checkpoint at ``path`` is replaced only once the new one is complete.
-
-    Args:
-        path: the checkpoint directory to create, e.g. ``run/checkpoints/step-00000100``.
-        weights: per network name, its state dict (saved as ``<name>.safetensors``).
-        state: everything else; tensors and plain Python types only.
-        config: the run's resolved configuration (JSON-serialisable).
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: ``state`` would not load back with ``torch.load(weights_only=True)`` (e.g. it
-            holds a ``Path``), or ``config`` is not JSON; nothing is written. A save that fails on
-            disk removes its temporary directory and leaves an existing checkpoint untouched.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> from ratlip_layers.training import save_checkpoint, load_checkpoint
-        >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = save_checkpoint(root / "step-1", weights={"net": {"w": torch.ones(2)}},
-        ...                     state={"step": 1}, config={"lr": 0.1})
-        >>> ckpt = load_checkpoint(root / "step-1")
-        >>> ckpt.weights["net"]["w"].tolist(), ckpt.state["step"], ckpt.config["lr"]
-        ([1.0, 1.0], 1, 0.1)
+    A ``state`` that would not load back with ``weights_only=True`` (e.g. one holding a ``Path``) or
+    a ``config`` that is not JSON raises ``ValueError`` before anything is written.
     """
     path = Path(check_path("path", path))
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoint path {path} exists and is not a directory; refusing to replace it")
-    for arg_name, arg in (("weights", weights), ("state", state), ("config", config)):
-        if not isinstance(arg, Mapping):
-            raise TypeError(f"{arg_name} must be a mapping, got {type(arg).__name__}")
-    for name, tensors in weights.items():
-        if not isinstance(tensors, Mapping) or not all(isinstance(t, Tensor) for t in tensors.values()):
-            bad = type(tensors).__name__ if not isinstance(tensors, Mapping) else next(
-                f"{k!r} -> {type(t).__name__}" for k, t in tensors.items() if not isinstance(t, Tensor)
-            )
-            raise TypeError(f"weights[{name!r}] must be a state dict of tensors, got {bad}")
-    for name in weights:
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name) or name == STATE_FILE.split(".")[0]:
-            raise ValueError(f"weights name {name!r} must be a plain file stem other than 'state'")
     # Serialise and check everything before touching the disk: what cannot be read back is refused
     # now, not found at the next resume.
+    for what, value in (("weights", weights), ("state", state), ("config", config)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{what} must be a mapping, got {type(value).__name__}")
     files = {}
     for name, tensors in weights.items():
-        # Clone so that tied or strided views serialise; safetensors refuses shared storage.
-        plain = {key: t.detach().to("cpu", copy=True).contiguous() for key, t in tensors.items()}
-        files[f"{name}.safetensors"] = save(plain)
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name) or name == "state":
+            raise ValueError(f"weights name {name!r} must be a plain file stem other than 'state'")
+        bad = type(tensors).__name__ if not isinstance(tensors, Mapping) else next(
+            (f"{k!r} -> {type(t).__name__}" for k, t in tensors.items() if not isinstance(t, Tensor)), None
+        )
+        if bad is not None:
+            raise TypeError(f"weights[{name!r}] must be a state dict of tensors, got {bad}")
+        # Copies, so that tied or strided views serialise: safetensors refuses shared storage.
+        files[f"{name}.safetensors"] = save(
+            {k: t.detach().to("cpu", copy=True).contiguous() for k, t in tensors.items()}
+        )
     buffer = io.BytesIO()
     torch.save(dict(state), buffer)
     try:
@@ -160,8 +127,7 @@ def save_checkpoint(
         raise ValueError(f"config for {path} is not JSON-serialisable: {err}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         for name, data in files.items():
@@ -170,14 +136,12 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
         raise
-    old = None
+    old = path.parent / f".old-{path.name}-{os.getpid()}"
     if path.exists():
-        old = path.parent / f".old-{path.name}-{os.getpid()}"
         os.rename(path, old)
     os.rename(tmp, path)
     _fsync_dir(path.parent)
-    if old is not None:
-        shutil.rmtree(old)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -191,8 +155,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     Returns:
         The :class:`Checkpoint`.
 
+    Raises:
+        CheckpointError: a file does not read back.
+
     Example:
-        >>> import tempfile, pathlib
+        >>> import tempfile
         >>> from ratlip_layers.training import load_checkpoint
         >>> load_checkpoint(tempfile.mkdtemp())
         Traceback (most recent call last):
@@ -216,7 +183,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
 
 def _read(file: Path, reader: Callable[[Path], Any]) -> Any:
-    """``reader(file)``, with any failure to read reported as a :class:`CheckpointError` naming ``file``."""
+    """``reader(file)``, any failure to read raised as a :class:`CheckpointError` naming ``file``."""
     try:
         return reader(file)
     except _UNREADABLE as err:
@@ -225,6 +192,7 @@ def _read(file: Path, reader: Callable[[Path], Any]) -> Any:
 
 
 def _step_of(path: Path) -> int | None:
+    """The step of a complete checkpoint directory, else ``None``."""
     match = _STEP_DIR.match(path.name)
     if match is None or not (path / STATE_FILE).is_file() or not (path / CONFIG_FILE).is_file():
         return None
@@ -232,7 +200,7 @@ def _step_of(path: Path) -> int | None:
 
 
 class CheckpointManager:
-    """Saves ``step-NNNNNNNN`` checkpoints under ``root`` and keeps only the newest ``keep``.
+    """Saves ``step-NNNNNNNN`` checkpoints atomically under ``root``, keeping the newest ``keep``.
 
     Args:
         root: the directory of the checkpoints (``<run>/checkpoints``).
@@ -249,10 +217,8 @@ class CheckpointManager:
     """
 
     def __init__(self, root: str | Path, *, keep: int = 3) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an int >= 1, got {keep!r}")
         self.root = Path(check_path("root", root))
-        self.keep = keep
+        self.keep = check_positive_int("keep", keep)
 
     def path_for(self, step: int) -> Path:
         """Where the checkpoint of ``step`` goes."""
@@ -262,8 +228,7 @@ class CheckpointManager:
         """The complete checkpoints, oldest first."""
         if not self.root.is_dir():
             return []
-        found = [(step, p) for p in self.root.iterdir() if p.is_dir() and (step := _step_of(p)) is not None]
-        return [p for _, p in sorted(found)]
+        return sorted((p for p in self.root.iterdir() if _step_of(p) is not None), key=_step_of)
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint, or ``None``."""
@@ -279,13 +244,10 @@ class CheckpointManager:
     ) -> Checkpoint | None:
         """Load the newest checkpoint that reads back, or return ``None`` when there is none.
 
-        A newer checkpoint that does not read back (truncated or corrupt files) is renamed to
-        ``<name>.unreadable`` beside the others, never deleted, so that later saves and the
-        ``keep`` clean-up leave it alone; ``on_skip`` is told its path and why. Under DDP only rank 0
-        sets files aside (``set_aside=False`` on the others).
-
-        Raises:
-            CheckpointError: there are checkpoints but none of them reads back.
+        A newer one that does not read back is renamed ``<name>.unreadable`` (never deleted, and
+        then ignored by later saves and clean-ups) and ``on_skip`` is told why; under DDP only rank
+        0 renames (``set_aside=False`` on the others). Raises :class:`CheckpointError` when there
+        are checkpoints but none reads back.
         """
         skipped = []
         for path in reversed(self.checkpoints()):
@@ -295,17 +257,15 @@ class CheckpointManager:
                 if not set_aside:
                     skipped.append(str(path))
                     continue
-                aside = path.with_name(path.name + ".unreadable")
-                n = 1
+                aside, n = path.with_name(path.name + ".unreadable"), 1
                 while aside.exists():
                     aside, n = path.with_name(f"{path.name}.unreadable-{n}"), n + 1
                 path.rename(aside)
                 skipped.append(str(aside))
                 on_skip(f"skipped checkpoint {path} ({err}); kept it as {aside}")
         if skipped:
-            raise CheckpointError(
-                f"no checkpoint in {self.root} reads back; unreadable: {', '.join(skipped)}"
-            )
+            unreadable = ", ".join(skipped)
+            raise CheckpointError(f"no checkpoint in {self.root} reads back; unreadable: {unreadable}")
         return None
 
     def save(
@@ -316,12 +276,12 @@ class CheckpointManager:
         state: Mapping[str, Any],
         config: Mapping[str, Any],
     ) -> Path:
-        """Save the checkpoint of ``step`` atomically, then delete all but the newest ``keep``."""
+        """Save the checkpoint of ``step`` atomically, as ``save_checkpoint`` does, then delete all but the
+        newest ``keep`` and any temporary directory a killed run left."""
         path = save_checkpoint(self.path_for(step), weights=weights, state=state, config=config)
         for stale in self.checkpoints()[: -self.keep]:
             shutil.rmtree(stale)
         for leftover in self.root.glob(".tmp-*"):
-            # Left by a run killed mid-write; never a checkpoint anyone can resume from.
             shutil.rmtree(leftover, ignore_errors=True)
         return path
 
@@ -330,24 +290,10 @@ class CheckpointManager:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """Turn a checkpoint directory, a run directory or a ``checkpoints/`` directory into the
-    checkpoint to load (the newest one for the latter two).
-
-    Raises:
-        FileNotFoundError: nothing loadable is there; the message says what was looked for.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> from ratlip_layers.training import CheckpointManager
-        >>> from ratlip_layers.training.checkpoint import resolve_checkpoint
-        >>> run = pathlib.Path(tempfile.mkdtemp())
-        >>> for step in (10, 20):
-        ...     _ = CheckpointManager(run / "checkpoints").save(step, weights={}, state={}, config={})
-        >>> resolve_checkpoint(run).name
-        'step-00000020'
-    """
+    """``path`` if it is a checkpoint directory, else the newest checkpoint of the run directory or
+    ``checkpoints/`` directory ``path``."""
     path = Path(path)
-    if _step_of(path) is not None or (path / STATE_FILE).is_file():
+    if (path / STATE_FILE).is_file():
         return path
     for root in (path / "checkpoints", path):
         latest = CheckpointManager(root).latest()
@@ -360,31 +306,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators.
-
-    Example:
-        >>> from ratlip_layers.training.checkpoint import seed_everything
-        >>> seed_everything(3); a = torch.rand(2)
-        >>> seed_everything(3); torch.equal(a, torch.rand(2))
-        True
-    """
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def get_rng_state() -> dict[str, Any]:
-    """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, loadable with
-    ``weights_only=True``.
-
-    Example:
-        >>> from ratlip_layers.training.checkpoint import get_rng_state, set_rng_state
-        >>> state = get_rng_state(); a = torch.rand(2)
-        >>> set_rng_state(state); torch.equal(a, torch.rand(2))
-        True
-    """
+    """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, as
+    tensors and plain types that load with ``weights_only=True``; :func:`set_rng_state` restores them."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
+    version, internal, gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         # Only the current device's: each DDP rank drives one GPU.
@@ -396,36 +328,17 @@ def get_rng_state() -> dict[str, Any]:
             "has_gauss": int(has_gauss),
             "cached": float(cached),
         },
-        "python": {
-            "version": version,
-            "state": torch.tensor(internal, dtype=torch.int64),
-            "gauss": gauss_next,
-        },
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`get_rng_state` captured.
-
-    Example:
-        >>> import random
-        >>> from ratlip_layers.training.checkpoint import get_rng_state, set_rng_state
-        >>> state = get_rng_state(); first = random.random()
-        >>> set_rng_state(state); random.random() == first
-        True
-    """
+    """Restore what :func:`get_rng_state` captured."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
     numpy = state["numpy"]
-    np.random.set_state(
-        (
-            numpy["kind"],
-            numpy["keys"].numpy().astype(np.uint32),
-            numpy["pos"],
-            numpy["has_gauss"],
-            numpy["cached"],
-        )
-    )
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["kind"], keys, numpy["pos"], numpy["has_gauss"], numpy["cached"]))
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))

@@ -1,4 +1,4 @@
-"""Process-group set-up for ``torchrun`` and the few collective helpers the trainer needs."""
+"""Process-group set-up for ``torchrun`` and the few collectives the trainer needs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ __all__ = ["DistributedContext", "init_distributed", "resolve_device"]
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` is the local rank's GPU when CUDA is available, else the CPU; ``"cuda"`` means
-    the local rank's GPU; anything else is passed to ``torch.device``."""
+    """``"auto"``: the local rank's GPU if CUDA is available, else the CPU; ``"cuda"``: the local
+    rank's GPU; anything else as ``torch.device`` reads it."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = check_device("device", name)
@@ -51,10 +51,9 @@ class DistributedContext:
             raise ValueError(
                 f"rank must be an int in [0, world_size - 1] = [0, {self.world_size - 1}], got {self.rank}"
             )
-        device = check_device("device", self.device)
-        if device is None:
+        if self.device is None:
             raise TypeError("device must be a torch.device or a device string such as 'cpu', got None")
-        object.__setattr__(self, "device", device)  # frozen: store the parsed device once
+        object.__setattr__(self, "device", check_device("device", self.device))  # frozen: parse once
 
     @property
     def enabled(self) -> bool:
@@ -67,7 +66,7 @@ class DistributedContext:
         return self.rank == 0
 
     def any(self, flag: bool) -> bool:
-        """Whether ``flag`` is true on any rank (a barrier: every rank must call it)."""
+        """Whether ``flag`` is true on any rank (every rank must call it)."""
         if not self.enabled:
             return flag
         value = torch.tensor([float(flag)], device=self.device)
@@ -75,7 +74,7 @@ class DistributedContext:
         return bool(value.item())
 
     def gather(self, obj: Any) -> list[Any]:
-        """Every rank's ``obj``, in rank order (on every rank)."""
+        """Every rank's ``obj``, in rank order, on every rank."""
         if not self.enabled:
             return [obj]
         out: list[Any] = [None] * self.world_size
@@ -89,11 +88,8 @@ class DistributedContext:
 
 
 def init_distributed(device: str = "auto") -> DistributedContext:
-    """Join the process group that ``torchrun`` describes in the environment, or run alone.
-
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) the backend is NCCL on GPUs and Gloo on CPUs, and each
-    process drives the GPU of its ``LOCAL_RANK``. Multi-node runs work through torchrun's rendezvous
-    (``--nnodes``, ``--rdzv-endpoint``); nothing here depends on the node count.
+    """Join the process group ``torchrun`` describes in the environment (NCCL on GPUs, Gloo on
+    CPUs; each process drives the GPU of its ``LOCAL_RANK``), or run alone.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a device string.

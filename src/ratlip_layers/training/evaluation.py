@@ -15,58 +15,51 @@ from torch.utils.data import Dataset
 from .._checks import check_positive_int
 from ..clip import CLIPTextAdapter
 from ..data import build_dataset
-from ..metrics import (
-    FrechetDistance,
-    MetricContext,
-    build_metrics,
-    evaluate_generator,
-    prepare_real_statistics,
-)
+from ..metrics import FrechetDistance, MetricContext, build_metrics, evaluate_generator
+from ..metrics import prepare_real_statistics
 from .build import build_clip_model, load_generator
 from .distributed import DistributedContext, resolve_device
 
-__all__ = ["Evaluator", "default_fid_cache", "evaluate_checkpoint"]
+__all__ = ["Evaluator", "evaluate_checkpoint"]
 
-
-def default_fid_cache() -> Path:
-    """Where real-image FID statistics are cached: ``$XDG_CACHE_HOME/ratlip-layers/fid``
-    (``~/.cache/ratlip-layers/fid`` by default)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "ratlip-layers" / "fid"
+_FID_FEATURES = {
+    "inception": "torchmetrics' TF-FID InceptionV3 pool (2048)",
+    "torchvision": "torchvision's ImageNet InceptionV3 pool3 (2048), the papers' protocol",
+}
 
 
 class Evaluator:
     """The registered metrics of a dataset, ready to score generators on its test captions.
 
-    The real statistics of FID are prepared once (from the cache when possible); every
-    :meth:`evaluate` then generates ``num_images`` images for the test captions with fixed noise.
+    FID's real statistics are prepared once (from the cache when possible); each :meth:`evaluate`
+    then generates ``num_images`` images for the test captions with fixed noise.
 
     Args:
         test_dataset: the test split (``(image, caption)`` items with a ``caption(i)`` method).
-        dataset_id: names the data for the FID cache, e.g. ``"cub-test-256-2933"``.
         dataset_name: the registry's dataset name (which metrics apply).
         context: the :class:`ratlip_layers.metrics.MetricContext` (scoring CLIP, FID features).
         num_images: images generated per evaluation.
+        dataset_id: names the data in the FID cache; by default
+            ``"<dataset_name>-test-<image size>-<number of items>"``.
         batch_size: images per generator call.
         seed: the noise seed.
-        fid_cache: the cache directory (default ``default_fid_cache()``).
-        fid_reference: an ``.npz`` of reference statistics (``mu``, ``sigma``) that FID scores
-            against instead of the test split's images (the papers' protocol).
+        fid_cache: the cache directory (default ``$XDG_CACHE_HOME/ratlip-layers/fid``, that is
+            ``~/.cache/ratlip-layers/fid``).
+        fid_reference: an ``.npz`` of reference statistics (``mu``, ``sigma``) to score FID against
+            instead of the test split's images (the papers' protocol).
         metric_names: a subset of the registered metrics (default: all that apply).
         dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import MetricContext
-        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
         >>> from ratlip_layers.training import Evaluator
         >>> clip_model, tokenizer = tiny_clip()
-        >>> evaluator = Evaluator(ShapesDataset(32, split="test"), dataset_id="shapes-test-32-32",
-        ...                       dataset_name="shapes", context=MetricContext(clip_model, tokenizer),
-        ...                       num_images=16, fid_cache=tempfile.mkdtemp())
+        >>> evaluator = Evaluator(ShapesDataset(32, split="test"), dataset_name="shapes",
+        ...                       context=MetricContext(clip_model, tokenizer), num_images=16,
+        ...                       fid_cache=tempfile.mkdtemp())
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> sorted(evaluator.evaluate(G))
         ['bg_acc', 'clip_score', 'colour_acc', 'fg_acc', 'fid_clip', 'passes', 'position_spread', 'shape_acc']
@@ -76,10 +69,10 @@ class Evaluator:
         self,
         test_dataset: Dataset,
         *,
-        dataset_id: str,
         dataset_name: str,
         context: MetricContext,
         num_images: int,
+        dataset_id: str | None = None,
         batch_size: int = 64,
         seed: int = 0,
         fid_cache: str | Path | None = None,
@@ -88,29 +81,26 @@ class Evaluator:
         dist_ctx: DistributedContext | None = None,
         num_workers: int = 0,
     ) -> None:
-        self.dataset = test_dataset
-        self.dist = dist_ctx or DistributedContext()
         self.num_images = check_positive_int("num_images", num_images)
         if len(test_dataset) == 0:
             raise ValueError("the test split is empty: there are no captions to evaluate on")
-        self.batch_size = batch_size
-        self.seed = seed
+        self.dataset, self.batch_size, self.seed = test_dataset, batch_size, seed
+        self.dist = dist_ctx or DistributedContext()
         self.metrics = {
             name: metric.to(self.dist.device)
             for name, metric in build_metrics(dataset_name, context, metric_names).items()
         }
         self.text = CLIPTextAdapter(context.clip_model, tokenizer=context.tokenizer)
+        if dataset_id is None:
+            image_size = test_dataset[0][0].shape[-1]
+            dataset_id = f"{dataset_name}-test-{image_size}-{len(test_dataset)}"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ratlip-layers" / "fid"
         self.fid_cache_file: Path | None = None
         for metric in self.metrics.values():
             if isinstance(metric, FrechetDistance):
                 self.fid_cache_file = prepare_real_statistics(
-                    metric,
-                    test_dataset,
-                    cache_dir=fid_cache or default_fid_cache(),
-                    dataset_id=dataset_id,
-                    batch_size=batch_size,
-                    num_workers=num_workers,
-                    is_main=self.dist.is_main,
+                    metric, test_dataset, cache_dir=fid_cache or cache, dataset_id=dataset_id,
+                    batch_size=batch_size, num_workers=num_workers, is_main=self.dist.is_main,
                     reference=fid_reference,
                 )
         self.dist.barrier()
@@ -121,9 +111,8 @@ class Evaluator:
 
         Args:
             generator: the generator to score (e.g. the EMA copy).
-            text_encoder: the text encoder the generator was trained with; by default its own
-                ``generator.text`` (a :class:`ratlip_layers.models.RATLIPGenerator` has one), else the
-                scoring CLIP's.
+            text_encoder: the text encoder it was trained with; by default its own ``generator.text``
+                (a :class:`ratlip_layers.models.RATLIPGenerator` has one), else the scoring CLIP's.
 
         Returns:
             The metric values, merged; identical on every rank.
@@ -137,17 +126,9 @@ class Evaluator:
 
         try:
             return evaluate_generator(
-                generate,
-                self.dataset.caption,
-                self.metrics,
-                num_images=self.num_images,
-                z_dim=generator.z_dim,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                device=self.dist.device,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-                num_captions=len(self.dataset),
+                generate, self.dataset.caption, self.metrics, num_images=self.num_images,
+                z_dim=generator.z_dim, batch_size=self.batch_size, seed=self.seed, device=self.dist.device,
+                rank=self.dist.rank, world_size=self.dist.world_size, num_captions=len(self.dataset),
             )
         finally:
             generator.train(was_training)
@@ -175,7 +156,7 @@ def evaluate_checkpoint(
     """Load a trained generator and score it on a dataset's test split (what ``evaluate.py`` runs).
 
     Args:
-        checkpoint: a run directory, a checkpoint directory or a ``save_pretrained`` directory.
+        checkpoint: a run, checkpoint or ``save_pretrained`` directory (see :func:`load_generator`).
         dataset: the dataset (default: the run's).
         data_dir: its directory (default: the run's).
         num_images: images to generate (default: the run's ``eval_images``, else 30,000).
@@ -184,80 +165,61 @@ def evaluate_checkpoint(
         fid_features: ``"clip"``, ``"inception"`` (torchmetrics' TF-FID) or ``"torchvision"`` (the
             papers' protocol); see :data:`ratlip_layers.metrics.FID_PROTOCOLS`.
         inception_weights: the local weights file of the chosen Inception network.
-        fid_cache: the real-statistics cache directory.
-        fid_reference: an ``.npz`` of reference statistics to score FID against instead of the
-            test split's images.
+        fid_cache: the real-statistics cache directory, as for :class:`Evaluator`.
+        fid_reference: an ``.npz`` of reference statistics, as for :class:`Evaluator`.
         score_clip_model: the open_clip model that scores (CLIP score, CLIP FID features); by
             default the generator's own CLIP.
         score_clip_pretrained: its pretrained tag or weights path.
         metric_names: a subset of the registered metrics.
         use_ema: use the EMA weights when the checkpoint has them.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        num_workers: data-loader workers for the real statistics.
 
     Returns:
-        ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features", "clip_score_model",
-        "metrics"}``.
+        ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features",
+        "clip_score_model", "metrics"}``.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
         >>> from ratlip_layers.training import evaluate_checkpoint
         >>> clip_model, tokenizer = tiny_clip()
-        >>> folder = tempfile.mkdtemp()
-        >>> RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer).save_pretrained(folder)
-        >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8, metric_names=["shapes_accuracy"],
-        ...                              device="cpu")
+        >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
+        >>> G.save_pretrained(folder := tempfile.mkdtemp())
+        >>> report = evaluate_checkpoint(folder, dataset="shapes", num_images=8,
+        ...                              metric_names=["shapes_accuracy"], device="cpu")
         >>> report["weights"], sorted(report["metrics"])
         ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes', 'position_spread', 'shape_acc'])
     """
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)
-    run = info["config"]
-    dataset = dataset or (run.dataset if run is not None else None)
+    run = info["config"]  # the run's TrainConfig; None for a save_pretrained folder
+    if run is not None:
+        dataset = dataset or run.dataset
+        data_dir = run.data_dir if data_dir is None and dataset == run.dataset else data_dir
+        num_images = run.eval_images if num_images is None else num_images
     if dataset is None:
         raise ValueError("this checkpoint does not record its dataset; pass dataset=... (--dataset)")
-    if data_dir is None and run is not None and run.dataset == dataset:
-        data_dir = run.data_dir
-    if num_images is None:
-        num_images = run.eval_images if run is not None else 30_000
+    num_images = 30_000 if num_images is None else num_images
     if score_clip_model is None:
         scoring_clip, tokenizer = generator.clip_model, generator.text.tokenizer
         clip_name = f"the generator's CLIP ({run.clip_model if run is not None else 'from save_pretrained'})"
     else:
         scoring_clip, tokenizer = build_clip_model(score_clip_model, score_clip_pretrained, device=target)
         clip_name = f"{score_clip_model} ({score_clip_pretrained or 'random weights'})"
-    test_set = build_dataset(dataset, split="test", image_size=generator.config.image_size, data_dir=data_dir)
-    evaluator = Evaluator(
-        test_set,
-        dataset_id=f"{dataset}-test-{generator.config.image_size}-{len(test_set)}",
-        dataset_name=dataset,
-        context=MetricContext(
-            scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
-        ),
-        num_images=num_images,
-        batch_size=batch_size,
-        seed=seed,
-        fid_cache=fid_cache,
-        fid_reference=fid_reference,
-        metric_names=metric_names,
-        dist_ctx=DistributedContext(device=target),
-        num_workers=num_workers,
+    context = MetricContext(
+        scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
     )
-    metrics = evaluator.evaluate(generator)
-    features = {
-        "inception": "torchmetrics' TF-FID InceptionV3 pool (2048)",
-        "torchvision": "torchvision's ImageNet InceptionV3 pool3 (2048), the papers' protocol",
-    }.get(fid_features, f"image embedding of {clip_name}")
+    evaluator = Evaluator(
+        build_dataset(dataset, split="test", image_size=generator.config.image_size, data_dir=data_dir),
+        dataset_name=dataset, context=context, num_images=num_images, batch_size=batch_size, seed=seed,
+        fid_cache=fid_cache, fid_reference=fid_reference, metric_names=metric_names,
+        dist_ctx=DistributedContext(device=target), num_workers=num_workers,
+    )
+    features = _FID_FEATURES.get(fid_features, f"image embedding of {clip_name}")
     if fid_reference is not None:
         features += f", against {fid_reference}"
     return {
-        "checkpoint": info["source"],
-        "step": info["step"],
-        "weights": info["weights"],
-        "dataset": dataset,
-        "num_images": num_images,
-        "fid_features": features,
-        "clip_score_model": clip_name,
-        "metrics": metrics,
+        "checkpoint": info["source"], "step": info["step"], "weights": info["weights"], "dataset": dataset,
+        "num_images": num_images, "fid_features": features, "clip_score_model": clip_name,
+        "metrics": evaluator.evaluate(generator),
     }

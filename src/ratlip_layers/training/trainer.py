@@ -9,26 +9,21 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from ..clip import clip_spec
 from ..data import CaptionCollate, ResumableSampler, build_dataset, shapes_caption
 from ..models import CLIPDiscriminator, RATLIPGenerator
 from .build import build_clip_model
-from .checkpoint import (
-    Checkpoint,
-    CheckpointManager,
-    get_rng_state,
-    load_checkpoint,
-    resolve_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
+from .checkpoint import Checkpoint, CheckpointManager, get_rng_state, load_checkpoint, resolve_checkpoint
+from .checkpoint import seed_everything, set_rng_state
 from .config import TrainConfig
 from .distributed import DistributedContext, init_distributed
 from .ema import EMA
@@ -38,25 +33,18 @@ from .step import GANTrainStep, Precision
 if TYPE_CHECKING:
     from .evaluation import Evaluator
 
-__all__ = ["SHAPES_SAMPLE_CAPTIONS", "TrainResult", "Trainer"]
+__all__ = ["TrainResult", "Trainer"]
 
-SHAPES_SAMPLE_CAPTIONS: tuple[str, ...] = tuple(
+# The rows of the shapes sample grids; other datasets show their first test captions.
+_SHAPES_SAMPLES = tuple(
     shapes_caption(shape, colour, background)
     for shape, colour, background in (
-        ("circle", "red", "blue"),
-        ("square", "yellow", "black"),
-        ("triangle", "green", "white"),
-        ("circle", "white", "purple"),
-        ("square", "orange", "green"),
-        ("triangle", "blue", "yellow"),
-        ("circle", "purple", "orange"),
-        ("square", "black", "red"),
+        ("circle", "red", "blue"), ("square", "yellow", "black"), ("triangle", "green", "white"),
+        ("circle", "white", "purple"), ("square", "orange", "green"), ("triangle", "blue", "yellow"),
+        ("circle", "purple", "orange"), ("square", "black", "red"),
     )
 )
-"""The fixed captions of the ``shapes`` sample grids (one row each)."""
-
-_SAMPLE_COLUMNS = 6
-_SAMPLE_ROWS = 6  # rows of test captions for datasets other than shapes
+_SAMPLE_COLUMNS = _SAMPLE_ROWS = 6
 _REAL_GRID = 8
 _SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training seed
 
@@ -64,14 +52,12 @@ _SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training
 class TrainResult(NamedTuple):
     """What :meth:`Trainer.fit` returns: the final ``step``, the final evaluation's ``metrics``
     (empty when a signal stopped the run), whether it was ``interrupted``, the ``run_dir``, and the
-    number of the signal that stopped it (``None`` for a finished run).
+    signal that stopped it (``None`` for a finished run).
 
     Example:
         >>> import signal
         >>> from pathlib import Path
         >>> from ratlip_layers.training import TrainResult
-        >>> TrainResult(3000, {"colour_acc": 0.9}, False, Path("runs/shapes-tiny")).exit_status
-        0
         >>> TrainResult(1200, {}, True, Path("runs/shapes-tiny"), signal.SIGTERM).exit_status
         143
     """
@@ -84,22 +70,22 @@ class TrainResult(NamedTuple):
 
     @property
     def exit_status(self) -> int:
-        """The status a shell gives a process stopped by the signal, ``128 + signum`` (130 for SIGINT,
-        143 for SIGTERM), so that schedulers count an interrupted run as unfinished; 0 otherwise."""
+        """What a shell reports for a process the signal stopped, ``128 + signum`` (130 for SIGINT,
+        143 for SIGTERM), so that schedulers count an interrupted run as unfinished; else 0."""
         return 0 if self.stop_signal is None else 128 + int(self.stop_signal)
 
 
 class Trainer:
     """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says.
 
-    Builds the frozen CLIP, the generator, the discriminator, the EMA, the data pipeline and the
-    run directory; :meth:`fit` then trains, resuming from a checkpoint when asked. Under
-    ``torchrun`` each process trains on its share of every batch (DDP), and rank 0 does the I/O.
+    Builds the frozen CLIP, the generator, the discriminator, the EMA and the data; :meth:`fit` then
+    trains, resuming from a checkpoint when asked. Under ``torchrun`` each process trains on its
+    share of every batch (DDP) and rank 0 does the I/O. SIGINT or SIGTERM stops the run after the
+    current step, with a checkpoint.
 
-    The run directory holds ``config.json`` (the resolved config), ``checkpoints/step-*``,
-    ``samples/*.png`` (the real grid and the sample grids), ``tensorboard/``, ``metrics.jsonl`` (one
-    line per evaluation) and, at the end, ``generator/`` (the EMA generator, loadable with
-    :meth:`ratlip_layers.models.RATLIPGenerator.from_pretrained`).
+    The run directory holds ``config.json``, ``checkpoints/step-*``, ``samples/*.png``,
+    ``tensorboard/``, ``metrics.jsonl`` (one line per evaluation) and, at the end, ``generator/``
+    (the EMA generator, for :meth:`ratlip_layers.models.RATLIPGenerator.from_pretrained`).
 
     Args:
         config: the resolved configuration.
@@ -130,10 +116,9 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.progress = progress and self.dist.is_main
 
-        # Same seed on every rank for the weights; DDP also broadcasts rank 0's at wrap time.
         if cfg.clip_pretrained == "pretrain":
             cfg.clip_pretrained = str(self._pretrain_clip())
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed)  # the same weights on every rank
         self.clip_model, self.tokenizer = build_clip_model(
             cfg.clip_model, cfg.clip_pretrained, weights_sha256=cfg.clip_sha256, device=device
         )
@@ -154,16 +139,9 @@ class Trainer:
             self.generator.compile()
             self.discriminator.encoder.compile()
         self.step_fn = GANTrainStep(
-            self.generator,
-            self.discriminator,
-            self.text,
-            lr_g=cfg.lr_g,
-            lr_d=cfg.lr_d,
-            sim_weight=cfg.sim_weight,
-            magp_weight=cfg.magp_weight,
-            magp_power=cfg.magp_power,
-            precision=Precision(cfg.amp, device.type),
-            dist_ctx=self.dist,
+            self.generator, self.discriminator, self.text,
+            lr_g=cfg.lr_g, lr_d=cfg.lr_d, sim_weight=cfg.sim_weight, magp_weight=cfg.magp_weight,
+            magp_power=cfg.magp_power, precision=Precision(cfg.amp, device.type), dist_ctx=self.dist,
             on_nonfinite=cfg.on_nonfinite,
         )
 
@@ -172,70 +150,51 @@ class Trainer:
             data["seed"] = _SHAPES_DATA_SEED
         self.train_set = build_dataset(cfg.dataset, split="train", **data)
         self.test_set = build_dataset(cfg.dataset, split="test", **data)
+        world, rank = self.dist.world_size, self.dist.rank
         self.sampler = ResumableSampler(
-            self.train_set,
-            num_replicas=self.dist.world_size,
-            rank=self.dist.rank,
-            seed=cfg.seed,
-            drop_last=True,
+            self.train_set, num_replicas=world, rank=rank, seed=cfg.seed, drop_last=True
         )
         self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"batch_size {cfg.batch_size} is larger than the {self.sampler.num_samples} training samples "
-                f"each of the {self.dist.world_size} process(es) gets from {len(self.train_set)}"
+                f"each of the {world} process(es) gets from {len(self.train_set)}"
             )
         self.loader = DataLoader(
-            self.train_set,
-            batch_size=cfg.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.num_workers,
-            collate_fn=CaptionCollate(self.tokenizer),
-            drop_last=True,
-            pin_memory=device.type == "cuda",
-            # Its own generator: the loader must not draw from the global RNG, whose state is
-            # checkpointed and would otherwise shift on resume.
+            self.train_set, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
+            collate_fn=CaptionCollate(self.tokenizer), drop_last=True, pin_memory=device.type == "cuda",
+            # Its own generator: the global RNG is checkpointed, and drawing from it would shift it.
             generator=torch.Generator().manual_seed(cfg.seed),
         )
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.steps_per_epoch
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+        shapes, rows = cfg.dataset == "shapes", range(min(_SAMPLE_ROWS, len(self.test_set)))
+        self.sample_captions = list(_SHAPES_SAMPLES) if shapes else [self.test_set.caption(i) for i in rows]
         self.step = self.epoch = self.batch_in_epoch = 0
         self._evaluator: Evaluator | None = None
-        self._writer = None
+        self._writer: Any = None  # tensorboard's SummaryWriter, on rank 0 during fit()
         self._signal: int | None = None
-        self._last_saved = -1
-        self._last_sampled = -1
+        self._last_saved = self._last_sampled = -1
         self._last_metrics: tuple[int, dict[str, float]] | None = None
-        if cfg.dataset == "shapes":
-            self.sample_captions = list(SHAPES_SAMPLE_CAPTIONS)
-        else:
-            self.sample_captions = [
-                self.test_set.caption(i) for i in range(min(_SAMPLE_ROWS, len(self.test_set)))
-            ]
-        # Noise differs per rank; everything random during training draws from here on.
-        seed_everything(cfg.seed + self.dist.rank)
+        seed_everything(cfg.seed + rank)  # the noise differs per rank
 
     def _pretrain_clip(self) -> Path:
-        """``--clip-pretrained pretrain``: the CLIP pre-trained on this run's training split, trained
-        now by rank 0 unless the cache already holds it (see :func:`pretrain_clip`)."""
+        """``--clip-pretrained pretrain``: the CLIP pre-trained on this run's training split, by rank 0
+        unless the cache holds it already (see :func:`pretrain_clip`)."""
         from .clip_pretrain import WEIGHTS_FILE, CLIPPretrainConfig, pretrain_clip
 
         cfg = self.config
         options = CLIPPretrainConfig(
-            clip_model=cfg.clip_model,
-            dataset=cfg.dataset,
-            data_dir=cfg.data_dir,
-            imsize=cfg.imsize,
-            device=str(self.device),
-            cache=cfg.clip_cache,
+            clip_model=cfg.clip_model, dataset=cfg.dataset, data_dir=cfg.data_dir, imsize=cfg.imsize,
+            device=str(self.device), cache=cfg.clip_cache,
         )
         if self.dist.is_main:
-            self._log(f"CLIP: pre-training {cfg.clip_model} on {cfg.dataset} in {options.run_dir()}, or reusing it")
+            where = options.run_dir()
+            self._log(f"CLIP: pre-training {cfg.clip_model} on {cfg.dataset} in {where}, or reusing it")
             result = pretrain_clip(options, progress=self.progress)
-            self._log(
-                f"CLIP {'reused from' if result.cached else 'pre-trained in'} {result.weights}: "
-                + " ".join(f"{k}={v:.3g}" for k, v in result.report.items())
-            )
+            how = "reused from" if result.cached else "pre-trained in"
+            report = " ".join(f"{k}={v:.3g}" for k, v in result.report.items())
+            self._log(f"CLIP {how} {result.weights}: {report}")
         self.dist.barrier()
         return options.run_dir() / WEIGHTS_FILE
 
@@ -245,57 +204,58 @@ class Trainer:
         """The generator to sample and evaluate with: the EMA's averaged copy, if EMA is on."""
         return self.generator if self.ema is None else self.ema.module
 
-    def _weights(self) -> dict[str, dict[str, torch.Tensor]]:
-        weights = {
-            "generator": self.generator.trainable_state_dict(),
-            "discriminator": self.discriminator.trainable_state_dict(),
-        }
-        if self.ema is not None:
-            weights["ema"] = self.ema.state_dict()
-        if (self.config.clip_pretrained or "none").strip().lower() == "none":
-            # A random CLIP cannot be rebuilt from a tag; the run depends on these exact weights.
-            weights["clip"] = self.clip_model.state_dict()
-        return weights
-
     def save(self) -> Path | None:
         """Save a checkpoint of the current step (every rank must call; rank 0 writes)."""
         rng = self.dist.gather(get_rng_state())
         path = None
         if self.dist.is_main:
-            state = {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "world_size": self.dist.world_size,
-                "optim": self.step_fn.state_dict(),
-                "ema_updates": self.ema.num_updates if self.ema is not None else 0,
-                "rng": rng,
+            weights = {
+                "generator": self.generator.trainable_state_dict(),
+                "discriminator": self.discriminator.trainable_state_dict(),
             }
-            path = self.checkpoints.save(
-                self.step, weights=self._weights(), state=state, config=self.config.to_dict()
-            )
+            if self.ema is not None:
+                weights["ema"] = self.ema.state_dict()
+            if clip_spec(self.clip_model)["pretrained"] is None:
+                # A random CLIP cannot be rebuilt from a tag; the run depends on these exact weights.
+                weights["clip"] = self.clip_model.state_dict()
+            state = {
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.dist.world_size, "optim": self.step_fn.state_dict(),
+                "ema_updates": self.ema.num_updates if self.ema is not None else 0, "rng": rng,
+            }
+            config = self.config.to_dict()
+            path = self.checkpoints.save(self.step, weights=weights, state=state, config=config)
         self._last_saved = self.step
         self.dist.barrier()
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Load the checkpoint at ``path`` (a checkpoint or run directory) to continue exactly from it."""
-        self._restore(load_checkpoint(resolve_checkpoint(path), map_location="cpu"))
+        """Continue exactly from the checkpoint at ``path`` (a checkpoint or run directory)."""
+        self._restore(load_checkpoint(resolve_checkpoint(path)))
 
     def _restore(self, ckpt: Checkpoint) -> None:
-        self._check_resumable(ckpt)
-        weights, state = ckpt.weights, ckpt.state
+        cfg, weights, state = self.config, ckpt.weights, ckpt.state
+        saved, now = ckpt.config, cfg.to_dict()
+        del now["resume"]  # how this run starts, not what it is
+        for f in dataclasses.fields(cfg):
+            if f.metadata.get("fixed") and f.name in saved and saved[f.name] != now[f.name]:
+                raise ValueError(
+                    f"cannot resume {ckpt.path} with {f.name}={now[f.name]!r}: the run was started with "
+                    f"{f.name}={saved[f.name]!r}, and {f.name} cannot change within a run"
+                )
+        changed = [f"{k} {saved[k]!r} -> {v!r}" for k, v in sorted(now.items()) if saved.get(k, v) != v]
+        if changed:
+            self._log("resuming with options changed from the checkpoint's: " + ", ".join(changed))
         if "clip" in weights:
             self.clip_model.load_state_dict(weights["clip"])
         self.generator.load_trainable_state_dict(weights["generator"])
         self.discriminator.load_trainable_state_dict(weights["discriminator"])
-        if self.ema is not None:
-            # A run that had no EMA starts one from the restored generator.
+        if self.ema is not None:  # a run that had no EMA starts one from the restored generator
             ema = weights.get("ema", self.generator.trainable_state_dict())
             self.ema.load_state_dict(ema, num_updates=state["ema_updates"] if "ema" in weights else 0)
         self.step_fn.load_state_dict(state["optim"])
         # The restored optimiser states carry the old run's rates; this run's config wins.
-        for optimizer, lr in ((self.step_fn.opt_g, self.config.lr_g), (self.step_fn.opt_d, self.config.lr_d)):
+        for optimizer, lr in ((self.step_fn.opt_g, cfg.lr_g), (self.step_fn.opt_d, cfg.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = lr
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
@@ -304,44 +264,20 @@ class Trainer:
         if len(state["rng"]) == self.dist.world_size:
             set_rng_state(state["rng"][self.dist.rank])
         else:
-            warnings.warn(
+            message = (
                 f"the checkpoint was written by {len(state['rng'])} process(es), this run has "
-                f"{self.dist.world_size}: random states are re-seeded, so the run continues but not bit-exactly",
-                RuntimeWarning,
-                stacklevel=2,
+                f"{self.dist.world_size}: random states are re-seeded, so the run continues, not bit-exactly"
             )
-            seed_everything(self.config.seed + self.dist.rank + self.step)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            seed_everything(cfg.seed + self.dist.rank + self.step)
         self._last_saved = self.step
         self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
-
-    def _check_resumable(self, ckpt: Checkpoint) -> None:
-        """Refuse options that cannot change within a run; report the ones that did change."""
-        saved, now = ckpt.config, self.config.to_dict()
-        for name in (f.name for f in dataclasses.fields(self.config) if f.metadata.get("fixed")):
-            if name in saved and saved[name] != now[name]:
-                raise ValueError(
-                    f"cannot resume {ckpt.path} with {name}={now[name]!r}: the run was started with "
-                    f"{name}={saved[name]!r}, and {name} cannot change within a run"
-                )
-        changed = [
-            f"{name} {saved[name]!r} -> {now[name]!r}"
-            for name in sorted(now)
-            if name in saved and name != "resume" and saved[name] != now[name]
-        ]
-        if changed:
-            self._log(f"resuming with options changed from the checkpoint's: {', '.join(changed)}")
 
     # ------------------------------------------------------------------ outputs
 
     def _log(self, message: str) -> None:
-        if not self.dist.is_main:
-            return
-        if self.progress:
-            from tqdm import tqdm  # imported by runs that show the bar only
-
-            tqdm.write(message, file=sys.stderr)  # above the bar, which then redraws
-        else:
-            print(message, file=sys.stderr, flush=True)
+        if self.dist.is_main:
+            tqdm.write(message, file=sys.stderr)  # above the bar, if there is one
 
     def _scalars(self, prefix: str, values: dict[str, float]) -> None:
         if self._writer is not None:
@@ -350,22 +286,20 @@ class Trainer:
 
     def _grid(self, name: str, images: torch.Tensor, captions: list[str], columns: int) -> Path:
         grid = captioned_grid(images, captions, columns=columns)
-        path = write_png(grid, self.run_dir / "samples" / f"{name}.png")
         if self._writer is not None:
-            self._writer.add_image(
-                f"samples/{name.split('-')[0]}", np.asarray(grid), self.step, dataformats="HWC"
-            )
-        return path
-
-    def write_real_grid(self) -> Path:
-        """The first training items with their captions, as ``samples/real.png``."""
-        items = [self.train_set[i] for i in range(min(_REAL_GRID, len(self.train_set)))]
-        return self._grid("real", torch.stack([image for image, _ in items]), [c for _, c in items], 1)
+            tag = f"samples/{name.split('-')[0]}"
+            self._writer.add_image(tag, np.asarray(grid), self.step, dataformats="HWC")
+        return write_png(grid, self.run_dir / "samples" / f"{name}.png")
 
     def _isolated_rng(self) -> contextlib.AbstractContextManager:
         """Random numbers drawn inside (e.g. by a feature extractor's initialisation) leave the
         training's random state as it was, so pictures and evaluations cannot change the run."""
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def write_real_grid(self) -> Path:
+        """The first training items with their captions, as ``samples/real.png``."""
+        items = [self.train_set[i] for i in range(min(_REAL_GRID, len(self.train_set)))]
+        return self._grid("real", torch.stack([image for image, _ in items]), [c for _, c in items], 1)
 
     def write_sample_grid(self) -> Path:
         """Fixed captions (rows) times fixed noise (columns), as ``samples/step-NNNNNNNN.png``."""
@@ -378,57 +312,42 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Score the sampling generator with the dataset's metrics (every rank must call)."""
+        cfg = self.config
         with self._isolated_rng():
-            results = self._evaluate()
+            if self._evaluator is None:
+                from ..metrics import MetricContext  # torchmetrics: imported by runs that evaluate only
+                from .evaluation import Evaluator
+
+                context = MetricContext(
+                    self.clip_model, self.tokenizer, fid_features=cfg.fid_features,
+                    inception_weights=cfg.inception_weights,
+                )
+                self._evaluator = Evaluator(
+                    self.test_set, dataset_name=cfg.dataset, context=context, num_images=cfg.eval_images,
+                    seed=cfg.seed, fid_cache=cfg.fid_cache, fid_reference=cfg.fid_reference,
+                    dist_ctx=self.dist, num_workers=cfg.num_workers,
+                )
+            results = self._evaluator.evaluate(self.sampling_generator(), self.text)
         self._last_metrics = (self.step, results)
         if self.dist.is_main:
             self._scalars("eval", results)
             line = {"step": self.step, **results}
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(line) + "\n")
-            self._log(
-                "metrics "
-                + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())
-            )
+            values = (f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())
+            self._log("metrics " + " ".join(values))
         return results
-
-    def _evaluate(self) -> dict[str, float]:
-        cfg = self.config
-        if self._evaluator is None:
-            from ..metrics import MetricContext  # torchmetrics: imported by runs that evaluate only
-            from .evaluation import Evaluator
-
-            context = MetricContext(
-                self.clip_model,
-                self.tokenizer,
-                fid_features=cfg.fid_features,
-                inception_weights=cfg.inception_weights,
-            )
-            dataset_id = f"{cfg.dataset}-test-{cfg.imsize}-{len(self.test_set)}"
-            self._evaluator = Evaluator(
-                self.test_set,
-                dataset_id=dataset_id,
-                dataset_name=cfg.dataset,
-                context=context,
-                num_images=cfg.eval_images,
-                batch_size=64,
-                seed=cfg.seed,
-                fid_cache=cfg.fid_cache,
-                fid_reference=cfg.fid_reference,
-                dist_ctx=self.dist,
-                num_workers=cfg.num_workers,
-            )
-        return self._evaluator.evaluate(self.sampling_generator(), self.text)
 
     # ------------------------------------------------------------------ loop
 
     @contextlib.contextmanager
-    def _signals(self):
-        def handler(signum, frame):
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM ask the loop to save and stop after the current step."""
+
+        def handler(signum: int, frame: Any) -> None:
             self._signal = signum
-            self._log(
-                f"received {signal.Signals(signum).name}: saving a checkpoint after this step, then exiting"
-            )
+            name = signal.Signals(signum).name
+            self._log(f"received {name}: saving a checkpoint after this step, then exiting")
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -437,15 +356,11 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
-    def _every(self, period: int) -> bool:
-        return period > 0 and self.step % period == 0
-
     def fit(self) -> TrainResult:
         """Train to ``steps`` (or ``epochs``), resuming first if the config says so.
 
         Returns:
-            The :class:`TrainResult`: the final step, the last evaluation's metrics, whether a
-            signal stopped the run, and the run directory.
+            The :class:`TrainResult`.
 
         Raises:
             NonFiniteLossError: a loss became NaN or infinite under ``on_nonfinite="stop"``; no
@@ -454,32 +369,34 @@ class Trainer:
         cfg = self.config
         if cfg.resume == "auto":
             latest = self.checkpoints.load_latest(on_skip=self._log, set_aside=self.dist.is_main)
-            if latest is not None:
-                self._restore(latest)
-            else:
+            if latest is None:
                 self._log(f"--resume auto: no checkpoint in {self.checkpoints.root}, starting fresh")
+            else:
+                self._restore(latest)
         elif cfg.resume is not None:
             self.resume(cfg.resume)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "config.json")
-            from torch.utils.tensorboard import SummaryWriter  # pulls in tensorboard: rank 0 of a run only
+            from torch.utils.tensorboard import SummaryWriter  # tensorboard: rank 0 of a run only
 
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         metrics: dict[str, float] = {}
-        stopped = False
         try:
-            with self._signals(), self._progress_bar() as bar:
-                # Inside the handlers: a signal from here on stops the run after one step, with a checkpoint.
+            bar = tqdm(
+                total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                disable=not self.progress,
+            )
+            # From here on, a signal stops the run after one step, with a checkpoint.
+            with self._signals(), bar:
                 if self.dist.is_main:
                     self.write_real_grid()
                 stopped = self._loop(bar)
             if self._last_saved != self.step:
                 self.save()
             if stopped:
-                self._log(
-                    f"stopped at step {self.step}; resume with --resume auto (checkpoint in {self.checkpoints.root})"
-                )
+                where = self.checkpoints.root
+                self._log(f"stopped at step {self.step}; resume with --resume auto (checkpoint in {where})")
             else:
                 if self.dist.is_main:
                     if self._last_sampled != self.step:
@@ -493,24 +410,14 @@ class Trainer:
                 self._writer = None
         return TrainResult(self.step, metrics, stopped, self.run_dir, self._signal if stopped else None)
 
-    @contextlib.contextmanager
-    def _progress_bar(self):
-        """A tqdm bar, or ``None`` without ``progress``."""
-        if not self.progress:
-            yield None
-            return
-        from tqdm import tqdm
+    def _every(self, period: int) -> bool:
+        return period > 0 and self.step % period == 0
 
-        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        try:
-            yield bar
-        finally:
-            bar.close()
-
-    def _loop(self, bar) -> bool:
+    def _loop(self, bar: tqdm) -> bool:
+        """Train to ``total_steps`` (then return ``False``) or until a signal on any rank (``True``)."""
         cfg = self.config
-        window: dict[str, float] = {}
-        window_steps, window_images, window_start = 0, 0, time.perf_counter()
+        window: list[dict[str, float]] = []
+        start = time.perf_counter()
         while self.step < self.total_steps:
             self.sampler.set_position(self.epoch, self.batch_in_epoch * cfg.batch_size)
             for batch in self.loader:
@@ -524,29 +431,20 @@ class Trainer:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 if self.ema is not None and logs["g_updated"]:
                     self.ema.update(self.generator)
-                for name, value in logs.items():
-                    window[name] = window.get(name, 0.0) + value
-                window_steps += 1
-                window_images += images.shape[0] * self.dist.world_size
-                if bar is not None:
-                    bar.update(1)
+                window.append(logs)
+                bar.update(1)
                 if self._every(cfg.log_every) or self.step == self.total_steps:
-                    elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    means = {k: v / window_steps for k, v in window.items() if k != "g_updated"}
-                    means["images_per_s"] = window_images / elapsed
-                    if bar is not None:
-                        bar.set_postfix(
-                            loss_d=f"{means['loss_d']:.3f}",
-                            loss_g=f"{means['loss_g']:.3f}",
-                            img_s=f"{means['images_per_s']:.0f}",
-                        )
+                    means = {k: sum(w[k] for w in window) / len(window) for k in logs if k != "g_updated"}
+                    elapsed = max(time.perf_counter() - start, 1e-9)
+                    means["images_per_s"] = len(window) * cfg.batch_size * self.dist.world_size / elapsed
+                    shown = {"loss_d": f"{means['loss_d']:.3f}", "loss_g": f"{means['loss_g']:.3f}"}
+                    shown.update(skipped=f"{means['skipped']:.0f}", img_s=f"{means['images_per_s']:.0f}")
+                    if self.progress:
+                        bar.set_postfix(shown)
                     else:  # batch jobs without a bar still see the losses in their log
-                        self._log(
-                            f"step={self.step} loss_d={means['loss_d']:.3f} loss_g={means['loss_g']:.3f} "
-                            f"skipped={means.get('skipped', 0.0):.0f} img_s={means['images_per_s']:.0f}"
-                        )
+                        self._log(f"step={self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()))
                     self._scalars("train", means)
-                    window, window_steps, window_images, window_start = {}, 0, 0, time.perf_counter()
+                    window, start = [], time.perf_counter()
                 if self.dist.is_main and self._every(cfg.sample_every):
                     self.write_sample_grid()
                 if self._every(cfg.eval_every):
