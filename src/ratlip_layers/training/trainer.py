@@ -96,7 +96,8 @@ class Trainer:
         >>> import tempfile
         >>> from ratlip_layers.training import TrainConfig, Trainer
         >>> config = TrainConfig.resolve(steps=2, batch_size=4, device="cpu", out=tempfile.mkdtemp(),
-        ...                              eval_images=8, fid_cache=tempfile.mkdtemp())
+        ...                              eval_images=8, fid_cache=tempfile.mkdtemp(),
+        ...                              clip_pretrained="none")  # the preset pre-trains CLIP first
         >>> result = Trainer(config, progress=False).fit()
         >>> result.step, {"clip_score", "fid_clip", "colour_acc"} <= set(result.metrics)
         (2, True)
