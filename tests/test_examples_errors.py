@@ -94,7 +94,7 @@ SAMPLE = [
     (["--out", "{dir}"], ["path must be a PNG file to write, got {dir}, an existing directory"]),
     (["--out", "{file}/grid.png"], ["cannot write {file}/grid.png", "{file} should be"]),
     (["--out-dir", "{file}"], ["cannot write {file}/caption00-0000.png"]),
-    (["--checkpoint", "{no_config}"], ["no checkpoint at {no_config}"]),
+    (["--checkpoint", "{no_config}"], ["{no_config}/config.json is missing"]),
 ]
 
 
@@ -136,7 +136,7 @@ def test_sample(capsys, tmp_path, pretrained):
 def test_sample_reports_a_corrupt_config(capsys, tmp_path, pretrained):
     folder = _broken_copy(pretrained, tmp_path, "config.json", b"{not json")
     caption = ["--caption", "a red circle on a blue background", "--out", tmp_path / "grid.png"]
-    _fails_with_one_line(capsys, _main("sample.py"), ["--checkpoint", folder, *caption], f"{folder}/config.json is not valid JSON")
+    _fails_with_one_line(capsys, _main("sample.py"), ["--checkpoint", folder, *caption], f"{folder}/config.json is unreadable: Expecting property name")
     assert (folder / "config.json").read_bytes() == b"{not json"  # reported, never deleted or rewritten
 
 
