@@ -12,7 +12,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_tensor, factory_kwargs
+from .._checks import (
+    check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor, factory_kwargs
+)
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -34,7 +36,7 @@ MAPPED_SCALE = 0.1
 
 
 def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
-    """The G-blocks' output sizes: the powers of two between ``grid`` and ``image_size``, then ``image_size``.
+    """The G-blocks' output sizes: the powers of two between ``grid`` and ``image_size``, then it.
 
     Example:
         >>> upsample_sizes(7, 224), upsample_sizes(4, 32)
@@ -45,34 +47,25 @@ def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
             f"image_size must be larger than the CLIP grid ({grid}x{grid}) that the G-blocks upsample "
             f"from, got image_size={image_size}"
         )
-    sizes = []
-    size = 1
-    while size * 2 < image_size:
-        size *= 2
-        if size > grid:
-            sizes.append(size)
-    return (*sizes, image_size)
+    powers = (2**k for k in range(1, image_size.bit_length()))
+    return (*(p for p in powers if grid < p < image_size), image_size)
 
 
 class RATLIPGenerator(WithFrozenCLIP):
     """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
 
-    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid); mapper blocks fuse the
-    condition ``cat(noise, sentence)`` into it; ``conv_fuse`` lifts it to CLIP's width and the
-    :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts;
-    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the first G-block's channels (``8 ngf`` from
-    three G-blocks on); the G-blocks upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3)
-    makes the image, unbounded (no tanh).
-
-    The condition is ``cat(noise, sentence)``. The LSTM state starts from the noise
-    (``StateFromNoise``) or zeros and goes, per sample, through every RAT layer in network order
-    (both fusions of each mapper block, then of each G-block), each block calling its public
-    :class:`~ratlip_layers.DFBlock` / :class:`~ratlip_layers.RATBlock` fusions.
+    :meth:`forward` reads top to bottom: the condition is ``cat(noise, sentence)``; the LSTM state
+    starts from the noise (``StateFromNoise``) or zeros and goes, per sample, through every RAT
+    fusion in network order; ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid);
+    the mapper blocks fuse the condition into it; ``conv_fuse`` lifts it to CLIP's width and the
+    :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts; ``conv_mapped``
+    takes ``fuse + 0.1 * mapped`` to ``8 ngf`` channels (fewer below three G-blocks); the G-blocks
+    upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3) makes the image, unbounded.
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
-        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); its
-            width, depth, grid and embedding size set the CLIP-dependent shapes.
+        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); it
+            sets the CLIP-dependent shapes.
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`); the same function either way.
@@ -108,11 +101,9 @@ class RATLIPGenerator(WithFrozenCLIP):
             raise TypeError(f"config must be a GeneratorConfig, got {type(config).__name__}")
         _, geometry = vision_tower(clip_model)
         factory = factory_kwargs(device, dtype)
-        self.config = config
-        self.z_dim = config.z_dim
+        self.config, self.z_dim, self.grid = config, config.z_dim, geometry.grid
         self.sentence_dim = geometry.embed_dim
-        self.cond_dim = config.z_dim + geometry.embed_dim
-        self.grid = geometry.grid
+        self.cond_dim = cond = config.z_dim + geometry.embed_dim
         sizes = upsample_sizes(geometry.grid, config.image_size)
         if config.shuffle_attention and geometry.grid < 2:
             raise ValueError(
@@ -120,40 +111,22 @@ class RATLIPGenerator(WithFrozenCLIP):
                 f"{geometry.grid}x{geometry.grid}; use shuffle_attention=False or a smaller patch size"
             )
         channels = [config.ngf * min(2**i, 8) for i in range(len(sizes) + 1)][::-1]
-        cell = nn.LSTMCell(self.cond_dim, config.hidden_size, **factory) if config.share_cell else None
-        block_kwargs = {
-            "hidden_size": config.hidden_size,
-            "cell": cell,
-            "shuffle_attention": config.shuffle_attention,
-            "sa_groups": config.sa_groups,
-            "impl": impl,
-            **factory,
-        }
-
-        self.state_init = (
-            StateFromNoise(config.z_dim, config.hidden_size, **factory)
-            if config.state_init == "noise"
-            else None
-        )
-        self.fc_code = nn.Linear(config.z_dim, config.code_channels * self.grid**2, **factory)
+        code, hidden = config.code_channels, config.hidden_size
+        cell = nn.LSTMCell(cond, hidden, **factory) if config.share_cell else None
+        kwargs = dict(hidden_size=hidden, cell=cell, shuffle_attention=config.shuffle_attention,
+                      sa_groups=config.sa_groups, impl=impl, **factory)
+        noise_state = config.state_init == "noise"
+        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if noise_state else None
+        self.fc_code = nn.Linear(config.z_dim, code * self.grid**2, **factory)
         self.mapper_blocks = nn.ModuleList(
-            MapperBlock(
-                self.cond_dim,
-                config.code_channels,
-                config.mapper_mid_channels,
-                config.code_channels,
-                fusion=config.mapper_fusion,
-                **block_kwargs,
-            )
+            MapperBlock(cond, code, config.mapper_mid_channels, code, fusion=config.mapper_fusion, **kwargs)
             for _ in range(config.mapper_blocks)
         )
-        self.conv_fuse = nn.Conv2d(config.code_channels, geometry.width, 5, 1, 2, **factory)
-        self.clip_mapper = CLIPMapper(
-            clip_model, self.cond_dim, prompt_blocks=config.prompt_blocks, **factory
-        )
+        self.conv_fuse = nn.Conv2d(code, geometry.width, 5, 1, 2, **factory)
+        self.clip_mapper = CLIPMapper(clip_model, cond, prompt_blocks=config.prompt_blocks, **factory)
         self.conv_mapped = nn.Conv2d(geometry.width, channels[0], 5, 1, 2, **factory)
         self.blocks = nn.ModuleList(
-            GBlock(self.cond_dim, c_in, c_out, size, fusion=config.fusion, **block_kwargs)
+            GBlock(cond, c_in, c_out, size, fusion=config.fusion, **kwargs)
             for c_in, c_out, size in zip(channels[:-1], channels[1:], sizes)
         )
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels[-1], 3, 3, 1, 1, **factory))
@@ -166,23 +139,13 @@ class RATLIPGenerator(WithFrozenCLIP):
 
     def _check_inputs(self, noise: Tensor, sentence: Tensor) -> None:
         check_tensor("noise", noise, 2, "(B, z_dim)")
-        if noise.shape[1] != self.z_dim:
-            raise ValueError(f"noise must have z_dim = {self.z_dim} features, got shape {tuple(noise.shape)}")
+        check_size("noise", noise, 1, self.z_dim, "z_dim")
         check_tensor("sentence", sentence, 2, "(B, embed_dim)")
-        if sentence.shape[1] != self.sentence_dim:
-            raise ValueError(
-                f"sentence must have the CLIP model's embed_dim = {self.sentence_dim} features, "
-                f"got shape {tuple(sentence.shape)}"
-            )
+        check_size("sentence", sentence, 1, self.sentence_dim, "the CLIP model's embed_dim")
         check_same_batch((("noise", noise), ("sentence", sentence)))
         if noise.shape[0] == 0:
             raise ValueError(f"noise and sentence need at least one sample, got shape {tuple(noise.shape)}")
-        check_same_device((("noise", noise), ("sentence", sentence)))
-        if noise.device != self.fc_code.weight.device:
-            raise ValueError(
-                f"noise is on {noise.device} but the generator is on {self.fc_code.weight.device}; "
-                "move them to the same device"
-            )
+        check_same_device((("the generator", self.fc_code.weight), ("noise", noise), ("sentence", sentence)))
 
     def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
         self._check_inputs(noise, sentence)
@@ -218,22 +181,19 @@ class RATLIPGenerator(WithFrozenCLIP):
         """
         inputs = captions_or_sentences
         if seed is not None:
+            if noise is not None:
+                raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
             seed = check_nonnegative_int("seed", seed)
         if isinstance(inputs, Tensor) and inputs.is_floating_point():
-            check_tensor("sentence embeddings", inputs, 2, "(B, embed_dim)")
-            if inputs.shape[0] == 0:
-                raise ValueError("generate needs at least one sentence embedding, got shape (0, ...)")
-            sentence = inputs
+            sentence = check_tensor("sentence", inputs, 2, "(B, embed_dim)")
         else:
             sentence = self.text(inputs).sentence
-        weight = self.fc_code.weight
         if noise is None:
-            generator = torch.Generator(weight.device).manual_seed(seed) if seed is not None else None
+            weight = self.fc_code.weight
+            rng = torch.Generator(weight.device).manual_seed(seed) if seed is not None else None
             noise = torch.randn(
-                sentence.shape[0], self.z_dim, generator=generator, device=weight.device, dtype=weight.dtype
+                len(sentence), self.z_dim, generator=rng, device=weight.device, dtype=weight.dtype
             )
-        elif seed is not None:
-            raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
         was_training = self.training
         self.eval()
         try:
@@ -319,10 +279,8 @@ class RATLIPGenerator(WithFrozenCLIP):
         return generator
 
     def extra_repr(self) -> str:
-        return (
-            f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, "
-            f"image_size={self.config.image_size}"
-        )
+        size = self.config.image_size
+        return f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, image_size={size}"
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -340,9 +298,7 @@ def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:
     """``reader(file)``; a missing, truncated or corrupt file is reported by its path."""
     if not file.is_file():
-        raise FileNotFoundError(
-            f"{file} is missing: a save_pretrained folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
-        )
+        raise FileNotFoundError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
     try:
         return reader(file)
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
