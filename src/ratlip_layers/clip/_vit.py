@@ -14,16 +14,7 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
-__all__ = [
-    "ViTGeometry",
-    "check_block_indices",
-    "default_feature_blocks",
-    "default_prompt_blocks",
-    "embed_patches",
-    "pool_tokens",
-    "run_blocks",
-    "vision_tower",
-]
+from .._checks import check_tensor
 
 REFERENCE_DEPTH = 12
 """Depth of the ViT-B/32 tower the reference's block choices were made for."""
@@ -40,37 +31,26 @@ class ViTGeometry(NamedTuple):
 
 
 def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]:
-    """Return the ViT image tower of ``clip_model`` and its shapes.
-
-    Raises:
-        TypeError: if ``clip_model`` is not an ``nn.Module``.
-        ValueError: if the image tower is not an open_clip ``VisionTransformer`` with a class token
-            and a square grid (e.g. a ModifiedResNet or timm tower).
-    """
+    """The ViT image tower of ``clip_model`` and its shapes; ``TypeError``/``ValueError`` for a model
+    that is not an open_clip CLIP with a square, token-pooled ViT (a ModifiedResNet or timm tower)."""
     if not isinstance(clip_model, nn.Module):
-        raise TypeError(
-            f"clip_model must be an open_clip CLIP model (nn.Module), got {type(clip_model).__name__}"
-        )
+        raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
     if not isinstance(visual, VisionTransformer):
-        raise ValueError(
-            "clip_model must have an open_clip VisionTransformer (ViT) image tower at .visual, "
-            f"got {type(visual).__name__}"
-        )
+        name = type(visual).__name__
+        raise ValueError(f"clip_model must have an open_clip VisionTransformer (ViT) at .visual, got {name}")
     if getattr(visual, "attn_pool", None) is not None:
         raise ValueError("clip_model's ViT must pool its class or patch tokens, got an attentional pooler")
     if getattr(visual, "pool_type", "tok") not in ("tok", "avg"):
         raise ValueError(f"clip_model's ViT must have pool_type 'tok' or 'avg', got {visual.pool_type!r}")
-    grid_h, grid_w = visual.grid_size
-    size_h, size_w = visual.image_size
-    if grid_h != grid_w or size_h != size_w:
+    (grid, grid_w), (size, size_w) = visual.grid_size, visual.image_size
+    if grid != grid_w or size != size_w:
         raise ValueError(
-            f"clip_model's ViT must be square, got image size {(size_h, size_w)} and grid {(grid_h, grid_w)}"
+            f"clip_model's ViT must be square, got image size {(size, size_w)} and grid {(grid, grid_w)}"
         )
     width = visual.class_embedding.shape[-1]
     embed_dim = visual.proj.shape[1] if visual.proj is not None else width
-    geometry = ViTGeometry(width, len(visual.transformer.resblocks), grid_h, size_h, embed_dim)
-    return visual, geometry
+    return visual, ViTGeometry(width, len(visual.transformer.resblocks), grid, size, embed_dim)
 
 
 def _round_half_up(x: float) -> int:
@@ -121,6 +101,15 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
     return blocks
 
 
+def check_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
+    """Check that ``x`` is a floating tensor of shape ``(B, *shape)``, such as a CLIP token map."""
+    layout = f"(B, {', '.join(map(str, shape))})"
+    check_tensor(name, x, len(shape) + 1, layout)
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
+    return x
+
+
 def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
     """Class token, positional embedding, patch dropout and ``ln_pre``, as open_clip's ViT does.
 
@@ -141,21 +130,14 @@ def run_blocks(
     prompts: Mapping[int, Tensor] | None = None,
     taps: Sequence[int] = (),
 ) -> tuple[Tensor, list[Tensor]]:
-    """Run batch-first tokens through every block of an open_clip ``Transformer``.
+    """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer``.
 
-    Args:
-        transformer: the open_clip transformer (``.resblocks``; batch-first or sequence-first).
-        x: tokens, batch first.
-        attn_mask: additive attention mask passed to every block.
-        prompts: block index -> a (B, width) token appended before that block and dropped after it.
-        taps: indices of the blocks whose outputs to return.
-
-    Returns:
-        ``(final tokens, [outputs of the tapped blocks])``, batch first.
+    ``attn_mask`` goes to every block; ``prompts`` maps a block index to a (B, width) token appended
+    before that block and dropped after it. Returns the final tokens and the outputs of the blocks
+    in ``taps``, batch first.
     """
     seq_first = not getattr(transformer, "batch_first", False)
-    prompts = prompts or {}
-    tapped = []
+    prompts, tapped = prompts or {}, []
     for i, block in enumerate(transformer.resblocks):
         prompt = prompts.get(i)
         if prompt is not None:
@@ -173,10 +155,8 @@ def run_blocks(
 
 def pool_tokens(visual: VisionTransformer, x: Tensor) -> Tensor:
     """The projected image embedding from the final tokens, pooled as open_clip's ViT pools them."""
-    ln_first = not getattr(visual, "final_ln_after_pool", False)
-    if ln_first:
-        x = visual.ln_post(x)
+    ln_after = getattr(visual, "final_ln_after_pool", False)
+    x = x if ln_after else visual.ln_post(x)
     pooled = x[:, 1:].mean(dim=1) if getattr(visual, "pool_type", "tok") == "avg" else x[:, 0]
-    if not ln_first:
-        pooled = visual.ln_post(pooled)
+    pooled = visual.ln_post(pooled) if ln_after else pooled
     return pooled @ visual.proj if visual.proj is not None else pooled

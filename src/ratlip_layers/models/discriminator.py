@@ -9,6 +9,7 @@ from einops import repeat
 from torch import Tensor, nn
 
 from .._checks import check_same_batch, check_same_device, check_size, check_tensor, factory_kwargs
+from ..clip._vit import check_shape
 from ..clip.frozen import WithFrozenCLIP
 from ..clip.vision import CLIPImageEncoder, ImageFeatures
 
@@ -152,10 +153,7 @@ class CLIPDiscriminator(WithFrozenCLIP):
         if len(maps) != len(layers):
             raise ValueError(f"features must hold {len(layers)} maps (layers {layers}), got {len(maps)}")
         for i, m in enumerate(maps):
-            check_tensor(f"features.maps[{i}]", m, 4, "(B, width, g, g)")
-            if tuple(m.shape[1:]) != (self.width, self.grid, self.grid):
-                want = f"(B, {self.width}, {self.grid}, {self.grid})"
-                raise ValueError(f"features.maps[{i}] must have shape {want}, got {tuple(m.shape)}")
+            check_shape(f"features.maps[{i}]", m, (self.width, self.grid, self.grid))
         return self.net_d(maps)
 
     def match_logits(self, code: Tensor, sentence: Tensor) -> Tensor:
