@@ -58,11 +58,9 @@ def _round_half_up(x: float) -> int:
 
 
 def default_feature_blocks(depth: int) -> tuple[int, ...]:
-    """The blocks whose outputs the discriminator reads, scaled from the reference.
-
-    The reference taps blocks 1, 4 and 8 (0-based) of ViT-B/32's 12, that is after 2, 5 and 9 of
-    12 blocks; a tower of another depth is tapped at the same fractions of its depth (rounded,
-    duplicates merged): ``(3, 9, 17)`` for 24 blocks, ``(0, 1)`` for 2.
+    """The blocks whose outputs the discriminator reads: the reference's 1, 4 and 8 (0-based) of
+    ViT-B/32's 12, after 2, 5 and 9 of 12 blocks, at the same fractions of other depths (rounded,
+    duplicates merged).
 
     Example:
         >>> default_feature_blocks(12), default_feature_blocks(24), default_feature_blocks(2)
@@ -72,10 +70,8 @@ def default_feature_blocks(depth: int) -> tuple[int, ...]:
 
 
 def default_prompt_blocks(depth: int) -> tuple[int, ...]:
-    """The blocks that get a prompt token in the CLIP mapper, scaled from the reference.
-
-    The reference prompts blocks 1 to 8 (0-based) of 12; a tower of another depth prompts the
-    same span of its depth: blocks 2 to 17 of 24, both blocks of 2.
+    """The blocks that get a prompt token in the CLIP mapper: the reference's 1 to 8 (0-based) of
+    12, the same span of other depths.
 
     Example:
         >>> default_prompt_blocks(12), default_prompt_blocks(2)
@@ -111,24 +107,16 @@ def check_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
 
 
 def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
-    """Class token, positional embedding, patch dropout and ``ln_pre``, as open_clip's ViT does.
-
-    Shape:
-        - patches: :math:`(B, g^2, \\text{width})`
-        - output: :math:`(B, 1 + g^2, \\text{width})`
-    """
+    """Class token, positional embedding, patch dropout and ``ln_pre`` on (B, g*g, width) patch tokens,
+    as open_clip's ViT does; (B, 1 + g*g, width) out."""
     cls = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
     x = torch.cat((cls, patches), dim=1) + visual.positional_embedding.to(patches.dtype)
     return visual.ln_pre(visual.patch_dropout(x))
 
 
 def run_blocks(
-    transformer: nn.Module,
-    x: Tensor,
-    *,
-    attn_mask: Tensor | None = None,
-    prompts: Mapping[int, Tensor] | None = None,
-    taps: Sequence[int] = (),
+    transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
+    prompts: Mapping[int, Tensor] | None = None, taps: Sequence[int] = ()
 ) -> tuple[Tensor, list[Tensor]]:
     """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer``.
 

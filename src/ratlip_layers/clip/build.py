@@ -83,12 +83,8 @@ def clip_spec(model: nn.Module) -> dict[str, Any] | None:
 
 
 def build_clip(
-    model_name: str,
-    pretrained: str | None = None,
-    *,
-    weights_sha256: str | None = None,
-    device: torch.device | str | None = None,
-    **model_kwargs: Any,
+    model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
+    device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
     """Build a frozen open_clip model and its tokenizer.
 
@@ -214,14 +210,9 @@ def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
 
 
 def tiny_clip(
-    pretrained: str | None = None,
-    *,
-    weights_sha256: str | None = None,
-    image_size: int = 32,
-    embed_dim: int = 32,
-    context_length: int = 16,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
+    pretrained: str | None = None, *, weights_sha256: str | None = None, image_size: int = 32,
+    embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None
 ) -> tuple[nn.Module, Any]:
     """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
 
@@ -251,11 +242,7 @@ def tiny_clip(
     check_positive_int("image_size", image_size)
     check_divisible("image_size", image_size, 8, "the patch size")
     model, tokenizer = build_clip(
-        "ViT-B-32",
-        pretrained,
-        weights_sha256=weights_sha256,
-        device=device,
-        embed_dim=embed_dim,
+        "ViT-B-32", pretrained, weights_sha256=weights_sha256, device=device, embed_dim=embed_dim,
         vision_cfg=dict(image_size=image_size, layers=2, width=64, patch_size=8, head_width=32),
         text_cfg=dict(context_length=context_length, vocab_size=49408, width=64, heads=2, layers=2),
     )

@@ -45,13 +45,8 @@ class CLIPMapper(WithFrozenCLIP):
     """
 
     def __init__(
-        self,
-        clip_model: nn.Module,
-        cond_dim: int,
-        *,
-        prompt_blocks: Sequence[int] | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         _, geometry = vision_tower(clip_model)

@@ -101,12 +101,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     @classmethod
     def from_pretrained(
-        cls,
-        model_name: str,
-        pretrained: str | None = None,
-        *,
-        device: torch.device | str | None = None,
-        **model_kwargs: Any,
+        cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
+        **model_kwargs: Any
     ) -> CLIPTextAdapter:
         """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path.
 

@@ -37,21 +37,10 @@ class ConditionedBlock(nn.Module):
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        in_channels: int,
-        out_channels: int,
-        fuse_channels: tuple[int, int],
-        convs: tuple[tuple[int, int, bool], tuple[int, int, bool]],
-        *,
-        fusion: str,
-        hidden_size: int,
-        cell: nn.LSTMCell | None,
-        shuffle_attention: bool,
-        sa_groups: int,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, in_channels: int, out_channels: int, fuse_channels: tuple[int, int],
+        convs: tuple[tuple[int, int, bool], tuple[int, int, bool]], *, fusion: str, hidden_size: int,
+        cell: nn.LSTMCell | None, shuffle_attention: bool, sa_groups: int, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         factory = factory_kwargs(device, dtype)

@@ -118,14 +118,8 @@ class CLIPDiscriminator(WithFrozenCLIP):
     """
 
     def __init__(
-        self,
-        clip_model: nn.Module,
-        *,
-        layers: Sequence[int] | None = None,
-        channels: int = 512,
-        joint_channels: int = 128,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, clip_model: nn.Module, *, layers: Sequence[int] | None = None, channels: int = 512,
+        joint_channels: int = 128, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         factory = factory_kwargs(device, dtype)

@@ -87,14 +87,8 @@ class RATLIPGenerator(WithFrozenCLIP):
     """
 
     def __init__(
-        self,
-        config: GeneratorConfig,
-        clip_model: nn.Module,
-        *,
-        tokenizer: Any = None,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, config: GeneratorConfig, clip_model: nn.Module, *, tokenizer: Any = None,
+        impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         if not isinstance(config, GeneratorConfig):
@@ -163,13 +157,11 @@ class RATLIPGenerator(WithFrozenCLIP):
 
     @torch.no_grad()
     def generate(
-        self,
-        captions_or_sentences: Sequence[str] | Tensor,
-        *,
-        noise: Tensor | None = None,
-        seed: int | None = None,
+        self, captions_or_sentences: Sequence[str] | Tensor, *, noise: Tensor | None = None,
+        seed: int | None = None
     ) -> Tensor:
-        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad.
+        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad
+        (the train/eval mode is restored afterwards).
 
         Args:
             captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
@@ -177,7 +169,7 @@ class RATLIPGenerator(WithFrozenCLIP):
             seed: seed of the noise draw (reproducible images); not allowed together with ``noise``.
 
         Returns:
-            (B, 3, S, S) images clamped to [-1, 1]. The module's train/eval mode is restored afterwards.
+            (B, 3, S, S) images clamped to [-1, 1].
         """
         inputs = captions_or_sentences
         if seed is not None:
@@ -202,17 +194,13 @@ class RATLIPGenerator(WithFrozenCLIP):
             self.train(was_training)
 
     def save_pretrained(self, directory: str | Path, *, include_clip: bool | None = None) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (and ``clip.safetensors``) to ``directory``.
-
-        The weights file holds :meth:`trainable_state_dict`, without CLIP. ``config.json`` holds the
-        generator config and how to rebuild CLIP (open_clip model name, pretrained tag or path,
-        model kwargs) when the CLIP model came from :func:`build_clip`.
+        """Write ``config.json`` (the config and, see :func:`clip_spec`, how to rebuild CLIP) and
+        ``model.safetensors`` (:meth:`trainable_state_dict`) to ``directory``, created if missing.
 
         Args:
-            directory: the folder to write; created if missing.
-            include_clip: also store CLIP's weights in ``clip.safetensors``. By default they are
-                stored only when the tag or path cannot restore them, i.e. for a randomly initialised
-                CLIP built by :func:`build_clip` (``pretrained=None``, as in tests).
+            directory: the folder to write.
+            include_clip: also store CLIP's weights in ``clip.safetensors``; by default only when its
+                spec cannot restore them (a random CLIP, ``pretrained=None``, as in tests).
         """
         spec = clip_spec(self.clip_model)
         if include_clip is None:
@@ -222,31 +210,22 @@ class RATLIPGenerator(WithFrozenCLIP):
         save_file(_unshared(self.trainable_state_dict()), str(path / WEIGHTS_FILE))
         if include_clip:
             save_file(_unshared(self.clip_model.state_dict()), str(path / CLIP_WEIGHTS_FILE))
-        meta = {
-            "format": FORMAT,
-            "version": 1,
-            "generator": self.config.to_dict(),
-            "clip": spec,
-            "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None,
-        }
+        clip_weights = CLIP_WEIGHTS_FILE if include_clip else None
+        meta = {"format": FORMAT, "version": 1, "generator": self.config.to_dict(), "clip": spec,
+                "clip_weights": clip_weights}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def from_pretrained(
-        cls,
-        directory: str | Path,
-        clip_model: nn.Module | None = None,
-        *,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
+        cls, directory: str | Path, clip_model: nn.Module | None = None, *, impl: str | None = None,
+        device: torch.device | str | None = None
     ) -> RATLIPGenerator:
         """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
 
         Args:
             directory: the folder :meth:`save_pretrained` wrote.
-            clip_model: the CLIP model to build on; by default it is rebuilt from the saved open_clip
-                name, tag and kwargs (with the saved CLIP weights if they were included).
-            impl: implementation of the fusions and shuffle attention, as in the constructor.
+            clip_model: the CLIP model to build on; by default rebuilt from the saved spec (and weights).
+            impl: as in the constructor.
             device: where to put the generator (and a rebuilt CLIP).
         """
         path = Path(directory)
@@ -258,17 +237,12 @@ class RATLIPGenerator(WithFrozenCLIP):
         if clip_model is None:
             spec = meta.get("clip")
             if spec is None:
-                raise ValueError(
-                    f"{path} does not say how to build its CLIP model (it was not made by build_clip); "
-                    "pass clip_model=..."
-                )
+                raise ValueError(f"{path} does not say how to build its CLIP model (not made by build_clip); "
+                                 "pass clip_model=...")
             weights = meta.get("clip_weights")
+            pretrained, sha256 = (None, None) if weights else (spec["pretrained"], spec.get("weights_sha256"))
             clip_model, tokenizer = build_clip(
-                spec["model_name"],
-                None if weights else spec["pretrained"],
-                weights_sha256=None if weights else spec.get("weights_sha256"),
-                device=device,
-                **spec["model_kwargs"],
+                spec["model_name"], pretrained, weights_sha256=sha256, device=device, **spec["model_kwargs"]
             )
             if weights:
                 clip_model.load_state_dict(_read_file(path / weights, lambda f: load_file(f, device="cpu")))

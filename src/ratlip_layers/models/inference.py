@@ -17,8 +17,8 @@ class InferenceGenerator:
     """A generator's ``(noise, sentence) -> images`` for inference; see :func:`optimize_for_inference`.
 
     Each call checks its inputs as the generator does, then runs without autograd, through
-    ``torch.compile`` when asked, and on CUDA by replaying a CUDA graph captured once per input
-    shape and dtype (the output is a copy, valid after the next call).
+    ``torch.compile`` when asked, and by replaying a CUDA graph captured once per input shape and
+    dtype when asked (the output is a copy, valid after the next call).
 
     Args:
         generator: the generator to run (in eval mode).
@@ -80,9 +80,8 @@ def optimize_for_inference(
     """Wrap a generator for fast inference: ``torch.compile`` and, on CUDA, CUDA-graph replay.
 
     The generator is switched to eval mode and runs without autograd. ``torch.compile`` traces the
-    whole network once per input shape (``dynamic=False``), and Inductor fuses the layers' reference
-    ops. CUDA graphs remove the per-kernel launch cost that dominates at small batches; each new
-    ``(batch, dtype)`` is captured once and replayed afterwards.
+    whole network once per input shape; CUDA graphs remove the per-kernel launch cost that
+    dominates at small batches.
 
     Args:
         generator: a :class:`RATLIPGenerator`. Its weights are read at every call, captured graphs
@@ -94,10 +93,6 @@ def optimize_for_inference(
 
     Returns:
         An :class:`InferenceGenerator`, called as ``run(noise, sentence)``.
-
-    Raises:
-        TypeError: ``generator`` is not a :class:`RATLIPGenerator`, or a switch is not a bool.
-        ValueError: ``cuda_graphs=True`` for a generator that is not on a CUDA device.
 
     Example:
         >>> from ratlip_layers.models import optimize_for_inference
