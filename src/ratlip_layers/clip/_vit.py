@@ -16,6 +16,9 @@ from torch import Tensor, nn
 
 from .._checks import check_tensor
 
+__all__ = ["ViTGeometry", "check_block_indices", "check_shape", "default_feature_blocks",
+           "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
+
 REFERENCE_DEPTH = 12
 """Depth of the ViT-B/32 tower the reference's block choices were made for."""
 

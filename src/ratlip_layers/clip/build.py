@@ -32,8 +32,6 @@ def _not_random_init(record: logging.LogRecord) -> bool:
 def freeze_clip(model: nn.Module) -> nn.Module:
     """Freeze an open_clip model in place: no parameter requires a gradient, and it is in eval mode.
 
-    The modules of this library that hold a CLIP model keep it so (see :class:`FrozenCLIP`).
-
     Args:
         model: any ``nn.Module``, usually an open_clip ``CLIP``.
 
@@ -89,9 +87,8 @@ def build_clip(
     """Build a frozen open_clip model and its tokenizer.
 
     Nothing is downloaded unless ``pretrained`` names an open_clip tag (such as ``"openai"`` for
-    ``"ViT-B-32-quickgelu"``); a local weights file is loaded through open_clip's own loader, and
-    ``pretrained=None`` gives random weights. The model records how it was built (:func:`clip_spec`)
-    so that a saved generator can rebuild it.
+    ``"ViT-B-32-quickgelu"``). The model records how it was built (:func:`clip_spec`) so that a
+    saved generator can rebuild it.
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
@@ -216,9 +213,9 @@ def tiny_clip(
 ) -> tuple[nn.Module, Any]:
     """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
 
-    Vision tower: width 64, 2 blocks, patch 8 (a 4x4 grid at 32 px); text tower: width 64, 2 blocks,
-    CLIP's 49,408-token vocabulary, so the standard tokenizer works. Randomly initialised, or loaded
-    from a weights file such as the one :func:`ratlip_layers.training.pretrain_clip` writes.
+    Both towers have width 64 and 2 blocks; patch 8 (a 4x4 grid at 32 px); CLIP's vocabulary, so the
+    standard tokenizer works. Random weights, or a file like the one
+    :func:`~ratlip_layers.training.pretrain_clip` writes.
 
     Args:
         pretrained: a weights file of this architecture, or ``None`` for random weights.

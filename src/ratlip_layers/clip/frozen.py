@@ -1,10 +1,6 @@
-"""Keeping a shared CLIP frozen inside trainable networks.
-
-A network here (generator, discriminator, text adapter) registers its CLIP model as a submodule so
-that ``.to(device)`` moves it, but wraps it in :class:`FrozenCLIP`, whose ``train()`` never leaves
-eval mode. :class:`WithFrozenCLIP` gives the network a ``requires_grad_`` that leaves CLIP frozen
-and a state dict of its own weights only, without CLIP's.
-"""
+"""Keeping a shared CLIP frozen inside trainable networks: a network registers its CLIP model as a
+submodule (so ``.to(device)`` moves it) wrapped in :class:`FrozenCLIP`, and :class:`WithFrozenCLIP`
+gives it a ``requires_grad_`` that leaves CLIP frozen and a state dict without CLIP's weights."""
 
 from __future__ import annotations
 

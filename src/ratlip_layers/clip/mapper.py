@@ -9,6 +9,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .._checks import check_positive_int, check_same_batch, check_same_device
+from ..layers.config import repr_of
 from ._vit import check_block_indices, check_shape, default_prompt_blocks, embed_patches, run_blocks
 from ._vit import vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
@@ -29,8 +30,7 @@ class CLIPMapper(WithFrozenCLIP):
         cond_dim: size of the condition vector the prompts are predicted from.
         prompt_blocks: indices of the blocks that get a prompt; by default blocks 1 to 8 of a
             12-block tower, the same span of the depth for other towers.
-        device: factory device of ``fc_prompt``.
-        dtype: factory dtype of ``fc_prompt``.
+        device, dtype: factory device and dtype of ``fc_prompt``.
 
     Shape:
         - x: :math:`(B, \\text{width}, g, g)`, CLIP's width and grid
@@ -79,6 +79,4 @@ class CLIPMapper(WithFrozenCLIP):
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         return self.transform(x, self.prompts(cond))
 
-    def extra_repr(self) -> str:
-        blocks = self.prompt_blocks
-        return f"width={self.width}, grid={self.grid}, cond_dim={self.cond_dim}, prompt_blocks={blocks}"
+    extra_repr = repr_of("width", "grid", "cond_dim", "prompt_blocks")

@@ -11,6 +11,7 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from torch import Tensor, nn
 
 from .._checks import check_same_device
+from ..layers.config import repr_of
 from ._vit import run_blocks
 from .build import build_clip
 from .frozen import FrozenCLIP, WithFrozenCLIP
@@ -170,5 +171,4 @@ class CLIPTextAdapter(WithFrozenCLIP):
         padding_mask = torch.arange(length, device=tokens.device) > end[:, None]
         return TextEncoding(sentence, x, padding_mask)
 
-    def extra_repr(self) -> str:
-        return f"context_length={self.context_length}, width={self.width}, embed_dim={self.embed_dim}"
+    extra_repr = repr_of("context_length", "width", "embed_dim")

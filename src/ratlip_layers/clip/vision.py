@@ -12,6 +12,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor, nn
 
 from .._checks import check_same_device, check_size, check_tensor
+from ..layers.config import repr_of
 from ._vit import check_block_indices, default_feature_blocks, embed_patches, pool_tokens, run_blocks
 from ._vit import vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
@@ -107,8 +108,4 @@ class CLIPImageEncoder(WithFrozenCLIP):
         )
         return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
 
-    def extra_repr(self) -> str:
-        return (
-            f"width={self.width}, grid={self.grid}, image_size={self.image_size}, "
-            f"embed_dim={self.embed_dim}, layers={self.layers}"
-        )
+    extra_repr = repr_of("width", "grid", "image_size", "embed_dim", "layers")

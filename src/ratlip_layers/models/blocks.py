@@ -13,10 +13,18 @@ from torch import Tensor, nn
 
 from .._checks import factory_kwargs
 from ..layers import DFBlock, LSTMState, RATBlock, SAConv
+from ..layers.config import repr_of
+
+__all__ = ["ConditionedBlock", "GBlock", "MapperBlock"]
 
 
 class ConditionedBlock(nn.Module):
     """Two fusions (``fuse1``, ``fuse2``), two convolutions and a shortcut; the base of the blocks.
+
+    Shape:
+        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`; state: ``None``
+          (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - output: ``(out, state)``, the state advanced by the RAT fusions (``None`` without them)
 
     Args:
         cond_dim: size of the condition.
@@ -32,8 +40,7 @@ class ConditionedBlock(nn.Module):
         sa_groups: shuffle-attention groups.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
     """
 
     def __init__(
@@ -61,13 +68,9 @@ class ConditionedBlock(nn.Module):
         )
 
     @staticmethod
-    def _fuse(
-        fuse: DFBlock | RATBlock, x: Tensor, cond: Tensor, state: LSTMState | None
-    ) -> tuple[Tensor, LSTMState | None]:
+    def _fuse(fuse: DFBlock | RATBlock, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple:
         """Run one fusion; a RAT fusion steps ``state``, a CAT fusion passes it on unchanged."""
-        if isinstance(fuse, RATBlock):
-            return fuse(x, cond, state)
-        return fuse(x, cond), state
+        return fuse(x, cond, state) if isinstance(fuse, RATBlock) else (fuse(x, cond), state)
 
 
 class MapperBlock(ConditionedBlock):
@@ -77,10 +80,7 @@ class MapperBlock(ConditionedBlock):
     3x3 convolution otherwise (GALIP). Keyword arguments as :class:`ConditionedBlock`.
 
     Shape:
-        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
-        - output: ``(out, state)``, ``out`` :math:`(B, C_{out}, H, W)`, ``state`` advanced by the
-          RAT fusions (``None`` stays ``None`` without them)
+        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, H, W)`.
 
     Example:
         >>> block = MapperBlock(12, 8, 4, 8, fusion="rat", hidden_size=6, cell=None,
@@ -108,9 +108,7 @@ class GBlock(ConditionedBlock):
     Keyword arguments as :class:`ConditionedBlock`.
 
     Shape:
-        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
-        - output: ``(out, state)``, ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`
+        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
         >>> block = GBlock(12, 8, 4, 16, fusion="cat", hidden_size=6, cell=None,
@@ -131,5 +129,4 @@ class GBlock(ConditionedBlock):
         h, state = self._fuse(self.fuse2, self.conv1(h), cond, state)
         return self.shortcut(x) + self.conv2(h), state
 
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
+    extra_repr = repr_of("size")

@@ -101,8 +101,7 @@ class CLIPDiscriminator(WithFrozenCLIP):
             scaled to other depths (see :class:`CLIPImageEncoder`).
         channels: NetD's output channels (512 in the reference).
         joint_channels: NetC's inner channels (128 in the reference).
-        device: factory device of NetD and NetC.
-        dtype: factory dtype of NetD and NetC.
+        device, dtype: factory device and dtype of NetD and NetC.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1], any size

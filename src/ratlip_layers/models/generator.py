@@ -44,8 +44,7 @@ def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
     """
     if image_size <= grid:
         raise ValueError(
-            f"image_size must be larger than the CLIP grid ({grid}x{grid}) that the G-blocks upsample "
-            f"from, got image_size={image_size}"
+            f"image_size must be larger than the CLIP grid ({grid}x{grid}), got image_size={image_size}"
         )
     powers = (2**k for k in range(1, image_size.bit_length()))
     return (*(p for p in powers if grid < p < image_size), image_size)
@@ -69,8 +68,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`); the same function either way.
-        device: factory device of the trainable layers.
-        dtype: factory dtype of the trainable layers.
+        device, dtype: factory device and dtype of the trainable layers.
 
     Shape:
         - noise: :math:`(B, \\text{z\\_dim})`
