@@ -1,8 +1,6 @@
 """What the CLIP parts need from an open_clip transformer, derived from the model, never hard-coded.
-
-open_clip's transformers are batch-first; older releases were sequence-first. :func:`run_blocks`
-reads the layout from the transformer and always takes and returns batch-first tokens.
-"""
+Tokens are batch-first throughout; :func:`run_blocks` also runs the sequence-first blocks of older
+open_clip releases."""
 
 from __future__ import annotations
 
@@ -93,10 +91,8 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
     if not blocks or any(isinstance(b, bool) or not isinstance(b, int) for b in blocks):
         raise ValueError(f"{name} must be a non-empty sequence of int block indices, got {blocks!r}")
     if any(b < 0 or b >= depth for b in blocks) or any(a >= b for a, b in zip(blocks, blocks[1:])):
-        raise ValueError(
-            f"{name} must be strictly increasing block indices in [0, {depth - 1}] "
-            f"(the CLIP tower has {depth} blocks), got {blocks!r}"
-        )
+        raise ValueError(f"{name} must be strictly increasing block indices in [0, {depth - 1}] (the CLIP "
+                         f"tower has {depth} blocks), got {blocks!r}")
     return blocks
 
 

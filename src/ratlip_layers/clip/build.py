@@ -92,21 +92,19 @@ def build_clip(
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
-        pretrained: an open_clip pretrained tag, a path to a local weights file (safetensors or a
-            ``torch.save`` of tensors), or ``None``.
-        weights_sha256: the expected SHA-256 of the weights file (see :func:`file_sha256`); a file
-            whose content differs is refused, so a run rebuilt from its config gets the same CLIP.
+        pretrained: an open_clip pretrained tag, a local weights file (safetensors or a ``torch.save``
+            of tensors), or ``None`` (random weights).
+        weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
+            file is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
-        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``,
-            ``text_cfg`` (a given ``vision_cfg``/``text_cfg`` replaces the named model's).
+        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
 
     Returns:
         ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
 
     Raises:
-        ValueError: ``model_name`` is not an open_clip model; ``pretrained`` is neither a tag of it
-            nor a file; the file is unreadable, holds more than tensors (refused unpickled), holds
-            another architecture's weights or does not match ``weights_sha256``.
+        ValueError: an unknown model or tag, a missing, unreadable or foreign file, or one holding
+            more than tensors (refused unpickled), each named in the message.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -221,13 +219,13 @@ def tiny_clip(
         pretrained: a weights file of this architecture, or ``None`` for random weights.
         weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
         image_size: input size of the vision tower; a multiple of 8.
-        embed_dim: size of the joint embedding (the sentence embedding).
+        embed_dim: size of the joint (sentence) embedding.
         context_length: tokens per caption.
         device: where to build the model.
         dtype: floating dtype of the model; float32 by default.
 
     Returns:
-        ``(clip_model, tokenizer)``, frozen, as :func:`build_clip` returns them.
+        ``(clip_model, tokenizer)``, as :func:`build_clip` returns them.
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()

@@ -70,11 +70,8 @@ class WithFrozenCLIP(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(prefixes)}
 
     def load_trainable_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load what :meth:`trainable_state_dict` returned; CLIP's weights are left as they are.
-
-        Raises:
-            ValueError: if keys are missing or unexpected, or a tensor's shape differs.
-        """
+        """Load what :meth:`trainable_state_dict` returned, leaving CLIP's weights as they are;
+        ``ValueError`` if keys are missing or unexpected, or a tensor's shape differs."""
         expected = self.trainable_state_dict()
         missing = sorted(expected.keys() - state_dict.keys())
         unexpected = sorted(state_dict.keys() - expected.keys())

@@ -20,10 +20,9 @@ __all__ = ["CLIPMapper"]
 class CLIPMapper(WithFrozenCLIP):
     """The frozen CLIP vision transformer fed a feature map, with one learned prompt token per block.
 
-    The map takes the place of the patch embeddings (class token, positional embedding, ``ln_pre``),
-    then the blocks run; before each block in ``prompt_blocks`` a prompt token predicted from the
-    condition by ``fc_prompt`` is appended, and dropped after that block. The patch tokens after
-    the last block come back as a map. Only ``fc_prompt`` is trained; gradients reach the map.
+    The map takes the place of the patch embeddings; before each block in ``prompt_blocks`` a prompt
+    token predicted from the condition by ``fc_prompt`` is appended, and dropped after that block.
+    The final patch tokens come back as a map. Only ``fc_prompt`` is trained; gradients reach the map.
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).

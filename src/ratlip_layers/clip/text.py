@@ -57,10 +57,8 @@ def _text_root(clip_model: nn.Module) -> nn.Module:
 class CLIPTextAdapter(WithFrozenCLIP):
     """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
 
-    The sentence embedding is the final-layer-norm feature at the end-of-text token times the text
-    projection, computed with CLIP's causal attention mask, so it equals
-    ``clip_model.encode_text(tokens)``. Token sequences shorter than the context length are
-    accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
+    The sentence embedding equals ``clip_model.encode_text(tokens)``; token sequences shorter than
+    the context length are accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
 
     Args:
         clip_model: an open_clip CLIP model (shared, not copied; frozen in place).
@@ -105,10 +103,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
         cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
         **model_kwargs: Any
     ) -> CLIPTextAdapter:
-        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path.
-
-        Downloads nothing unless ``pretrained`` is an open_clip tag; see :func:`build_clip`.
-        """
+        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path, as
+        :func:`build_clip` does (nothing is downloaded unless ``pretrained`` is a tag)."""
         clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
         return cls(clip_model, tokenizer=tokenizer)
 

@@ -41,9 +41,8 @@ class CLIPImageEncoder(WithFrozenCLIP):
     """Frozen CLIP ViT on generated or real images: intermediate patch-token maps and the embedding.
 
     Images in [-1, 1] of any size are mapped to [0, 1] once, centre-cropped to a square, resized to
-    the tower's input size with the model's interpolation (bicubic by default, antialiased) and
-    normalised with the model's mean and std (OpenAI's by default). Gradients reach the images;
-    CLIP's parameters get none, and CLIP stays in eval mode.
+    the tower's size with the model's interpolation (antialiased) and normalised with the model's
+    mean and std. Gradients reach the images; CLIP gets none and stays in eval mode.
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).

@@ -36,8 +36,7 @@ class ConditionedBlock(nn.Module):
         fusion: ``"cat"`` (DFBlock) or ``"rat"`` (RATBlock).
         hidden_size: LSTM hidden size of the RAT layers.
         cell: an LSTM cell shared by every RAT layer, or ``None`` for one per affine.
-        shuffle_attention: whether the ``sa`` convolutions are SA convolutions.
-        sa_groups: shuffle-attention groups.
+        shuffle_attention, sa_groups: whether the ``sa`` convolutions are SA convolutions; their groups.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
         device, dtype: factory device and dtype.

@@ -13,15 +13,13 @@ __all__ = ["GeneratorConfig"]
 FUSIONS = ("cat", "rat")
 STATE_INITS = ("zeros", "noise")
 
+# See GeneratorConfig.preset.
 _PRESETS: dict[str, dict[str, Any]] = {
-    # The reference code's network: RAT in the mapper, CAT in the G-blocks, shuffle attention.
     "paper": {},
-    # The ablation rows of the paper, on the reference layout; "ratlip" is the full model ("paper").
     "galip": {"mapper_fusion": "cat", "shuffle_attention": False},
     "galip+sa": {"mapper_fusion": "cat"},
     "galip+rat": {"shuffle_attention": False},
     "ratlip": {},
-    # Every feature switched on at toy sizes, for tests and CPU runs with ``tiny_clip()``.
     "tiny": dict(image_size=32, ngf=8, z_dim=16, hidden_size=16, code_channels=16, mapper_mid_channels=8,
                  mapper_blocks=2, fusion="rat", sa_groups=2, state_init="noise"),
 }
@@ -31,9 +29,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
 class GeneratorConfig:
     """Shapes and switches of :class:`RATLIPGenerator`; the defaults are the ``"paper"`` preset.
 
-    The CLIP-dependent shapes (CLIP width, grid ``g``, sentence size ``E``) come from the CLIP
-    model the generator is built on; the condition is ``cat(noise, sentence)`` of
-    ``z_dim + E`` features (612 on ViT-B/32).
+    The CLIP width, grid ``g`` and sentence size ``E`` come from the CLIP model the generator is
+    built on; the condition ``cat(noise, sentence)`` has ``z_dim + E`` features (612 on ViT-B/32).
 
     Args:
         image_size: output size ``S``; the G-blocks upsample the ``g x g`` map through the powers of

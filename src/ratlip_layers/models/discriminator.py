@@ -28,10 +28,8 @@ class DBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, clip_feature: bool, **factory) -> None:
         super().__init__()
         self.res = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False, **factory),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False, **factory),
-            nn.LeakyReLU(0.2),
+            nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False, **factory), nn.LeakyReLU(0.2),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False, **factory), nn.LeakyReLU(0.2),
         )
         same = in_channels == out_channels
         self.shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1, **factory)
@@ -82,9 +80,9 @@ class NetC(nn.Module):
 class CLIPDiscriminator(WithFrozenCLIP):
     """GALIP's discriminator on a frozen open_clip ViT: CLIP features, NetD, then NetC.
 
-    The image goes through :class:`CLIPImageEncoder` (frozen; gradients reach the image). ``net_d``
-    folds the chosen blocks' patch-token maps, ``net_c`` scores them against the sentence. For
-    MA-GP, take gradients with respect to the features and the sentence through :meth:`logits`::
+    ``net_d`` folds the patch-token maps of :class:`CLIPImageEncoder` (gradients reach the image),
+    ``net_c`` scores them against the sentence. For MA-GP, take gradients with respect to the
+    features and the sentence through :meth:`logits`::
 
         features = D.features(real)
         maps = tuple(m.detach().requires_grad_() for m in features.maps)
@@ -126,22 +124,15 @@ class CLIPDiscriminator(WithFrozenCLIP):
         self.width, self.grid, self.sentence_dim = enc.width, enc.grid, enc.embed_dim
         self.net_d = NetD(self.width, channels, len(enc.layers), **factory)
         self.net_c = NetC(channels, self.sentence_dim, self.grid, joint_channels, **factory)
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        """The CLIP blocks whose patch tokens NetD reads."""
-        return self.encoder.layers
+        self.layers: tuple[int, ...] = enc.layers  # the CLIP blocks whose patch tokens NetD reads
 
     def features(self, images: Tensor) -> ImageFeatures:
         """The frozen CLIP features of ``images`` (in [-1, 1]); gradients reach the images."""
         return self.encoder(images)
 
     def image_code(self, features: ImageFeatures) -> Tensor:
-        """NetD(features.maps): the caption-free image code that :meth:`match_logits` judges.
-
-        Computing it once and judging it against several captions (matched and mismatched, as the
-        discriminator loss does) runs NetD once instead of once per caption.
-        """
+        """NetD(features.maps): the caption-free image code that :meth:`match_logits` judges, so that
+        judging an image against several captions (as the discriminator loss does) runs NetD once."""
         maps, layers = features.maps, self.layers
         if len(maps) != len(layers):
             raise ValueError(f"features must hold {len(layers)} maps (layers {layers}), got {len(maps)}")

@@ -54,12 +54,11 @@ class RATLIPGenerator(WithFrozenCLIP):
     """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
 
     :meth:`forward` reads top to bottom: the condition is ``cat(noise, sentence)``; the LSTM state
-    starts from the noise (``StateFromNoise``) or zeros and goes, per sample, through every RAT
-    fusion in network order; ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid);
-    the mapper blocks fuse the condition into it; ``conv_fuse`` lifts it to CLIP's width and the
-    :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts; ``conv_mapped``
-    takes ``fuse + 0.1 * mapped`` to ``8 ngf`` channels (fewer below three G-blocks); the G-blocks
-    upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3) makes the image, unbounded.
+    starts from the noise or zeros and goes, per sample, through every RAT fusion in network order;
+    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid) that the mapper blocks
+    condition; ``conv_fuse`` lifts it to CLIP's width and :class:`CLIPMapper` runs CLIP on it;
+    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the G-blocks, which upsample to the output
+    size; ``to_rgb`` makes the image, unbounded.
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
@@ -179,11 +178,9 @@ class RATLIPGenerator(WithFrozenCLIP):
         else:
             sentence = self.text(inputs).sentence
         if noise is None:
-            weight = self.fc_code.weight
-            rng = torch.Generator(weight.device).manual_seed(seed) if seed is not None else None
-            noise = torch.randn(
-                len(sentence), self.z_dim, generator=rng, device=weight.device, dtype=weight.dtype
-            )
+            w = self.fc_code.weight
+            rng = torch.Generator(w.device).manual_seed(seed) if seed is not None else None
+            noise = torch.randn(len(sentence), self.z_dim, generator=rng, device=w.device, dtype=w.dtype)
         was_training = self.training
         self.eval()
         try:
@@ -256,15 +253,9 @@ class RATLIPGenerator(WithFrozenCLIP):
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Copies of tensors whose storage an earlier entry already uses (a shared LSTM cell, aliases),
-    since safetensors refuses shared storage; the copies load back into the same shared parameter."""
-    seen: set[int] = set()
-    out = {}
-    for key, value in state.items():
-        ptr = value.untyped_storage().data_ptr()
-        out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
-        seen.add(ptr)
-    return out
+    """Contiguous copies: safetensors refuses tensors that share storage (a shared LSTM cell, aliases);
+    the copies load back into the same shared parameter."""
+    return {key: value.detach().clone(memory_format=torch.contiguous_format) for key, value in state.items()}
 
 
 def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:

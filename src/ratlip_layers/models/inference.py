@@ -16,9 +16,8 @@ WARMUP_CALLS = 3
 class InferenceGenerator:
     """A generator's ``(noise, sentence) -> images`` for inference; see :func:`optimize_for_inference`.
 
-    Each call checks its inputs as the generator does, then runs without autograd, through
-    ``torch.compile`` when asked, and by replaying a CUDA graph captured once per input shape and
-    dtype when asked (the output is a copy, valid after the next call).
+    Each call checks its inputs as the generator does, then runs without autograd; a CUDA graph is
+    captured once per input shape and dtype (the output is a copy, valid after the next call).
 
     Args:
         generator: the generator to run (in eval mode).
@@ -68,10 +67,8 @@ class InferenceGenerator:
         return noise, sentence, graph, out
 
     def __repr__(self) -> str:
-        return (
-            f"InferenceGenerator(compile={self.compile}, cuda_graphs={self.cuda_graphs}, "
-            f"captured_shapes={len(self._graphs)})"
-        )
+        args = f"compile={self.compile}, cuda_graphs={self.cuda_graphs}, captured_shapes={len(self._graphs)}"
+        return f"InferenceGenerator({args})"
 
 
 def optimize_for_inference(
@@ -79,8 +76,7 @@ def optimize_for_inference(
 ) -> InferenceGenerator:
     """Wrap a generator for fast inference: ``torch.compile`` and, on CUDA, CUDA-graph replay.
 
-    The generator is switched to eval mode and runs without autograd. ``torch.compile`` traces the
-    whole network once per input shape; CUDA graphs remove the per-kernel launch cost that
+    The generator is switched to eval mode. CUDA graphs remove the per-kernel launch cost that
     dominates at small batches.
 
     Args:
