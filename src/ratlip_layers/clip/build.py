@@ -180,28 +180,26 @@ def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
 
 
 # What torch.load, safetensors and open_clip's loader raise on truncated, empty or foreign files.
-_UNREADABLE = (EOFError, OSError, KeyError, IndexError, ValueError, StopIteration, AttributeError,
-               SafetensorError)
+_UNREADABLE = (pickle.UnpicklingError, AssertionError, RuntimeError, EOFError, OSError, KeyError, IndexError,
+               ValueError, StopIteration, AttributeError, SafetensorError)
 
 
 def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
     """Load a local weights file with open_clip's loader, turning its errors into one clear message."""
     try:
         open_clip.load_checkpoint(model, str(path), weights_only=True)
-    except pickle.UnpicklingError as err:
+    except _UNREADABLE as err:
+        lines = str(err).strip().splitlines() or [""]
+        # torch.load's unpickling errors end with the reason, the others start with it.
+        reason = f"{type(err).__name__}: {lines[-1] if isinstance(err, pickle.UnpicklingError) else lines[0]}"
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(err)):
             raise ValueError(f"{path} holds objects other than tensors ({found.group(1)}); it is refused "
                              "unread (torch.load weights_only=True)") from None
-        raise ValueError(f"{path} is not a readable weights file: {str(err).splitlines()[-1]}") from None
-    except AssertionError as err:  # open_clip's position-embedding resize: other widths
-        raise ValueError(f"{path} does not hold weights of {model_name}: {err}") from None
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        if "state_dict" in first or "size mismatch" in str(err):
-            raise ValueError(f"{path} does not hold weights of {model_name}: {first}") from None
-        raise ValueError(f"{path} is not a readable weights file: {first}") from None
-    except _UNREADABLE as err:
-        raise ValueError(f"{path} is not a readable weights file: {type(err).__name__}: {err}") from None
+        # open_clip's position-embedding resize asserts on other widths, load_state_dict raises on
+        # other keys or shapes.
+        if isinstance(err, AssertionError) or (isinstance(err, RuntimeError) and "state_dict" in lines[0]):
+            raise ValueError(f"{path} does not hold weights of {model_name}: {reason}") from None
+        raise ValueError(f"{path} is not a readable weights file: {reason}") from None
 
 
 def tiny_clip(

@@ -81,8 +81,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
     def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None) -> None:
         super().__init__()
         root = _text_root(clip_model)
-        # ``TextTransformer`` names them ``pool_type`` and ``eos_id``; ``CLIP``, with the text parts
-        # at the top, ``text_pool_type`` and ``text_eos_id``.
+        # A TextTransformer names them pool_type and eos_id, CLIP (text parts at the top) text_*.
         self._pool_type = getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
         self._eos_id = getattr(root, "eos_id", getattr(root, "text_eos_id", None))
         if self._pool_type not in ("argmax", "eos"):
@@ -137,11 +136,10 @@ class CLIPTextAdapter(WithFrozenCLIP):
         shape, dtype = tuple(tokens.shape), tokens.dtype
         if len(shape) != 2 or dtype.is_floating_point or dtype.is_complex or dtype is torch.bool:
             raise ValueError(f"token ids must be an integer tensor of shape (B, L), got {dtype} {shape}")
-        if shape[0] == 0 or not 1 <= shape[1] <= self.context_length:
-            raise ValueError(
-                "token ids must hold at least one caption of 1 <= L <= context_length = "
-                f"{self.context_length} tokens, got shape {shape}"
-            )
+        if shape[0] == 0:
+            raise ValueError(f"token ids must hold at least one caption, got shape {shape}")
+        if not 1 <= shape[1] <= self.context_length:
+            raise ValueError(f"token ids need 1 <= L <= context_length = {self.context_length}, got {shape}")
         check_same_device((("token ids", tokens), ("the CLIP model", self._root.positional_embedding)))
         low, high, vocab = int(tokens.min()), int(tokens.max()), self.vocab_size
         if low < 0 or high >= vocab:

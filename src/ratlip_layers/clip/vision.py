@@ -83,7 +83,10 @@ class CLIPImageEncoder(WithFrozenCLIP):
         check_size("images", images, 1, 3, "channels")
         check_same_device((("images", images), ("the CLIP model", self.mean)))
         if images.numel() == 0:
-            raise ValueError(f"images must hold at least one image of 1x1 pixels or more, got {images.shape}")
+            raise ValueError(
+                f"images must hold at least one image of at least 1x1 pixels (resized to the tower's "
+                f"{self.image_size}x{self.image_size}), got shape {tuple(images.shape)}"
+            )
         x = images * 0.5 + 0.5
         height, width = x.shape[-2:]
         side = min(height, width)

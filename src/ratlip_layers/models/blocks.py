@@ -82,6 +82,7 @@ class MapperBlock(ConditionedBlock):
         As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, H, W)`.
 
     Example:
+        >>> from ratlip_layers.models.blocks import MapperBlock
         >>> block = MapperBlock(12, 8, 4, 8, fusion="rat", hidden_size=6, cell=None,
         ...                     shuffle_attention=True, sa_groups=2)
         >>> out, (h, c) = block(torch.randn(2, 8, 5, 5), torch.randn(2, 12), None)
@@ -110,6 +111,7 @@ class GBlock(ConditionedBlock):
         As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
+        >>> from ratlip_layers.models.blocks import GBlock
         >>> block = GBlock(12, 8, 4, 16, fusion="cat", hidden_size=6, cell=None,
         ...                shuffle_attention=False, sa_groups=2)
         >>> out, state = block(torch.randn(2, 8, 8, 8), torch.randn(2, 12), None)

@@ -13,7 +13,6 @@ __all__ = ["GeneratorConfig"]
 FUSIONS = ("cat", "rat")
 STATE_INITS = ("zeros", "noise")
 
-# See GeneratorConfig.preset.
 _PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "galip": {"mapper_fusion": "cat", "shuffle_attention": False},

@@ -12,9 +12,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import (
-    check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor, factory_kwargs
-)
+from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor
+from .._checks import factory_kwargs
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -106,8 +105,8 @@ class RATLIPGenerator(WithFrozenCLIP):
         cell = nn.LSTMCell(cond, hidden, **factory) if config.share_cell else None
         kwargs = dict(hidden_size=hidden, cell=cell, shuffle_attention=config.shuffle_attention,
                       sa_groups=config.sa_groups, impl=impl, **factory)
-        noise_state = config.state_init == "noise"
-        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if noise_state else None
+        from_noise = config.state_init == "noise"
+        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if from_noise else None
         self.fc_code = nn.Linear(config.z_dim, code * self.grid**2, **factory)
         self.mapper_blocks = nn.ModuleList(
             MapperBlock(cond, code, config.mapper_mid_channels, code, fusion=config.mapper_fusion, **kwargs)
@@ -168,15 +167,16 @@ class RATLIPGenerator(WithFrozenCLIP):
         Returns:
             (B, 3, S, S) images clamped to [-1, 1].
         """
-        inputs = captions_or_sentences
         if seed is not None:
             if noise is not None:
                 raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
             seed = check_nonnegative_int("seed", seed)
-        if isinstance(inputs, Tensor) and inputs.is_floating_point():
-            sentence = check_tensor("sentence", inputs, 2, "(B, embed_dim)")
+        if isinstance(captions_or_sentences, Tensor) and captions_or_sentences.is_floating_point():
+            sentence = check_tensor("sentence", captions_or_sentences, 2, "(B, embed_dim)")
+            if len(sentence) == 0:
+                raise ValueError("generate needs at least one sentence embedding, got shape (0, ...)")
         else:
-            sentence = self.text(inputs).sentence
+            sentence = self.text(captions_or_sentences).sentence
         if noise is None:
             w = self.fc_code.weight
             rng = torch.Generator(w.device).manual_seed(seed) if seed is not None else None
@@ -205,9 +205,8 @@ class RATLIPGenerator(WithFrozenCLIP):
         save_file(_unshared(self.trainable_state_dict()), str(path / WEIGHTS_FILE))
         if include_clip:
             save_file(_unshared(self.clip_model.state_dict()), str(path / CLIP_WEIGHTS_FILE))
-        clip_weights = CLIP_WEIGHTS_FILE if include_clip else None
         meta = {"format": FORMAT, "version": 1, "generator": self.config.to_dict(), "clip": spec,
-                "clip_weights": clip_weights}
+                "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
