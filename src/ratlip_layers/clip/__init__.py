@@ -7,16 +7,6 @@ from .text import CLIPTextAdapter, TextEncoding
 from .vision import CLIPImageEncoder, ImageFeatures
 
 __all__ = [
-    "CLIPImageEncoder",
-    "CLIPMapper",
-    "CLIPTextAdapter",
-    "FrozenCLIP",
-    "ImageFeatures",
-    "TextEncoding",
-    "WithFrozenCLIP",
-    "build_clip",
-    "clip_spec",
-    "file_sha256",
-    "freeze_clip",
-    "tiny_clip",
+    "CLIPImageEncoder", "CLIPMapper", "CLIPTextAdapter", "FrozenCLIP", "ImageFeatures", "TextEncoding",
+    "WithFrozenCLIP", "build_clip", "clip_spec", "file_sha256", "freeze_clip", "tiny_clip"
 ]

@@ -1,8 +1,6 @@
 """What the CLIP parts need from an open_clip transformer, derived from the model, never hard-coded.
-
-open_clip's transformers are batch-first; older releases were sequence-first. :func:`run_blocks`
-reads the layout from the transformer and always takes and returns batch-first tokens.
-"""
+Tokens are batch-first throughout; :func:`run_blocks` also runs the sequence-first blocks of older
+open_clip releases."""
 
 from __future__ import annotations
 
@@ -14,16 +12,10 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
-__all__ = [
-    "ViTGeometry",
-    "check_block_indices",
-    "default_feature_blocks",
-    "default_prompt_blocks",
-    "embed_patches",
-    "pool_tokens",
-    "run_blocks",
-    "vision_tower",
-]
+from .._checks import check_tensor
+
+__all__ = ["ViTGeometry", "check_block_indices", "check_shape", "default_feature_blocks",
+           "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
 
 REFERENCE_DEPTH = 12
 """Depth of the ViT-B/32 tower the reference's block choices were made for."""
@@ -40,37 +32,26 @@ class ViTGeometry(NamedTuple):
 
 
 def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]:
-    """Return the ViT image tower of ``clip_model`` and its shapes.
-
-    Raises:
-        TypeError: if ``clip_model`` is not an ``nn.Module``.
-        ValueError: if the image tower is not an open_clip ``VisionTransformer`` with a class token
-            and a square grid (e.g. a ModifiedResNet or timm tower).
-    """
+    """The ViT image tower of ``clip_model`` and its shapes; ``TypeError``/``ValueError`` for a model
+    that is not an open_clip CLIP with a square, token-pooled ViT (a ModifiedResNet or timm tower)."""
     if not isinstance(clip_model, nn.Module):
-        raise TypeError(
-            f"clip_model must be an open_clip CLIP model (nn.Module), got {type(clip_model).__name__}"
-        )
+        raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
     if not isinstance(visual, VisionTransformer):
-        raise ValueError(
-            "clip_model must have an open_clip VisionTransformer (ViT) image tower at .visual, "
-            f"got {type(visual).__name__}"
-        )
+        name = type(visual).__name__
+        raise ValueError(f"clip_model must have an open_clip VisionTransformer (ViT) at .visual, got {name}")
     if getattr(visual, "attn_pool", None) is not None:
         raise ValueError("clip_model's ViT must pool its class or patch tokens, got an attentional pooler")
     if getattr(visual, "pool_type", "tok") not in ("tok", "avg"):
         raise ValueError(f"clip_model's ViT must have pool_type 'tok' or 'avg', got {visual.pool_type!r}")
-    grid_h, grid_w = visual.grid_size
-    size_h, size_w = visual.image_size
-    if grid_h != grid_w or size_h != size_w:
+    (grid, grid_w), (size, size_w) = visual.grid_size, visual.image_size
+    if grid != grid_w or size != size_w:
         raise ValueError(
-            f"clip_model's ViT must be square, got image size {(size_h, size_w)} and grid {(grid_h, grid_w)}"
+            f"clip_model's ViT must be square, got image size {(size, size_w)} and grid {(grid, grid_w)}"
         )
     width = visual.class_embedding.shape[-1]
     embed_dim = visual.proj.shape[1] if visual.proj is not None else width
-    geometry = ViTGeometry(width, len(visual.transformer.resblocks), grid_h, size_h, embed_dim)
-    return visual, geometry
+    return visual, ViTGeometry(width, len(visual.transformer.resblocks), grid, size, embed_dim)
 
 
 def _round_half_up(x: float) -> int:
@@ -78,11 +59,9 @@ def _round_half_up(x: float) -> int:
 
 
 def default_feature_blocks(depth: int) -> tuple[int, ...]:
-    """The blocks whose outputs the discriminator reads, scaled from the reference.
-
-    The reference taps blocks 1, 4 and 8 (0-based) of ViT-B/32's 12, that is after 2, 5 and 9 of
-    12 blocks; a tower of another depth is tapped at the same fractions of its depth (rounded,
-    duplicates merged): ``(3, 9, 17)`` for 24 blocks, ``(0, 1)`` for 2.
+    """The blocks whose outputs the discriminator reads: the reference's 1, 4 and 8 (0-based) of
+    ViT-B/32's 12, after 2, 5 and 9 of 12 blocks, at the same fractions of other depths (rounded,
+    duplicates merged).
 
     Example:
         >>> default_feature_blocks(12), default_feature_blocks(24), default_feature_blocks(2)
@@ -92,10 +71,8 @@ def default_feature_blocks(depth: int) -> tuple[int, ...]:
 
 
 def default_prompt_blocks(depth: int) -> tuple[int, ...]:
-    """The blocks that get a prompt token in the CLIP mapper, scaled from the reference.
-
-    The reference prompts blocks 1 to 8 (0-based) of 12; a tower of another depth prompts the
-    same span of its depth: blocks 2 to 17 of 24, both blocks of 2.
+    """The blocks that get a prompt token in the CLIP mapper: the reference's 1 to 8 (0-based) of
+    12, the same span of other depths.
 
     Example:
         >>> default_prompt_blocks(12), default_prompt_blocks(2)
@@ -114,48 +91,40 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
     if not blocks or any(isinstance(b, bool) or not isinstance(b, int) for b in blocks):
         raise ValueError(f"{name} must be a non-empty sequence of int block indices, got {blocks!r}")
     if any(b < 0 or b >= depth for b in blocks) or any(a >= b for a, b in zip(blocks, blocks[1:])):
-        raise ValueError(
-            f"{name} must be strictly increasing block indices in [0, {depth - 1}] "
-            f"(the CLIP tower has {depth} blocks), got {blocks!r}"
-        )
+        raise ValueError(f"{name} must be strictly increasing block indices in [0, {depth - 1}] (the CLIP "
+                         f"tower has {depth} blocks), got {blocks!r}")
     return blocks
 
 
-def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
-    """Class token, positional embedding, patch dropout and ``ln_pre``, as open_clip's ViT does.
+def check_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
+    """Check that ``x`` is a floating tensor of shape ``(B, *shape)``, such as a CLIP token map."""
+    layout = f"(B, {', '.join(map(str, shape))})"
+    check_tensor(name, x, len(shape) + 1, layout)
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
+    return x
 
-    Shape:
-        - patches: :math:`(B, g^2, \\text{width})`
-        - output: :math:`(B, 1 + g^2, \\text{width})`
-    """
+
+def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
+    """Class token, positional embedding, patch dropout and ``ln_pre`` on (B, g*g, width) patch tokens,
+    as open_clip's ViT does; (B, 1 + g*g, width) out."""
     cls = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
     x = torch.cat((cls, patches), dim=1) + visual.positional_embedding.to(patches.dtype)
     return visual.ln_pre(visual.patch_dropout(x))
 
 
 def run_blocks(
-    transformer: nn.Module,
-    x: Tensor,
-    *,
-    attn_mask: Tensor | None = None,
-    prompts: Mapping[int, Tensor] | None = None,
-    taps: Sequence[int] = (),
+    transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
+    prompts: Mapping[int, Tensor] | None = None, taps: Sequence[int] = ()
 ) -> tuple[Tensor, list[Tensor]]:
-    """Run batch-first tokens through every block of an open_clip ``Transformer``.
+    """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer``.
 
-    Args:
-        transformer: the open_clip transformer (``.resblocks``; batch-first or sequence-first).
-        x: tokens, batch first.
-        attn_mask: additive attention mask passed to every block.
-        prompts: block index -> a (B, width) token appended before that block and dropped after it.
-        taps: indices of the blocks whose outputs to return.
-
-    Returns:
-        ``(final tokens, [outputs of the tapped blocks])``, batch first.
+    ``attn_mask`` goes to every block; ``prompts`` maps a block index to a (B, width) token appended
+    before that block and dropped after it. Returns the final tokens and the outputs of the blocks
+    in ``taps``, batch first.
     """
     seq_first = not getattr(transformer, "batch_first", False)
-    prompts = prompts or {}
-    tapped = []
+    prompts, tapped = prompts or {}, []
     for i, block in enumerate(transformer.resblocks):
         prompt = prompts.get(i)
         if prompt is not None:
@@ -173,10 +142,8 @@ def run_blocks(
 
 def pool_tokens(visual: VisionTransformer, x: Tensor) -> Tensor:
     """The projected image embedding from the final tokens, pooled as open_clip's ViT pools them."""
-    ln_first = not getattr(visual, "final_ln_after_pool", False)
-    if ln_first:
-        x = visual.ln_post(x)
+    ln_after = getattr(visual, "final_ln_after_pool", False)
+    x = x if ln_after else visual.ln_post(x)
     pooled = x[:, 1:].mean(dim=1) if getattr(visual, "pool_type", "tok") == "avg" else x[:, 0]
-    if not ln_first:
-        pooled = visual.ln_post(pooled)
+    pooled = visual.ln_post(pooled) if ln_after else pooled
     return pooled @ visual.proj if visual.proj is not None else pooled

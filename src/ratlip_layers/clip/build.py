@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 import hashlib
 import logging
 import pickle
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +24,13 @@ CLIP_SPEC_ATTR = "ratlip_clip_spec"
 """Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
 
 
-@contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
-    """Drop open_clip's "initialized randomly" warning: with ``pretrained=None`` that was asked for."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("No pretrained weights loaded")
-
-    root = logging.getLogger()  # open_clip warns through the root logger
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
+def _not_random_init(record: logging.LogRecord) -> bool:
+    """Drops open_clip's "no pretrained weights" warning: random weights (or a file's) were asked for."""
+    return not record.getMessage().startswith("No pretrained weights loaded")
 
 
 def freeze_clip(model: nn.Module) -> nn.Module:
     """Freeze an open_clip model in place: no parameter requires a gradient, and it is in eval mode.
-
-    The modules of this library that hold a CLIP model (:class:`CLIPTextAdapter`,
-    :class:`CLIPImageEncoder`, :class:`CLIPMapper` and the networks built on them) keep it this way:
-    their ``train()`` leaves it in eval mode and their ``requires_grad_()`` leaves it frozen.
 
     Args:
         model: any ``nn.Module``, usually an open_clip ``CLIP``.
@@ -83,12 +67,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 def clip_spec(model: nn.Module) -> dict[str, Any] | None:
-    """How ``model`` was built by :func:`build_clip` (``model_name``, ``pretrained``,
-    ``weights_sha256``: the content hash of a local weights file, ``None`` otherwise, and
-    ``model_kwargs``).
-
-    Returns ``None`` for a model built some other way; such a model cannot be rebuilt from a saved
-    generator's config and must be passed to ``from_pretrained`` explicitly.
+    """How :func:`build_clip` built ``model``: ``model_name``, ``pretrained``, ``weights_sha256`` (of a
+    local weights file, else ``None``) and ``model_kwargs``; ``None`` for a model built otherwise,
+    which a saved generator cannot rebuild (pass it to ``from_pretrained``).
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -100,39 +81,30 @@ def clip_spec(model: nn.Module) -> dict[str, Any] | None:
 
 
 def build_clip(
-    model_name: str,
-    pretrained: str | None = None,
-    *,
-    weights_sha256: str | None = None,
-    device: torch.device | str | None = None,
-    **model_kwargs: Any,
+    model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
+    device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
     """Build a frozen open_clip model and its tokenizer.
 
     Nothing is downloaded unless ``pretrained`` names an open_clip tag (such as ``"openai"`` for
-    ``"ViT-B-32-quickgelu"``); a local weights file is loaded through open_clip's own loader, and
-    ``pretrained=None`` gives random weights. The returned model records ``model_name``,
-    ``pretrained`` and ``model_kwargs`` (see :func:`clip_spec`) so that a saved generator can
-    rebuild it.
+    ``"ViT-B-32-quickgelu"``). The model records how it was built (:func:`clip_spec`) so that a
+    saved generator can rebuild it.
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
-        pretrained: an open_clip pretrained tag, a path to a local weights file (safetensors or a
-            ``torch.save`` of tensors), or ``None``.
-        weights_sha256: the expected SHA-256 of the weights file (see :func:`file_sha256`); a file
-            whose content differs is refused, so a run rebuilt from its config gets the same CLIP.
+        pretrained: an open_clip pretrained tag, a local weights file (safetensors or a ``torch.save``
+            of tensors), or ``None`` (random weights).
+        weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
+            file is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
-        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``,
-            ``text_cfg`` (a given ``vision_cfg``/``text_cfg`` replaces the named model's).
+        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
 
     Returns:
         ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
 
     Raises:
-        ValueError: ``model_name`` is not an open_clip model; ``pretrained`` is neither a tag of it
-            nor an existing file; the file is unreadable, holds more than tensors (it is refused
-            before anything is unpickled), holds weights of another architecture or does not
-            match ``weights_sha256``. The message names the file.
+        ValueError: an unknown model or tag, a missing, unreadable or foreign file, or one holding
+            more than tensors (refused unpickled), each named in the message.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -146,44 +118,36 @@ def build_clip(
     if not isinstance(model_name, str) or not model_name:
         raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
     if pretrained is not None and not isinstance(pretrained, str):
-        raise TypeError(f"pretrained must be None, an open_clip tag or a file path (str), got {pretrained!r}")
+        raise TypeError(f"pretrained must be None, an open_clip tag or a file path, got {pretrained!r}")
     device = check_device("device", device)
     if isinstance(pretrained, str) and pretrained.strip().lower() == "none":
-        logging.getLogger(__name__).warning(
-            "build_clip: %s built with random weights (pretrained='none')", model_name
-        )
+        logging.getLogger(__name__).warning("build_clip: %s, random weights (pretrained='none')", model_name)
         pretrained = None
     _check_model_name(model_name)
     weights_file = _weights_file(model_name, pretrained)
     if weights_sha256 is not None:
         if weights_file is None:
             raise ValueError(f"weights_sha256 is given, but pretrained={pretrained!r} is not a weights file")
-        found = file_sha256(weights_file)
-        if found != weights_sha256:
-            raise ValueError(
-                f"{weights_file} is not the weights file this was built with: its SHA-256 is {found}, "
-                f"expected {weights_sha256}"
-            )
-    with _quiet_random_init() if pretrained is None or weights_file else contextlib.nullcontext():
-        model = open_clip.create_model(
-            model_name,
-            pretrained=None if weights_file else pretrained,
-            device=device if device is not None else "cpu",
-            **model_kwargs,
-        )
+        if (found := file_sha256(weights_file)) != weights_sha256:
+            raise ValueError(f"{weights_file} is not the weights file this was built with: its SHA-256 is "
+                             f"{found}, expected {weights_sha256}")
+    root = logging.getLogger()  # open_clip warns through the root logger
+    root.addFilter(_not_random_init)
+    try:
+        tag = None if weights_file else pretrained
+        model = open_clip.create_model(model_name, pretrained=tag, device=device or "cpu", **model_kwargs)
+    finally:
+        root.removeFilter(_not_random_init)
     if weights_file:
         _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
-    setattr(
-        model,
-        CLIP_SPEC_ATTR,
-        {
-            "model_name": model_name,
-            "pretrained": pretrained,
-            "weights_sha256": (weights_sha256 or file_sha256(weights_file)) if weights_file else None,
-            "model_kwargs": copy.deepcopy(model_kwargs),
-        },
-    )
+    spec = {
+        "model_name": model_name,
+        "pretrained": pretrained,
+        "weights_sha256": (weights_sha256 or file_sha256(weights_file)) if weights_file else None,
+        "model_kwargs": copy.deepcopy(model_kwargs),
+    }
+    setattr(model, CLIP_SPEC_ATTR, spec)
     return freeze_clip(model), tokenizer
 
 
@@ -216,86 +180,64 @@ def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
 
 
 # What torch.load, safetensors and open_clip's loader raise on truncated, empty or foreign files.
-_UNREADABLE = (
-    EOFError, OSError, KeyError, IndexError, ValueError, StopIteration, AttributeError, SafetensorError
-)
+_UNREADABLE = (pickle.UnpicklingError, AssertionError, RuntimeError, EOFError, OSError, KeyError, IndexError,
+               ValueError, StopIteration, AttributeError, SafetensorError)
 
 
 def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
     """Load a local weights file with open_clip's loader, turning its errors into one clear message."""
     try:
         open_clip.load_checkpoint(model, str(path), weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if found:
-            raise ValueError(
-                f"{path} holds objects other than tensors ({found.group(1)}); it is refused unread "
-                "(torch.load weights_only=True)"
-            ) from None
-        raise ValueError(f"{path} is not a readable weights file: {str(err).splitlines()[-1]}") from None
-    except AssertionError as err:  # open_clip's position-embedding resize: other widths
-        raise ValueError(f"{path} does not hold weights of {model_name}: {err}") from None
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        if "state_dict" in first or "size mismatch" in str(err):
-            raise ValueError(f"{path} does not hold weights of {model_name}: {first}") from None
-        raise ValueError(f"{path} is not a readable weights file: {first}") from None
     except _UNREADABLE as err:
-        raise ValueError(f"{path} is not a readable weights file: {type(err).__name__}: {err}") from None
+        lines = str(err).strip().splitlines() or [""]
+        # torch.load's unpickling errors end with the reason, the others start with it.
+        reason = f"{type(err).__name__}: {lines[-1] if isinstance(err, pickle.UnpicklingError) else lines[0]}"
+        if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(err)):
+            raise ValueError(f"{path} holds objects other than tensors ({found.group(1)}); it is refused "
+                             "unread (torch.load weights_only=True)") from None
+        # open_clip's position-embedding resize asserts on other widths, load_state_dict raises on
+        # other keys or shapes.
+        if isinstance(err, AssertionError) or (isinstance(err, RuntimeError) and "state_dict" in lines[0]):
+            raise ValueError(f"{path} does not hold weights of {model_name}: {reason}") from None
+        raise ValueError(f"{path} is not a readable weights file: {reason}") from None
 
 
 def tiny_clip(
-    pretrained: str | None = None,
-    *,
-    weights_sha256: str | None = None,
-    image_size: int = 32,
-    embed_dim: int = 32,
-    context_length: int = 16,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
+    pretrained: str | None = None, *, weights_sha256: str | None = None, image_size: int = 32,
+    embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None
 ) -> tuple[nn.Module, Any]:
     """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
 
-    Vision tower: width 64, 2 blocks, patch 8 (a 4x4 grid at 32 px); text tower: width 64, 2 blocks,
-    CLIP's 49,408-token vocabulary, so the standard tokenizer works. Randomly initialised, or loaded
-    from a weights file such as the one :func:`ratlip_layers.training.pretrain_clip` writes.
+    Both towers have width 64 and 2 blocks; patch 8 (a 4x4 grid at 32 px); CLIP's vocabulary, so the
+    standard tokenizer works. Random weights, or a file like the one
+    :func:`~ratlip_layers.training.pretrain_clip` writes.
 
     Args:
         pretrained: a weights file of this architecture, or ``None`` for random weights.
         weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
         image_size: input size of the vision tower; a multiple of 8.
-        embed_dim: size of the joint embedding (the sentence embedding).
+        embed_dim: size of the joint (sentence) embedding.
         context_length: tokens per caption.
         device: where to build the model.
         dtype: floating dtype of the model; float32 by default.
 
     Returns:
-        ``(clip_model, tokenizer)``, frozen, as :func:`build_clip` returns them.
+        ``(clip_model, tokenizer)``, as :func:`build_clip` returns them.
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()
         >>> clip_model.encode_text(tokenizer(["a red bird"])).shape
         torch.Size([1, 32])
     """
-    check_positive_int("image_size", image_size)
-    check_divisible("image_size", image_size, 8, "the patch size")
     check_positive_int("embed_dim", embed_dim)
     check_positive_int("context_length", context_length)
-    device = check_device("device", device)
+    check_positive_int("image_size", image_size)
+    check_divisible("image_size", image_size, 8, "the patch size")
     model, tokenizer = build_clip(
-        "ViT-B-32",
-        pretrained,
-        weights_sha256=weights_sha256,
-        device=device,
-        embed_dim=embed_dim,
-        vision_cfg={"image_size": image_size, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-        text_cfg={
-            "context_length": context_length,
-            "vocab_size": 49408,
-            "width": 64,
-            "heads": 2,
-            "layers": 2,
-        },
+        "ViT-B-32", pretrained, weights_sha256=weights_sha256, device=device, embed_dim=embed_dim,
+        vision_cfg=dict(image_size=image_size, layers=2, width=64, patch_size=8, head_width=32),
+        text_cfg=dict(context_length=context_length, vocab_size=49408, width=64, heads=2, layers=2),
     )
     if floating_dtype(dtype) is not None:
         model.to(dtype=dtype)

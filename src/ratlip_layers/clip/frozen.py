@@ -1,10 +1,6 @@
-"""Keeping a shared CLIP frozen inside trainable networks.
-
-A network here (generator, discriminator, text adapter) registers its CLIP model as a submodule so
-that ``.to(device)`` moves it, but wraps it in :class:`FrozenCLIP`, whose ``train()`` never leaves
-eval mode. :class:`WithFrozenCLIP` gives the network a ``requires_grad_`` that leaves CLIP frozen
-and a state dict of its own weights only, without CLIP's.
-"""
+"""Keeping a shared CLIP frozen inside trainable networks: a network registers its CLIP model as a
+submodule (so ``.to(device)`` moves it) wrapped in :class:`FrozenCLIP`, and :class:`WithFrozenCLIP`
+gives it a ``requires_grad_`` that leaves CLIP frozen and a state dict without CLIP's weights."""
 
 from __future__ import annotations
 
@@ -18,10 +14,8 @@ __all__ = ["FrozenCLIP", "WithFrozenCLIP"]
 
 
 class FrozenCLIP(nn.Module):
-    """Holds a frozen open_clip model: its parameters get no gradients and it stays in eval mode.
-
-    The same model may be wrapped by several networks at once (generator, discriminator, text
-    adapter); the wrappers share its parameters.
+    """Holds a frozen open_clip model, which several networks may share: its parameters get no
+    gradients and it stays in eval mode.
 
     Args:
         model: the open_clip model; frozen in place by :func:`freeze_clip`.
@@ -38,14 +32,12 @@ class FrozenCLIP(nn.Module):
         self.model = freeze_clip(model)
 
     def __repr__(self) -> str:
-        # One line instead of CLIP's full module tree, which would repeat in every holder's repr.
+        # One line instead of CLIP's module tree, which would repeat in every holder's repr.
         num_params = sum(p.numel() for p in self.model.parameters())
         return f"FrozenCLIP({type(self.model).__name__}, {num_params:,} frozen parameters)"
 
     def train(self, mode: bool = True) -> FrozenCLIP:
-        # Ignore ``mode``: a parent's ``.train()`` reaches here and must not switch CLIP's dropout
-        # or norm layers to training behaviour.
-        return super().train(False)
+        return super().train(False)  # a parent's .train() must not switch CLIP's dropout or norms
 
 
 class WithFrozenCLIP(nn.Module):
@@ -63,13 +55,6 @@ class WithFrozenCLIP(nn.Module):
         (['fc.bias', 'fc.weight'], False)
     """
 
-    def _frozen_prefixes(self) -> tuple[str, ...]:
-        return tuple(
-            f"{name}."
-            for name, module in self.named_modules(remove_duplicate=False)
-            if isinstance(module, FrozenCLIP)
-        )
-
     def requires_grad_(self, requires_grad: bool = True):
         """Set ``requires_grad`` on this module's own parameters; the frozen CLIP stays frozen."""
         super().requires_grad_(requires_grad)
@@ -80,28 +65,23 @@ class WithFrozenCLIP(nn.Module):
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The state dict without the frozen CLIP's weights (parameters and buffers of this module)."""
-        prefixes = self._frozen_prefixes()
+        frozen = self.named_modules(remove_duplicate=False)
+        prefixes = tuple(f"{name}." for name, module in frozen if isinstance(module, FrozenCLIP))
         return {k: v for k, v in self.state_dict().items() if not k.startswith(prefixes)}
 
     def load_trainable_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load what :meth:`trainable_state_dict` returned; CLIP's weights are left as they are.
-
-        Raises:
-            ValueError: if keys are missing or unexpected, or a tensor's shape differs.
-        """
+        """Load what :meth:`trainable_state_dict` returned, leaving CLIP's weights as they are;
+        ``ValueError`` if keys are missing or unexpected, or a tensor's shape differs."""
         expected = self.trainable_state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(expected))
+        missing = sorted(expected.keys() - state_dict.keys())
+        unexpected = sorted(state_dict.keys() - expected.keys())
         if missing or unexpected:
             raise ValueError(
-                f"state dict does not fit {type(self).__name__}: missing keys {missing[:8]}"
-                f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
-                f"{' ...' if len(unexpected) > 8 else ''}"
+                f"state dict does not fit {type(self).__name__}: missing keys ({len(missing)}) "
+                f"{missing[:8]}, unexpected keys ({len(unexpected)}) {unexpected[:8]}"
             )
         for key, value in state_dict.items():
-            if tuple(value.shape) != tuple(expected[key].shape):
-                raise ValueError(
-                    f"state dict entry {key!r} must have shape {tuple(expected[key].shape)}, "
-                    f"got {tuple(value.shape)}"
-                )
+            if value.shape != expected[key].shape:
+                raise ValueError(f"state dict entry {key!r} must have shape {tuple(expected[key].shape)}, "
+                                 f"got {tuple(value.shape)}")
         self.load_state_dict(dict(state_dict), strict=False)

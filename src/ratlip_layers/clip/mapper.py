@@ -8,8 +8,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_same_batch, check_same_device, check_size, check_tensor
-from ._vit import check_block_indices, default_prompt_blocks, embed_patches, run_blocks, vision_tower
+from .._checks import check_positive_int, check_same_batch, check_same_device
+from ..layers.config import repr_of
+from ._vit import check_block_indices, check_shape, default_prompt_blocks, embed_patches, run_blocks
+from ._vit import vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
 
 __all__ = ["CLIPMapper"]
@@ -18,20 +20,16 @@ __all__ = ["CLIPMapper"]
 class CLIPMapper(WithFrozenCLIP):
     """The frozen CLIP vision transformer fed a feature map, with one learned prompt token per block.
 
-    The (B, width, g, g) map takes the place of the patch embeddings: CLIP's class token and
-    positional embedding are added and ``ln_pre`` applied, then the blocks run. Before each block
-    in ``prompt_blocks`` a prompt token, predicted from the condition by ``fc_prompt``
-    (``Linear(cond_dim -> len(prompt_blocks) * width)``), is appended, and it is dropped after
-    that block. The patch tokens after the last block come back as a map. Only ``fc_prompt`` is
-    trained; gradients flow through CLIP to the map and the prompts.
+    The map takes the place of the patch embeddings; before each block in ``prompt_blocks`` a prompt
+    token predicted from the condition by ``fc_prompt`` is appended, and dropped after that block.
+    The final patch tokens come back as a map. Only ``fc_prompt`` is trained; gradients reach the map.
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
         cond_dim: size of the condition vector the prompts are predicted from.
         prompt_blocks: indices of the blocks that get a prompt; by default blocks 1 to 8 of a
-            12-block tower, the same span of the depth for other towers (``default_prompt_blocks``).
-        device: factory device of ``fc_prompt``.
-        dtype: factory dtype of ``fc_prompt``.
+            12-block tower, the same span of the depth for other towers.
+        device, dtype: factory device and dtype of ``fc_prompt``.
 
     Shape:
         - x: :math:`(B, \\text{width}, g, g)`, CLIP's width and grid
@@ -46,66 +44,38 @@ class CLIPMapper(WithFrozenCLIP):
     """
 
     def __init__(
-        self,
-        clip_model: nn.Module,
-        cond_dim: int,
-        *,
-        prompt_blocks: Sequence[int] | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         _, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)
-        self.width, self.grid, self.cond_dim = (
-            geometry.width,
-            geometry.grid,
-            check_positive_int("cond_dim", cond_dim),
-        )
-        self.prompt_blocks = (
-            default_prompt_blocks(geometry.depth)
-            if prompt_blocks is None
-            else check_block_indices("prompt_blocks", prompt_blocks, geometry.depth)
-        )
+        self.width, self.grid = geometry.width, geometry.grid
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        blocks = default_prompt_blocks(geometry.depth) if prompt_blocks is None else prompt_blocks
+        self.prompt_blocks = check_block_indices("prompt_blocks", blocks, geometry.depth)
         self.fc_prompt = nn.Linear(cond_dim, len(self.prompt_blocks) * self.width, device=device, dtype=dtype)
 
     def prompts(self, cond: Tensor) -> Tensor:
         """The prompt tokens predicted from ``cond``: (B, len(prompt_blocks), width)."""
-        check_tensor("cond", cond, 2, "(B, cond_dim)")
-        check_size("cond", cond, 1, self.cond_dim, "cond_dim")
+        check_shape("cond", cond, (self.cond_dim,))
         out = self.fc_prompt(cond.to(self.fc_prompt.weight.dtype))
         return rearrange(out, "b (p d) -> b p d", d=self.width)
 
     def transform(self, x: Tensor, prompts: Tensor) -> Tensor:
         """Run CLIP on the map ``x`` with precomputed ``prompts`` (from :meth:`prompts`)."""
-        check_tensor("x", x, 4, "(B, width, g, g)")
-        if tuple(x.shape[1:]) != (self.width, self.grid, self.grid):
-            raise ValueError(
-                f"x must have shape (B, width, g, g) = (B, {self.width}, {self.grid}, {self.grid}) to match "
-                f"the CLIP tower, got {tuple(x.shape)}"
-            )
-        check_tensor("prompts", prompts, 3, "(B, num_prompts, width)")
-        if tuple(prompts.shape[1:]) != (len(self.prompt_blocks), self.width):
-            raise ValueError(
-                f"prompts must have shape (B, {len(self.prompt_blocks)}, {self.width}), "
-                f"got {tuple(prompts.shape)}"
-            )
+        check_shape("x", x, (self.width, self.grid, self.grid))
+        check_shape("prompts", prompts, (len(self.prompt_blocks), self.width))
         check_same_batch((("x", x), ("prompts", prompts)))
         check_same_device((("x", x), ("prompts", prompts)))
         visual = self.clip.model.visual
         clip_dtype = visual.conv1.weight.dtype
         tokens = embed_patches(visual, rearrange(x.to(clip_dtype), "b c h w -> b (h w) c"))
-        prompts = prompts.to(clip_dtype)
-        tokens, _ = run_blocks(
-            visual.transformer, tokens, prompts={b: prompts[:, i] for i, b in enumerate(self.prompt_blocks)}
-        )
+        by_block = {b: prompts[:, i].to(clip_dtype) for i, b in enumerate(self.prompt_blocks)}
+        tokens, _ = run_blocks(visual.transformer, tokens, prompts=by_block)
         return rearrange(tokens[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(x.dtype)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         return self.transform(x, self.prompts(cond))
 
-    def extra_repr(self) -> str:
-        return (
-            f"width={self.width}, grid={self.grid}, cond_dim={self.cond_dim}, "
-            f"prompt_blocks={self.prompt_blocks}"
-        )
+    extra_repr = repr_of("width", "grid", "cond_dim", "prompt_blocks")

@@ -11,6 +11,7 @@ from open_clip.transformer import TextTransformer, text_global_pool
 from torch import Tensor, nn
 
 from .._checks import check_captions, check_same_device
+from ..layers.config import repr_of
 from ._vit import run_blocks
 from .build import build_clip
 from .frozen import FrozenCLIP, WithFrozenCLIP
@@ -45,38 +46,19 @@ def _text_root(clip_model: nn.Module) -> nn.Module:
     parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
     if not all(hasattr(root, part) for part in parts):
         raise ValueError(
-            "clip_model must have an open_clip text transformer (token_embedding, positional_embedding, "
-            f"transformer, ln_final, text_projection); got {type(clip_model).__name__} with text tower "
-            f"{type(text).__name__ if text is not None else 'None'}"
+            f"clip_model must have an open_clip text transformer ({', '.join(parts)}); got "
+            f"{type(clip_model).__name__} with text tower {type(text).__name__}"
         )
     if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
-        raise ValueError(
-            "clip_model's text tower must be CLIP's causal text transformer, got a CoCa/padded variant"
-        )
-    pool_type = _pool_type(root)
-    if pool_type not in ("argmax", "eos"):
-        raise ValueError(
-            f"clip_model's text tower must pool at the end-of-text token, got pool_type {pool_type!r}"
-        )
+        raise ValueError("clip_model's text tower must be CLIP's causal one, got a CoCa/padded variant")
     return root
-
-
-def _pool_type(root: nn.Module) -> str:
-    # ``TextTransformer`` names it ``pool_type``, ``CLIP`` (text parts at the top) ``text_pool_type``.
-    return getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
-
-
-def _eos_id(root: nn.Module) -> int | None:
-    return getattr(root, "eos_id", getattr(root, "text_eos_id", None))
 
 
 class CLIPTextAdapter(WithFrozenCLIP):
     """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
 
-    The sentence embedding is the final-layer-norm feature at the end-of-text token times the text
-    projection, computed with CLIP's causal attention mask, so it equals
-    ``clip_model.encode_text(tokens)``. Token sequences shorter than the context length are
-    accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
+    The sentence embedding equals ``clip_model.encode_text(tokens)``; token sequences shorter than
+    the context length are accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
 
     Args:
         clip_model: an open_clip CLIP model (shared, not copied; frozen in place).
@@ -99,35 +81,29 @@ class CLIPTextAdapter(WithFrozenCLIP):
     def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None) -> None:
         super().__init__()
         root = _text_root(clip_model)
+        # A TextTransformer names them pool_type and eos_id, CLIP (text parts at the top) text_*.
+        self._pool_type = getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
+        self._eos_id = getattr(root, "eos_id", getattr(root, "text_eos_id", None))
+        if self._pool_type not in ("argmax", "eos"):
+            raise ValueError(f"clip_model's text tower must pool at the end of text, got {self._pool_type!r}")
         if tokenizer is not None and not callable(tokenizer):
-            raise TypeError(
-                f"tokenizer must be callable (list of str -> token ids), got {type(tokenizer).__name__}"
-            )
+            raise TypeError(f"tokenizer must be callable (captions -> ids), got {type(tokenizer).__name__}")
         self.clip = FrozenCLIP(clip_model)
-        self._text_in_submodule = root is not clip_model
-        self._tokenizer = tokenizer
-        self.context_length: int = root.positional_embedding.shape[0]
+        self._text_in_submodule, self._tokenizer = root is not clip_model, tokenizer
+        self.context_length, self.width = root.positional_embedding.shape
         self.vocab_size: int = root.token_embedding.num_embeddings
-        self.width: int = root.positional_embedding.shape[1]
-        projection = root.text_projection
-        if isinstance(projection, nn.Linear):
-            self.embed_dim: int = projection.out_features
-        else:
-            self.embed_dim = projection.shape[1] if projection is not None else self.width
+        proj = root.text_projection
+        # The text projection is a matrix, an nn.Linear or absent.
+        linear = isinstance(proj, nn.Linear)
+        self.embed_dim: int = self.width if proj is None else proj.out_features if linear else proj.shape[1]
 
     @classmethod
     def from_pretrained(
-        cls,
-        model_name: str,
-        pretrained: str | None = None,
-        *,
-        device: torch.device | str | None = None,
-        **model_kwargs: Any,
+        cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
+        **model_kwargs: Any
     ) -> CLIPTextAdapter:
-        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path.
-
-        Downloads nothing unless ``pretrained`` is an open_clip tag; see :func:`build_clip`.
-        """
+        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path, as
+        :func:`build_clip` does (nothing is downloaded unless ``pretrained`` is a tag)."""
         clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
         return cls(clip_model, tokenizer=tokenizer)
 
@@ -148,29 +124,17 @@ class CLIPTextAdapter(WithFrozenCLIP):
         return tokens.to(self._root.positional_embedding.device)
 
     def _check_tokens(self, tokens: Tensor) -> None:
-        if (
-            tokens.dim() != 2
-            or tokens.dtype.is_floating_point
-            or tokens.dtype.is_complex
-            or tokens.dtype == torch.bool
-        ):
-            raise ValueError(
-                f"token ids must be an integer tensor of shape (B, L), got dtype {tokens.dtype} and "
-                f"shape {tuple(tokens.shape)}"
-            )
-        if tokens.shape[0] == 0:
-            raise ValueError(f"token ids must hold at least one caption, got shape {tuple(tokens.shape)}")
-        if not 1 <= tokens.shape[1] <= self.context_length:
-            raise ValueError(
-                f"token ids must have 1 <= L <= context_length = {self.context_length}, "
-                f"got shape {tuple(tokens.shape)}"
-            )
+        shape, dtype = tuple(tokens.shape), tokens.dtype
+        if len(shape) != 2 or dtype.is_floating_point or dtype.is_complex or dtype is torch.bool:
+            raise ValueError(f"token ids must be an integer tensor of shape (B, L), got {dtype} {shape}")
+        if shape[0] == 0:
+            raise ValueError(f"token ids must hold at least one caption, got shape {shape}")
+        if not 1 <= shape[1] <= self.context_length:
+            raise ValueError(f"token ids need 1 <= L <= context_length = {self.context_length}, got {shape}")
         check_same_device((("token ids", tokens), ("the CLIP model", self._root.positional_embedding)))
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(
-                f"token ids must lie in [0, {self.vocab_size - 1}] (the vocabulary), got "
-                f"[{int(tokens.min())}, {int(tokens.max())}]"
-            )
+        low, high, vocab = int(tokens.min()), int(tokens.max()), self.vocab_size
+        if low < 0 or high >= vocab:
+            raise ValueError(f"token ids must lie in the vocabulary [0, {vocab - 1}], got [{low}, {high}]")
 
     def forward(self, text: Tensor | Sequence[str]) -> TextEncoding:
         tokens = text if isinstance(text, Tensor) else self.tokenize(text)
@@ -182,17 +146,14 @@ class CLIPTextAdapter(WithFrozenCLIP):
         attn_mask = root.attn_mask[:length, :length] if root.attn_mask is not None else None
         x, _ = run_blocks(root.transformer, x, attn_mask=attn_mask)
         x = root.ln_final(x)
-        pool_type = _pool_type(root)
-        eos_id = _eos_id(root)
-        sentence = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
-        projection = root.text_projection
-        if isinstance(projection, nn.Linear):
-            sentence = projection(sentence)
-        elif projection is not None:
-            sentence = sentence @ projection
-        end = tokens.argmax(dim=-1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(dim=-1)
+        sentence = text_global_pool(x, tokens, self._pool_type, eos_token_id=self._eos_id)
+        proj = root.text_projection
+        if isinstance(proj, nn.Linear):
+            sentence = proj(sentence)
+        elif proj is not None:
+            sentence = sentence @ proj
+        end = (tokens if self._pool_type == "argmax" else (tokens == self._eos_id).int()).argmax(dim=-1)
         padding_mask = torch.arange(length, device=tokens.device) > end[:, None]
         return TextEncoding(sentence, x, padding_mask)
 
-    def extra_repr(self) -> str:
-        return f"context_length={self.context_length}, width={self.width}, embed_dim={self.embed_dim}"
+    extra_repr = repr_of("context_length", "width", "embed_dim")

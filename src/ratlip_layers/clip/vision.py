@@ -12,14 +12,9 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor, nn
 
 from .._checks import check_same_device, check_size, check_tensor
-from ._vit import (
-    check_block_indices,
-    default_feature_blocks,
-    embed_patches,
-    pool_tokens,
-    run_blocks,
-    vision_tower,
-)
+from ..layers.config import repr_of
+from ._vit import check_block_indices, default_feature_blocks, embed_patches, pool_tokens, run_blocks
+from ._vit import vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
 
 __all__ = ["CLIPImageEncoder", "ImageFeatures"]
@@ -45,17 +40,14 @@ class ImageFeatures(NamedTuple):
 class CLIPImageEncoder(WithFrozenCLIP):
     """Frozen CLIP ViT on generated or real images: intermediate patch-token maps and the embedding.
 
-    Images in [-1, 1] of any size go in. They are mapped to [0, 1] once, centre-cropped to a square
-    if they are not square, resized to the tower's input size with the model's interpolation
-    (bicubic by default, antialiased) and normalised with the model's mean and std (OpenAI's if
-    the model has none). Gradients reach the images; CLIP's parameters get none, and CLIP stays in
-    eval mode.
+    Images in [-1, 1] of any size are mapped to [0, 1] once, centre-cropped to a square, resized to
+    the tower's size with the model's interpolation (antialiased) and normalised with the model's
+    mean and std. Gradients reach the images; CLIP gets none and stays in eval mode.
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
         layers: indices of the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a
-            12-block tower, at the same fractions of the depth for other towers
-            (see ``default_feature_blocks``).
+            12-block tower, at the same fractions of the depth for other towers.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1]
@@ -75,11 +67,8 @@ class CLIPImageEncoder(WithFrozenCLIP):
         visual, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)
         self.width, self.depth, self.grid, self.image_size, self.embed_dim = geometry
-        self.layers = (
-            default_feature_blocks(self.depth)
-            if layers is None
-            else check_block_indices("layers", layers, self.depth)
-        )
+        default = default_feature_blocks(self.depth)
+        self.layers = check_block_indices("layers", default if layers is None else layers, self.depth)
         cfg = getattr(visual, "preprocess_cfg", None) or {}
         mean = cfg.get("mean", getattr(visual, "image_mean", None) or OPENAI_DATASET_MEAN)
         std = cfg.get("std", getattr(visual, "image_std", None) or OPENAI_DATASET_STD)
@@ -93,25 +82,19 @@ class CLIPImageEncoder(WithFrozenCLIP):
         check_tensor("images", images, 4, "(B, 3, H, W)")
         check_size("images", images, 1, 3, "channels")
         check_same_device((("images", images), ("the CLIP model", self.mean)))
-        if images.shape[0] == 0 or images.shape[-1] == 0 or images.shape[-2] == 0:
+        if images.numel() == 0:
             raise ValueError(
                 f"images must hold at least one image of at least 1x1 pixels (resized to the tower's "
                 f"{self.image_size}x{self.image_size}), got shape {tuple(images.shape)}"
             )
         x = images * 0.5 + 0.5
         height, width = x.shape[-2:]
-        if height != width:
-            side = min(height, width)
-            top, left = (height - side) // 2, (width - side) // 2
-            x = x[..., top : top + side, left : left + side]
-        if x.shape[-1] != self.image_size:
-            x = F.interpolate(
-                x,
-                size=(self.image_size, self.image_size),
-                mode=self.interpolation,
-                align_corners=False,
-                antialias=True,
-            )
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        x = x[..., top : top + side, left : left + side]
+        if side != self.image_size:
+            size = (self.image_size, self.image_size)
+            x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False, antialias=True)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def forward(self, images: Tensor) -> ImageFeatures:
@@ -127,8 +110,4 @@ class CLIPImageEncoder(WithFrozenCLIP):
         )
         return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
 
-    def extra_repr(self) -> str:
-        return (
-            f"width={self.width}, grid={self.grid}, image_size={self.image_size}, "
-            f"embed_dim={self.embed_dim}, layers={self.layers}"
-        )
+    extra_repr = repr_of("width", "grid", "image_size", "embed_dim", "layers")

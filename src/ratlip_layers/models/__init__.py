@@ -13,14 +13,7 @@ from .generator import RATLIPGenerator
 from .inference import InferenceGenerator, optimize_for_inference
 
 __all__ = [
-    "CLIPDiscriminator",
-    "GeneratorConfig",
-    "InferenceGenerator",
-    "KeyAccounting",
-    "RATLIPGenerator",
-    "convert_dfgan_state_dict",
-    "convert_galip_discriminator",
-    "convert_galip_generator",
-    "optimize_for_inference",
-    "read_checkpoint",
+    "CLIPDiscriminator", "GeneratorConfig", "InferenceGenerator", "KeyAccounting", "RATLIPGenerator",
+    "convert_dfgan_state_dict", "convert_galip_discriminator", "convert_galip_generator",
+    "optimize_for_inference", "read_checkpoint"
 ]

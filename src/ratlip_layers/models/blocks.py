@@ -13,102 +13,73 @@ from torch import Tensor, nn
 
 from .._checks import factory_kwargs
 from ..layers import DFBlock, LSTMState, RATBlock, SAConv
+from ..layers.config import repr_of
 
 __all__ = ["ConditionedBlock", "GBlock", "MapperBlock"]
 
 
-def _fusion(
-    kind: str,
-    cond_dim: int,
-    channels: int,
-    hidden_size: int,
-    cell: nn.LSTMCell | None,
-    impl: str | None,
-    factory: dict,
-) -> DFBlock | RATBlock:
-    if kind == "rat":
-        return RATBlock(cond_dim, channels, hidden_size, cell=cell, impl=impl, **factory)
-    return DFBlock(cond_dim, channels, impl=impl, **factory)
-
-
-def _conv(
-    in_channels: int,
-    out_channels: int,
-    shuffle_attention: bool,
-    sa_groups: int,
-    impl: str | None,
-    factory: dict,
-) -> nn.Module:
-    if shuffle_attention:
-        return SAConv(in_channels, out_channels, 3, groups=sa_groups, impl=impl, **factory)
-    return nn.Conv2d(in_channels, out_channels, 3, 1, 1, **factory)
-
-
 class ConditionedBlock(nn.Module):
-    """A residual block with two fusions (``fuse1``, ``fuse2``), each a DFBlock or a RATBlock.
+    """Two fusions (``fuse1``, ``fuse2``), two convolutions and a shortcut; the base of the blocks.
+
+    Shape:
+        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`; state: ``None``
+          (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
+        - output: ``(out, state)``, the state advanced by the RAT fusions (``None`` without them)
 
     Args:
         cond_dim: size of the condition.
-        fuse1_channels: channels the first fusion modulates.
-        fuse2_channels: channels the second fusion modulates.
         in_channels: input channels (a 1x1 shortcut convolution when they differ from ``out_channels``).
         out_channels: output channels.
-        fusion: ``"cat"`` or ``"rat"``.
+        fuse_channels: channels that ``fuse1`` and ``fuse2`` modulate.
+        convs: ``(in, out, sa)`` of ``conv1`` and ``conv2``, a 3x3 convolution, or an
+            :class:`~ratlip_layers.SAConv` where ``sa`` and ``shuffle_attention`` are both true.
+        fusion: ``"cat"`` (DFBlock) or ``"rat"`` (RATBlock).
         hidden_size: LSTM hidden size of the RAT layers.
         cell: an LSTM cell shared by every RAT layer, or ``None`` for one per affine.
+        shuffle_attention, sa_groups: whether the ``sa`` convolutions are SA convolutions; their groups.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
     """
 
     def __init__(
-        self,
-        cond_dim: int,
-        fuse1_channels: int,
-        fuse2_channels: int,
-        in_channels: int,
-        out_channels: int,
-        *,
-        fusion: str,
-        hidden_size: int,
-        cell: nn.LSTMCell | None,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, cond_dim: int, in_channels: int, out_channels: int, fuse_channels: tuple[int, int],
+        convs: tuple[tuple[int, int, bool], tuple[int, int, bool]], *, fusion: str, hidden_size: int,
+        cell: nn.LSTMCell | None, shuffle_attention: bool, sa_groups: int, impl: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         factory = factory_kwargs(device, dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.fuse1 = _fusion(fusion, cond_dim, fuse1_channels, hidden_size, cell, impl, factory)
-        self.fuse2 = _fusion(fusion, cond_dim, fuse2_channels, hidden_size, cell, impl, factory)
-        self.shortcut = (
-            nn.Conv2d(in_channels, out_channels, 1, **factory)
-            if in_channels != out_channels
-            else nn.Identity()
+        self.fuse1, self.fuse2 = (
+            RATBlock(cond_dim, c, hidden_size, cell=cell, impl=impl, **factory)
+            if fusion == "rat"
+            else DFBlock(cond_dim, c, impl=impl, **factory)
+            for c in fuse_channels
+        )
+        same = in_channels == out_channels
+        self.shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1, **factory)
+        self.conv1, self.conv2 = (
+            SAConv(c_in, c_out, 3, groups=sa_groups, impl=impl, **factory)
+            if sa and shuffle_attention
+            else nn.Conv2d(c_in, c_out, 3, 1, 1, **factory)
+            for c_in, c_out, sa in convs
         )
 
     @staticmethod
-    def _fuse(
-        fuse: DFBlock | RATBlock, x: Tensor, cond: Tensor, state: LSTMState | None
-    ) -> tuple[Tensor, LSTMState | None]:
+    def _fuse(fuse: DFBlock | RATBlock, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple:
         """Run one fusion; a RAT fusion steps ``state``, a CAT fusion passes it on unchanged."""
-        if isinstance(fuse, RATBlock):
-            return fuse(x, cond, state)
-        return fuse(x, cond), state
+        return fuse(x, cond, state) if isinstance(fuse, RATBlock) else (fuse(x, cond), state)
 
 
 class MapperBlock(ConditionedBlock):
     """GALIP's M-block: conv3x3 (in -> mid), fusion, conv (mid -> out), fusion, plus the shortcut.
 
-    The second convolution is an :class:`SAConv` when ``shuffle_attention`` is on (RATLIP), a plain
+    The second convolution is an SA convolution when ``shuffle_attention`` is on (RATLIP), a plain
     3x3 convolution otherwise (GALIP). Keyword arguments as :class:`ConditionedBlock`.
 
     Shape:
-        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
-        - output: ``(out, state)``, ``out`` :math:`(B, C_{out}, H, W)`, ``state`` advanced by the
-          RAT fusions (``None`` stays ``None`` without them)
+        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, H, W)`.
 
     Example:
         >>> from ratlip_layers.models.blocks import MapperBlock
@@ -119,37 +90,9 @@ class MapperBlock(ConditionedBlock):
         (torch.Size([2, 8, 5, 5]), torch.Size([2, 6]))
     """
 
-    def __init__(
-        self,
-        cond_dim: int,
-        in_channels: int,
-        mid_channels: int,
-        out_channels: int,
-        *,
-        fusion: str,
-        hidden_size: int,
-        cell: nn.LSTMCell | None,
-        shuffle_attention: bool,
-        sa_groups: int,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory = factory_kwargs(device, dtype)
-        super().__init__(
-            cond_dim,
-            mid_channels,
-            out_channels,
-            in_channels,
-            out_channels,
-            fusion=fusion,
-            hidden_size=hidden_size,
-            cell=cell,
-            impl=impl,
-            **factory,
-        )
-        self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, 1, 1, **factory)
-        self.conv2 = _conv(mid_channels, out_channels, shuffle_attention, sa_groups, impl, factory)
+    def __init__(self, cond_dim: int, in_channels: int, mid_channels: int, out_channels: int, **kwargs):
+        convs = ((in_channels, mid_channels, False), (mid_channels, out_channels, True))
+        super().__init__(cond_dim, in_channels, out_channels, (mid_channels, out_channels), convs, **kwargs)
 
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState | None]:
         h, state = self._fuse(self.fuse1, self.conv1(x), cond, state)
@@ -158,16 +101,14 @@ class MapperBlock(ConditionedBlock):
 
 
 class GBlock(ConditionedBlock):
-    """GALIP's G-block: nearest upsample to ``size``, then fusion, conv (in -> out), fusion, conv
+    """GALIP's G-block: nearest upsample to ``size``, fusion, conv (in -> out), fusion, conv
     (out -> out), plus the shortcut.
 
-    The convolutions are :class:`SAConv` when ``shuffle_attention`` is on, plain 3x3 otherwise.
+    The convolutions are SA convolutions when ``shuffle_attention`` is on, plain 3x3 otherwise.
     Keyword arguments as :class:`ConditionedBlock`.
 
     Shape:
-        - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
-        - output: ``(out, state)``, ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`
+        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
         >>> from ratlip_layers.models.blocks import GBlock
@@ -178,38 +119,10 @@ class GBlock(ConditionedBlock):
         (torch.Size([2, 4, 16, 16]), None)
     """
 
-    def __init__(
-        self,
-        cond_dim: int,
-        in_channels: int,
-        out_channels: int,
-        size: int,
-        *,
-        fusion: str,
-        hidden_size: int,
-        cell: nn.LSTMCell | None,
-        shuffle_attention: bool,
-        sa_groups: int,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory = factory_kwargs(device, dtype)
-        super().__init__(
-            cond_dim,
-            in_channels,
-            out_channels,
-            in_channels,
-            out_channels,
-            fusion=fusion,
-            hidden_size=hidden_size,
-            cell=cell,
-            impl=impl,
-            **factory,
-        )
+    def __init__(self, cond_dim: int, in_channels: int, out_channels: int, size: int, **kwargs) -> None:
+        convs = ((in_channels, out_channels, True), (out_channels, out_channels, True))
+        super().__init__(cond_dim, in_channels, out_channels, (in_channels, out_channels), convs, **kwargs)
         self.size = size
-        self.conv1 = _conv(in_channels, out_channels, shuffle_attention, sa_groups, impl, factory)
-        self.conv2 = _conv(out_channels, out_channels, shuffle_attention, sa_groups, impl, factory)
 
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState | None]:
         x = F.interpolate(x, size=(self.size, self.size), mode="nearest")
@@ -217,5 +130,4 @@ class GBlock(ConditionedBlock):
         h, state = self._fuse(self.fuse2, self.conv1(h), cond, state)
         return self.shortcut(x) + self.conv2(h), state
 
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
+    extra_repr = repr_of("size")

@@ -14,26 +14,13 @@ FUSIONS = ("cat", "rat")
 STATE_INITS = ("zeros", "noise")
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    # The reference code's network: RAT in the mapper, CAT in the G-blocks, shuffle attention.
     "paper": {},
-    # The ablation rows of the paper, on the reference layout; "ratlip" is the full model ("paper").
     "galip": {"mapper_fusion": "cat", "shuffle_attention": False},
     "galip+sa": {"mapper_fusion": "cat"},
     "galip+rat": {"shuffle_attention": False},
     "ratlip": {},
-    # Every feature switched on at toy sizes, for tests and CPU runs with ``tiny_clip()``.
-    "tiny": {
-        "image_size": 32,
-        "ngf": 8,
-        "z_dim": 16,
-        "hidden_size": 16,
-        "code_channels": 16,
-        "mapper_mid_channels": 8,
-        "mapper_blocks": 2,
-        "fusion": "rat",
-        "sa_groups": 2,
-        "state_init": "noise",
-    },
+    "tiny": dict(image_size=32, ngf=8, z_dim=16, hidden_size=16, code_channels=16, mapper_mid_channels=8,
+                 mapper_blocks=2, fusion="rat", sa_groups=2, state_init="noise"),
 }
 
 
@@ -41,9 +28,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
 class GeneratorConfig:
     """Shapes and switches of :class:`RATLIPGenerator`; the defaults are the ``"paper"`` preset.
 
-    The CLIP-dependent shapes (CLIP width, grid ``g``, sentence size ``E``) come from the CLIP
-    model the generator is built on; the condition is ``cat(noise, sentence)`` of
-    ``z_dim + E`` features (612 on ViT-B/32).
+    The CLIP width, grid ``g`` and sentence size ``E`` come from the CLIP model the generator is
+    built on; the condition ``cat(noise, sentence)`` has ``z_dim + E`` features (612 on ViT-B/32).
 
     Args:
         image_size: output size ``S``; the G-blocks upsample the ``g x g`` map through the powers of
@@ -86,25 +72,15 @@ class GeneratorConfig:
     prompt_blocks: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in (
-            "image_size",
-            "ngf",
-            "z_dim",
-            "hidden_size",
-            "code_channels",
-            "mapper_mid_channels",
-            "mapper_blocks",
-            "sa_groups",
-        ):
+        for name in ("image_size", "ngf", "z_dim", "hidden_size", "code_channels", "mapper_mid_channels",
+                     "mapper_blocks", "sa_groups"):
             check_positive_int(name, getattr(self, name))
         for name in ("shuffle_attention", "share_cell"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        for name in ("mapper_fusion", "fusion"):
-            if getattr(self, name) not in FUSIONS:
-                raise ValueError(f"{name} must be one of {FUSIONS}, got {getattr(self, name)!r}")
-        if self.state_init not in STATE_INITS:
-            raise ValueError(f"state_init must be one of {STATE_INITS}, got {self.state_init!r}")
+        for name, allowed in (("mapper_fusion", FUSIONS), ("fusion", FUSIONS), ("state_init", STATE_INITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not self.uses_rat and (self.share_cell or self.state_init != "zeros"):
             raise ValueError(
                 "share_cell=True and state_init='noise' need a RAT fusion (mapper_fusion or fusion = 'rat'), "
@@ -115,12 +91,11 @@ class GeneratorConfig:
             check_divisible("ngf", self.ngf, 2 * self.sa_groups, "2 * sa_groups")
             check_divisible("code_channels", self.code_channels, 2 * self.sa_groups, "2 * sa_groups")
         if self.prompt_blocks is not None:
-            if isinstance(self.prompt_blocks, (str, bytes)) or not hasattr(self.prompt_blocks, "__iter__"):
-                raise TypeError(
-                    f"prompt_blocks must be None or a sequence of ints, got {self.prompt_blocks!r}"
-                )
-            # Normalised to a tuple so a config read back from JSON (a list) compares equal.
-            object.__setattr__(self, "prompt_blocks", tuple(self.prompt_blocks))
+            blocks = self.prompt_blocks
+            if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
+                raise TypeError(f"prompt_blocks must be None or a sequence of ints, got {blocks!r}")
+            # A tuple, so that a config read back from JSON (a list) compares equal.
+            object.__setattr__(self, "prompt_blocks", tuple(blocks))
 
     @property
     def uses_rat(self) -> bool:
@@ -129,13 +104,11 @@ class GeneratorConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GeneratorConfig:
-        """A named configuration, optionally with some fields replaced.
+        """A named configuration (see :meth:`presets`), optionally with some fields replaced.
 
-        ``"paper"``: the reference network on ViT-B/32 shapes (224 px, ngf 64, z 100, LSTM hidden 64,
-        RAT in the mapper, CAT in the G-blocks, SA with 8 groups, one LSTM cell per affine).
-        ``"galip"``, ``"galip+sa"``, ``"galip+rat"``, ``"ratlip"``: the paper's ablation rows (CAT
-        and no SA; adding SA; adding RAT in the mapper; both, which is ``"paper"``).
-        ``"tiny"``: 32 px, RAT everywhere, state from the noise, for tests and CPU runs.
+        ``"paper"`` (= ``"ratlip"``) is the reference network on ViT-B/32 shapes; ``"galip"``,
+        ``"galip+sa"`` and ``"galip+rat"`` are the paper's ablation rows; ``"tiny"`` switches every
+        feature on at toy sizes, for tests and CPU runs.
         """
         if name not in _PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {sorted(_PRESETS)}")
@@ -149,17 +122,12 @@ class GeneratorConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-serialisable dict."""
         out = dataclasses.asdict(self)
-        if self.prompt_blocks is not None:
-            out["prompt_blocks"] = list(self.prompt_blocks)
-        return out
+        return {**out, "prompt_blocks": list(self.prompt_blocks)} if self.prompt_blocks is not None else out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
         """Rebuild a config from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown GeneratorConfig fields {unknown}; expected a subset of {sorted(known)}"
-            )
+        if unknown := sorted(set(data) - known):
+            raise ValueError(f"unknown GeneratorConfig fields {unknown}; expected some of {sorted(known)}")
         return cls(**data)

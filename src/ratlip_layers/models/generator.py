@@ -12,7 +12,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_tensor, factory_kwargs
+from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor
+from .._checks import factory_kwargs
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -34,7 +35,7 @@ MAPPED_SCALE = 0.1
 
 
 def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
-    """The G-blocks' output sizes: the powers of two between ``grid`` and ``image_size``, then ``image_size``.
+    """The G-blocks' output sizes: the powers of two between ``grid`` and ``image_size``, then it.
 
     Example:
         >>> upsample_sizes(7, 224), upsample_sizes(4, 32)
@@ -42,42 +43,30 @@ def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
     """
     if image_size <= grid:
         raise ValueError(
-            f"image_size must be larger than the CLIP grid ({grid}x{grid}) that the G-blocks upsample "
-            f"from, got image_size={image_size}"
+            f"image_size must be larger than the CLIP grid ({grid}x{grid}), got image_size={image_size}"
         )
-    sizes = []
-    size = 1
-    while size * 2 < image_size:
-        size *= 2
-        if size > grid:
-            sizes.append(size)
-    return (*sizes, image_size)
+    powers = (2**k for k in range(1, image_size.bit_length()))
+    return (*(p for p in powers if grid < p < image_size), image_size)
 
 
 class RATLIPGenerator(WithFrozenCLIP):
     """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
 
-    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid); mapper blocks fuse the
-    condition ``cat(noise, sentence)`` into it; ``conv_fuse`` lifts it to CLIP's width and the
-    :class:`CLIPMapper` runs CLIP's vision transformer on it with learned prompts;
-    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the first G-block's channels (``8 ngf`` from
-    three G-blocks on); the G-blocks upsample to the output size; ``to_rgb`` (LeakyReLU, conv3x3)
-    makes the image, unbounded (no tanh).
-
-    The condition is ``cat(noise, sentence)``. The LSTM state starts from the noise
-    (``StateFromNoise``) or zeros and goes, per sample, through every RAT layer in network order
-    (both fusions of each mapper block, then of each G-block), each block calling its public
-    :class:`~ratlip_layers.DFBlock` / :class:`~ratlip_layers.RATBlock` fusions.
+    :meth:`forward` reads top to bottom: the condition is ``cat(noise, sentence)``; the LSTM state
+    starts from the noise or zeros and goes, per sample, through every RAT fusion in network order;
+    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid) that the mapper blocks
+    condition; ``conv_fuse`` lifts it to CLIP's width and :class:`CLIPMapper` runs CLIP on it;
+    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the G-blocks, which upsample to the output
+    size; ``to_rgb`` makes the image, unbounded.
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
-        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); its
-            width, depth, grid and embedding size set the CLIP-dependent shapes.
+        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); it
+            sets the CLIP-dependent shapes.
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`); the same function either way.
-        device: factory device of the trainable layers.
-        dtype: factory dtype of the trainable layers.
+        device, dtype: factory device and dtype of the trainable layers.
 
     Shape:
         - noise: :math:`(B, \\text{z\\_dim})`
@@ -94,25 +83,17 @@ class RATLIPGenerator(WithFrozenCLIP):
     """
 
     def __init__(
-        self,
-        config: GeneratorConfig,
-        clip_model: nn.Module,
-        *,
-        tokenizer: Any = None,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, config: GeneratorConfig, clip_model: nn.Module, *, tokenizer: Any = None,
+        impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
         super().__init__()
         if not isinstance(config, GeneratorConfig):
             raise TypeError(f"config must be a GeneratorConfig, got {type(config).__name__}")
         _, geometry = vision_tower(clip_model)
         factory = factory_kwargs(device, dtype)
-        self.config = config
-        self.z_dim = config.z_dim
+        self.config, self.z_dim, self.grid = config, config.z_dim, geometry.grid
         self.sentence_dim = geometry.embed_dim
-        self.cond_dim = config.z_dim + geometry.embed_dim
-        self.grid = geometry.grid
+        self.cond_dim = cond = config.z_dim + geometry.embed_dim
         sizes = upsample_sizes(geometry.grid, config.image_size)
         if config.shuffle_attention and geometry.grid < 2:
             raise ValueError(
@@ -120,40 +101,22 @@ class RATLIPGenerator(WithFrozenCLIP):
                 f"{geometry.grid}x{geometry.grid}; use shuffle_attention=False or a smaller patch size"
             )
         channels = [config.ngf * min(2**i, 8) for i in range(len(sizes) + 1)][::-1]
-        cell = nn.LSTMCell(self.cond_dim, config.hidden_size, **factory) if config.share_cell else None
-        block_kwargs = {
-            "hidden_size": config.hidden_size,
-            "cell": cell,
-            "shuffle_attention": config.shuffle_attention,
-            "sa_groups": config.sa_groups,
-            "impl": impl,
-            **factory,
-        }
-
-        self.state_init = (
-            StateFromNoise(config.z_dim, config.hidden_size, **factory)
-            if config.state_init == "noise"
-            else None
-        )
-        self.fc_code = nn.Linear(config.z_dim, config.code_channels * self.grid**2, **factory)
+        code, hidden = config.code_channels, config.hidden_size
+        cell = nn.LSTMCell(cond, hidden, **factory) if config.share_cell else None
+        kwargs = dict(hidden_size=hidden, cell=cell, shuffle_attention=config.shuffle_attention,
+                      sa_groups=config.sa_groups, impl=impl, **factory)
+        from_noise = config.state_init == "noise"
+        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if from_noise else None
+        self.fc_code = nn.Linear(config.z_dim, code * self.grid**2, **factory)
         self.mapper_blocks = nn.ModuleList(
-            MapperBlock(
-                self.cond_dim,
-                config.code_channels,
-                config.mapper_mid_channels,
-                config.code_channels,
-                fusion=config.mapper_fusion,
-                **block_kwargs,
-            )
+            MapperBlock(cond, code, config.mapper_mid_channels, code, fusion=config.mapper_fusion, **kwargs)
             for _ in range(config.mapper_blocks)
         )
-        self.conv_fuse = nn.Conv2d(config.code_channels, geometry.width, 5, 1, 2, **factory)
-        self.clip_mapper = CLIPMapper(
-            clip_model, self.cond_dim, prompt_blocks=config.prompt_blocks, **factory
-        )
+        self.conv_fuse = nn.Conv2d(code, geometry.width, 5, 1, 2, **factory)
+        self.clip_mapper = CLIPMapper(clip_model, cond, prompt_blocks=config.prompt_blocks, **factory)
         self.conv_mapped = nn.Conv2d(geometry.width, channels[0], 5, 1, 2, **factory)
         self.blocks = nn.ModuleList(
-            GBlock(self.cond_dim, c_in, c_out, size, fusion=config.fusion, **block_kwargs)
+            GBlock(cond, c_in, c_out, size, fusion=config.fusion, **kwargs)
             for c_in, c_out, size in zip(channels[:-1], channels[1:], sizes)
         )
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels[-1], 3, 3, 1, 1, **factory))
@@ -166,23 +129,13 @@ class RATLIPGenerator(WithFrozenCLIP):
 
     def _check_inputs(self, noise: Tensor, sentence: Tensor) -> None:
         check_tensor("noise", noise, 2, "(B, z_dim)")
-        if noise.shape[1] != self.z_dim:
-            raise ValueError(f"noise must have z_dim = {self.z_dim} features, got shape {tuple(noise.shape)}")
+        check_size("noise", noise, 1, self.z_dim, "z_dim")
         check_tensor("sentence", sentence, 2, "(B, embed_dim)")
-        if sentence.shape[1] != self.sentence_dim:
-            raise ValueError(
-                f"sentence must have the CLIP model's embed_dim = {self.sentence_dim} features, "
-                f"got shape {tuple(sentence.shape)}"
-            )
+        check_size("sentence", sentence, 1, self.sentence_dim, "the CLIP model's embed_dim")
         check_same_batch((("noise", noise), ("sentence", sentence)))
         if noise.shape[0] == 0:
             raise ValueError(f"noise and sentence need at least one sample, got shape {tuple(noise.shape)}")
-        check_same_device((("noise", noise), ("sentence", sentence)))
-        if noise.device != self.fc_code.weight.device:
-            raise ValueError(
-                f"noise is on {noise.device} but the generator is on {self.fc_code.weight.device}; "
-                "move them to the same device"
-            )
+        check_same_device((("the generator", self.fc_code.weight), ("noise", noise), ("sentence", sentence)))
 
     def forward(self, noise: Tensor, sentence: Tensor) -> Tensor:
         self._check_inputs(noise, sentence)
@@ -200,13 +153,11 @@ class RATLIPGenerator(WithFrozenCLIP):
 
     @torch.no_grad()
     def generate(
-        self,
-        captions_or_sentences: Sequence[str] | Tensor,
-        *,
-        noise: Tensor | None = None,
-        seed: int | None = None,
+        self, captions_or_sentences: Sequence[str] | Tensor, *, noise: Tensor | None = None,
+        seed: int | None = None
     ) -> Tensor:
-        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad.
+        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad
+        (the train/eval mode is restored afterwards).
 
         Args:
             captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
@@ -214,26 +165,22 @@ class RATLIPGenerator(WithFrozenCLIP):
             seed: seed of the noise draw (reproducible images); not allowed together with ``noise``.
 
         Returns:
-            (B, 3, S, S) images clamped to [-1, 1]. The module's train/eval mode is restored afterwards.
+            (B, 3, S, S) images clamped to [-1, 1].
         """
-        inputs = captions_or_sentences
         if seed is not None:
+            if noise is not None:
+                raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
             seed = check_nonnegative_int("seed", seed)
-        if isinstance(inputs, Tensor) and inputs.is_floating_point():
-            check_tensor("sentence embeddings", inputs, 2, "(B, embed_dim)")
-            if inputs.shape[0] == 0:
+        if isinstance(captions_or_sentences, Tensor) and captions_or_sentences.is_floating_point():
+            sentence = check_tensor("sentence", captions_or_sentences, 2, "(B, embed_dim)")
+            if len(sentence) == 0:
                 raise ValueError("generate needs at least one sentence embedding, got shape (0, ...)")
-            sentence = inputs
         else:
-            sentence = self.text(inputs).sentence
-        weight = self.fc_code.weight
+            sentence = self.text(captions_or_sentences).sentence
         if noise is None:
-            generator = torch.Generator(weight.device).manual_seed(seed) if seed is not None else None
-            noise = torch.randn(
-                sentence.shape[0], self.z_dim, generator=generator, device=weight.device, dtype=weight.dtype
-            )
-        elif seed is not None:
-            raise ValueError(f"give either noise or seed, not both (got seed={seed} and noise)")
+            w = self.fc_code.weight
+            rng = torch.Generator(w.device).manual_seed(seed) if seed is not None else None
+            noise = torch.randn(len(sentence), self.z_dim, generator=rng, device=w.device, dtype=w.dtype)
         was_training = self.training
         self.eval()
         try:
@@ -242,17 +189,13 @@ class RATLIPGenerator(WithFrozenCLIP):
             self.train(was_training)
 
     def save_pretrained(self, directory: str | Path, *, include_clip: bool | None = None) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (and ``clip.safetensors``) to ``directory``.
-
-        The weights file holds :meth:`trainable_state_dict`, without CLIP. ``config.json`` holds the
-        generator config and how to rebuild CLIP (open_clip model name, pretrained tag or path,
-        model kwargs) when the CLIP model came from :func:`build_clip`.
+        """Write ``config.json`` (the config and, see :func:`clip_spec`, how to rebuild CLIP) and
+        ``model.safetensors`` (:meth:`trainable_state_dict`) to ``directory``, created if missing.
 
         Args:
-            directory: the folder to write; created if missing.
-            include_clip: also store CLIP's weights in ``clip.safetensors``. By default they are
-                stored only when the tag or path cannot restore them, i.e. for a randomly initialised
-                CLIP built by :func:`build_clip` (``pretrained=None``, as in tests).
+            directory: the folder to write.
+            include_clip: also store CLIP's weights in ``clip.safetensors``; by default only when its
+                spec cannot restore them (a random CLIP, ``pretrained=None``, as in tests).
         """
         spec = clip_spec(self.clip_model)
         if include_clip is None:
@@ -262,31 +205,21 @@ class RATLIPGenerator(WithFrozenCLIP):
         save_file(_unshared(self.trainable_state_dict()), str(path / WEIGHTS_FILE))
         if include_clip:
             save_file(_unshared(self.clip_model.state_dict()), str(path / CLIP_WEIGHTS_FILE))
-        meta = {
-            "format": FORMAT,
-            "version": 1,
-            "generator": self.config.to_dict(),
-            "clip": spec,
-            "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None,
-        }
+        meta = {"format": FORMAT, "version": 1, "generator": self.config.to_dict(), "clip": spec,
+                "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def from_pretrained(
-        cls,
-        directory: str | Path,
-        clip_model: nn.Module | None = None,
-        *,
-        impl: str | None = None,
-        device: torch.device | str | None = None,
+        cls, directory: str | Path, clip_model: nn.Module | None = None, *, impl: str | None = None,
+        device: torch.device | str | None = None
     ) -> RATLIPGenerator:
         """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
 
         Args:
             directory: the folder :meth:`save_pretrained` wrote.
-            clip_model: the CLIP model to build on; by default it is rebuilt from the saved open_clip
-                name, tag and kwargs (with the saved CLIP weights if they were included).
-            impl: implementation of the fusions and shuffle attention, as in the constructor.
+            clip_model: the CLIP model to build on; by default rebuilt from the saved spec (and weights).
+            impl: as in the constructor.
             device: where to put the generator (and a rebuilt CLIP).
         """
         path = Path(directory)
@@ -298,17 +231,12 @@ class RATLIPGenerator(WithFrozenCLIP):
         if clip_model is None:
             spec = meta.get("clip")
             if spec is None:
-                raise ValueError(
-                    f"{path} does not say how to build its CLIP model (it was not made by build_clip); "
-                    "pass clip_model=..."
-                )
+                raise ValueError(f"{path} does not say how to build its CLIP model (not made by build_clip); "
+                                 "pass clip_model=...")
             weights = meta.get("clip_weights")
+            pretrained, sha256 = (None, None) if weights else (spec["pretrained"], spec.get("weights_sha256"))
             clip_model, tokenizer = build_clip(
-                spec["model_name"],
-                None if weights else spec["pretrained"],
-                weights_sha256=None if weights else spec.get("weights_sha256"),
-                device=device,
-                **spec["model_kwargs"],
+                spec["model_name"], pretrained, weights_sha256=sha256, device=device, **spec["model_kwargs"]
             )
             if weights:
                 clip_model.load_state_dict(_read_file(path / weights, lambda f: load_file(f, device="cpu")))
@@ -319,30 +247,20 @@ class RATLIPGenerator(WithFrozenCLIP):
         return generator
 
     def extra_repr(self) -> str:
-        return (
-            f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, "
-            f"image_size={self.config.image_size}"
-        )
+        size = self.config.image_size
+        return f"z_dim={self.z_dim}, sentence_dim={self.sentence_dim}, grid={self.grid}, image_size={size}"
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Copies of tensors whose storage an earlier entry already uses (a shared LSTM cell, aliases),
-    since safetensors refuses shared storage; the copies load back into the same shared parameter."""
-    seen: set[int] = set()
-    out = {}
-    for key, value in state.items():
-        ptr = value.untyped_storage().data_ptr()
-        out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
-        seen.add(ptr)
-    return out
+    """Contiguous copies: safetensors refuses tensors that share storage (a shared LSTM cell, aliases);
+    the copies load back into the same shared parameter."""
+    return {key: value.detach().clone(memory_format=torch.contiguous_format) for key, value in state.items()}
 
 
 def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:
     """``reader(file)``; a missing, truncated or corrupt file is reported by its path."""
     if not file.is_file():
-        raise FileNotFoundError(
-            f"{file} is missing: a save_pretrained folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
-        )
+        raise FileNotFoundError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
     try:
         return reader(file)
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
