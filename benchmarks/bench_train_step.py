@@ -300,7 +300,7 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, nargs="*", default=[2, 4])
+    parser.add_argument("--batches", type=int, nargs="*", default=[2, 4], help="paper-preset batches (none: skip)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--before", type=Path, default=None, help="an older step.py to time side by side")
@@ -345,7 +345,7 @@ def main(argv=None) -> dict:
         results["memory"] = {f"{k}/{b}": peak_rss(k, preset, b, args.before) for b in batches for k in kinds}
     if args.tiny:
         results["tiny"] = time_steps(
-            kinds, "tiny", 32, 3 if not args.quick else 1, 2, args.before, steps_per_round=5, amp=args.amp,
+            kinds, "tiny", 32, rounds, 2, args.before, steps_per_round=5, amp=args.amp,
             device=args.device,
         )
     args.out.mkdir(parents=True, exist_ok=True)
