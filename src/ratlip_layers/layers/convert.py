@@ -307,7 +307,7 @@ def convert_to_rat(
             the RAT head; the input layer cannot be (it reads ``y``, the RAT's reads ``h_t``). So the
             model computes what the CAT one did while its output weights are zero (at init), and
             starts close to, not at, a trained CAT.
-        dims: a function ``block -> (cond_dim, num_features)``; :func:`read_cat_dims` by default.
+        dims: a function ``block -> (cond_dim, num_features)``; ``read_cat_dims`` (this module) by default.
         negative_slope: slope of the LeakyReLUs; ``None`` reads it from each block, else 0.2
             (DF-GAN's functional LeakyReLU cannot be read).
 
