@@ -249,3 +249,35 @@ def test_the_data_errors_are_value_errors(name):
     assert issubclass(error, ValueError) and issubclass(CheckpointError, ValueError)
     with pytest.raises(ValueError, match="data/x.txt"):
         raise error("data/x.txt is unreadable")
+
+
+def test_run_files_and_options_found_before_any_work(tmp_path):
+    """The kinds the last sweep found: each is refused before the work it would spoil starts."""
+    from ratlip_layers.data import DataFileError, ShapesDataset
+    from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
+    from ratlip_layers.training import CheckpointError, CLIPPretrainConfig, evaluate_checkpoint
+    from ratlip_layers.training.checkpoint import resolve_checkpoint
+
+    # No checkpoint: the message lists the three layouts the loaders accept.
+    with pytest.raises(CheckpointError, match=f"no checkpoint at {tmp_path}: .*save_pretrained folder"):
+        resolve_checkpoint(tmp_path)
+    # Scoring weights without the model they belong to: refused before the checkpoint is even read.
+    with pytest.raises(ValueError, match="score_clip_pretrained='w.pt' needs score_clip_model"):
+        evaluate_checkpoint(tmp_path / "no-such-run", score_clip_pretrained="w.pt")
+    # One image-caption pair per batch: the contrastive loss would always be 0.
+    with pytest.raises(ValueError, match="batch_size must be at least 2 for a contrastive loss, got 1"):
+        CLIPPretrainConfig(batch_size=1).validate()
+
+    # A FID cache "directory" that is a file: refused before a single real image is read.
+    class Untouchable(ShapesDataset):
+        def __getitem__(self, index):
+            raise AssertionError("the real images were read before the cache path was checked")
+
+    cache = tmp_path / "cache"
+    cache.write_text("keep me")
+    clip_model, _ = tiny_clip()
+    with pytest.raises(DataFileError, match=f"cache_dir {cache} is a file"):
+        prepare_real_statistics(
+            FrechetDistance(CLIPFeatures(clip_model)), Untouchable(4, split="test"), cache_dir=cache, dataset_id="x"
+        )
+    assert cache.read_text() == "keep me"

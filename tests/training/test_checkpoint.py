@@ -127,9 +127,9 @@ def test_resolve(tmp_path):
     assert resolve_checkpoint(tmp_path / "run") == newest
     assert resolve_checkpoint(tmp_path / "run" / "checkpoints") == newest
     assert resolve_checkpoint(manager.path_for(1)) == manager.path_for(1)
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*empty: .* or a save_pretrained folder"):
         resolve_checkpoint(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="not a checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_checkpoint(tmp_path)
 
 

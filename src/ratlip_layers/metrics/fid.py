@@ -390,6 +390,8 @@ def prepare_real_statistics(
         return Path(reference)
     features = f"{metric.features_name}-{_fingerprint(metric.inception)}"
     cache_file = Path(cache_dir) / f"fid-{dataset_id}-{features}.safetensors"
+    if cache_file.parent.exists() and not cache_file.parent.is_dir():  # found now, not after the pass
+        raise DataFileError(f"cache_dir {cache_file.parent} is a file; the FID statistics cache needs a directory")
     if not is_main:
         return cache_file
     if cache_file.is_file():

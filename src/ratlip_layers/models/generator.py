@@ -260,7 +260,7 @@ def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:
     """``reader(file)``; a missing, truncated or corrupt file is reported by its path."""
     if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise ValueError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
     try:
         return reader(file)
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:

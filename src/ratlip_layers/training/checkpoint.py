@@ -164,12 +164,12 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         >>> load_checkpoint(tempfile.mkdtemp())
         Traceback (most recent call last):
         ...
-        FileNotFoundError: ... is not a checkpoint: it has no state.pt ...
+        ratlip_layers.training.checkpoint.CheckpointError: ... is not a checkpoint: it has no state.pt ...
     """
     path = Path(check_path("path", path))
     check_device("map_location", map_location)
     if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"{path} is not a checkpoint: it has no {STATE_FILE} (a checkpoint directory holds "
             f"{STATE_FILE}, {CONFIG_FILE} and one .safetensors file per network)"
         )
@@ -299,9 +299,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         latest = CheckpointManager(root).latest()
         if latest is not None:
             return latest
-    raise FileNotFoundError(
-        f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}) or a run "
-        "directory with checkpoints/step-NNNNNNNN/ inside"
+    raise CheckpointError(
+        f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}), a run "
+        "directory with checkpoints/step-NNNNNNNN/ inside, or a save_pretrained folder (config.json "
+        "and model.safetensors)"
     )
 
 

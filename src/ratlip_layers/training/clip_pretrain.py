@@ -86,6 +86,8 @@ class CLIPPretrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that is out of range."""
         _check_fields(self)
+        if self.batch_size < 2:  # one pair is its own only candidate: the contrastive loss is 0
+            raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {self.batch_size}")
         if self.warmup >= self.steps:
             raise ValueError(f"warmup must be smaller than steps ({self.steps}), got {self.warmup}")
 

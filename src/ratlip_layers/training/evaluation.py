@@ -190,6 +190,11 @@ def evaluate_checkpoint(
         >>> report["weights"], sorted(report["metrics"])
         ('generator', ['bg_acc', 'colour_acc', 'fg_acc', 'passes', 'position_spread', 'shape_acc'])
     """
+    if score_clip_model is None and score_clip_pretrained is not None:
+        raise ValueError(
+            f"score_clip_pretrained={score_clip_pretrained!r} needs score_clip_model, the open_clip model "
+            "those weights belong to"
+        )
     target = resolve_device(device)
     generator, info = load_generator(checkpoint, device=target, use_ema=use_ema)
     run = info["config"]  # the run's TrainConfig; None for a save_pretrained folder
