@@ -106,6 +106,10 @@ class Precision:
         return f"Precision(mode={self.mode!r}, device_type={self.device_type!r})"
 
 
+def _no_phase(name: str) -> None:
+    """The phase mark when no timing hook is set."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the message names the step, the loss and its value."""
 
@@ -148,21 +152,19 @@ class DiscriminatorLoss(nn.Module):
         self.magp_power = float(magp_power)
         self.on_phase: Callable[[str], None] | None = None
         """Called with a phase's name at its end (``clip_real``, ``clip_fake``, ``d_heads``, ``magp``),
-        for phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) costs nothing."""
+        for phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) times nothing."""
 
     def forward(
         self, real: Tensor, fake: Tensor, sentence: Tensor, fake_features: ImageFeatures | None = None
     ) -> tuple[Tensor, ...]:
         d = self.discriminator
-        mark = self.on_phase
+        mark = self.on_phase or _no_phase
         with torch.no_grad():
             real_features = d.features(real)
-            if mark is not None:
-                mark("clip_real")
+            mark("clip_real")
             if fake_features is None:
                 fake_features = d.features(fake)
-                if mark is not None:
-                    mark("clip_fake")
+                mark("clip_fake")
             else:
                 # The caller's CLIP features of ``fake`` (the frozen CLIP does not depend on D):
                 # the reference computes them once and gives D a detached copy.
@@ -179,8 +181,7 @@ class DiscriminatorLoss(nn.Module):
         mismatched_logits = d.match_logits(real_code, sentence.roll(1, 0))
         fake_logits = d.logits(fake_features, sentence)
         hinge = discriminator_hinge_loss(real_logits, fake_logits, mismatched_logits)
-        if mark is not None:
-            mark("d_heads")
+        mark("d_heads")
         if self.magp_weight > 0:
             penalty = matching_aware_gradient_penalty(
                 real_logits,
@@ -190,8 +191,7 @@ class DiscriminatorLoss(nn.Module):
             )
         else:
             penalty = hinge.new_zeros(())
-        if mark is not None:
-            mark("magp")
+        mark("magp")
         return (
             hinge + penalty,
             hinge.detach(),
@@ -292,7 +292,7 @@ class GANTrainStep:
         self.on_phase: Callable[[str], None] | None = None
         """Called with a phase's name at its end (``text``, ``g_forward``, ``clip_real``,
         ``clip_fake``, ``d_heads``, ``magp``, ``backward``, ``optimizer``; a name can recur), for
-        phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) costs nothing."""
+        phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) times nothing."""
         if self.dist.enabled:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.g_forward: nn.Module = DistributedDataParallel(generator, device_ids=ids)
@@ -336,36 +336,31 @@ class GANTrainStep:
             tokens: their captions' token ids (B, L).
             step: the step's number, for messages.
         """
-        mark = self.on_phase
+        mark = self.on_phase or _no_phase
         self._d_loss.on_phase = mark
         with torch.no_grad():
             sentence = self.text_encoder(tokens).sentence.float()
         noise = torch.randn(images.shape[0], self.generator.z_dim, device=images.device)
         precision = self.precision
-        if mark is not None:
-            mark("text")
+        mark("text")
 
         with precision.autocast():
             fake = self.g_forward(noise, sentence)
-            if mark is not None:
-                mark("g_forward")
+            mark("g_forward")
             # One CLIP pass over the fakes, with the graph the generator update needs; the D update
             # reads a detached copy. The CLIP is frozen, so its features of the fakes do not change
             # with the D step in between (the reference does the same).
             features = self.discriminator.features(fake)
-            if mark is not None:
-                mark("clip_fake")
+            mark("clip_fake")
             loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
                 images, fake.detach(), sentence, features
             )
         skip_d = self._check(step, "loss_d", loss_d)
         precision.scaler_d.scale(loss_d).backward()
-        if mark is not None:
-            mark("backward")
+        mark("backward")
         precision.step(precision.scaler_d, self.opt_d, skip=skip_d)
         self.opt_d.zero_grad(set_to_none=True)
-        if mark is not None:
-            mark("optimizer")
+        mark("optimizer")
 
         self.discriminator.requires_grad_(False)
         try:
@@ -374,12 +369,10 @@ class GANTrainStep:
                 loss_g, similarity = generator_loss(
                     logits, features.embedding, sentence, sim_weight=self.sim_weight
                 )
-                if mark is not None:
-                    mark("d_heads")
+                mark("d_heads")
             skip_g = self._check(step, "loss_g", loss_g)
             precision.scaler_g.scale(loss_g).backward()
-            if mark is not None:
-                mark("backward")
+            mark("backward")
         finally:
             self.discriminator.requires_grad_(True)
         precision.step(precision.scaler_g, self.opt_g, skip=skip_g)
@@ -394,8 +387,7 @@ class GANTrainStep:
         logs = dict(zip(names, values.float().tolist()))
         logs["skipped"] = float(skip_d or skip_g)
         logs["g_updated"] = float(not skip_g)
-        if mark is not None:
-            mark("optimizer")
+        mark("optimizer")
         return logs
 
     def state_dict(self) -> dict[str, Any]:
