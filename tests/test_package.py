@@ -28,6 +28,9 @@ def test_layers_import_neither_open_clip_nor_torchvision():
 def test_training_loads_its_names_on_first_use():
     loaded = _modules_loaded_by("import ratlip_layers.training")
     assert not loaded & {"open_clip", "tensorboard", "tqdm", "torchvision", "torchmetrics"}, loaded
+    # The EMA needs no CLIP: a plain module's average loads nothing of the [train] extra either.
+    loaded = _modules_loaded_by("from ratlip_layers.training import EMA; EMA(torch.nn.Linear(2, 2))")
+    assert not loaded & {"open_clip", "tensorboard", "tqdm", "torchvision", "torchmetrics"}, loaded
     import ratlip_layers.training as training
 
     assert training.EMA is training.ema.EMA

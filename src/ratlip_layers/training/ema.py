@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from .._checks import check_float, check_module
-from ..clip.frozen import FrozenCLIP
 
 __all__ = ["EMA", "trainable_state"]
 
@@ -63,7 +63,11 @@ class EMA:
         # deepcopy's memo maps an object to its copy: mapping the frozen tensors and CLIPs to
         # themselves makes the copy share them instead of duplicating them.
         shared = {id(t): t for name, t in module.state_dict(keep_vars=True).items() if name not in learned}
-        shared.update({id(m): m for m in module.modules() if isinstance(m, FrozenCLIP)})
+        # Read from sys.modules, not imported: no FrozenCLIP exists before its module is loaded, and
+        # importing it would load open_clip for every EMA user.
+        frozen = sys.modules.get("ratlip_layers.clip.frozen")
+        if frozen is not None:
+            shared.update({id(m): m for m in module.modules() if isinstance(m, frozen.FrozenCLIP)})
         self.module = copy.deepcopy(module, memo=dict(shared)).eval()
         for parameter in self.module.parameters():
             if id(parameter) not in shared:
