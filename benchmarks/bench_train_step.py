@@ -110,25 +110,23 @@ class BaselineStep:
         maps = [m.detach().requires_grad_(True) for m in real.maps]
         sent = sentence.detach().requires_grad_(True)
         mark("clip_real")
-        autocast = amp.autocast()
-        autocast.__enter__()
-        real_code = D.net_d(maps)
-        pred_real = D.net_c(real_code, sent)
-        err_real = F.relu(1.0 - pred_real).mean()
-        err_mis = F.relu(1.0 + D.net_c(real_code, torch.cat((sent[1:], sent[:1])).detach())).mean()
-        mark("d_heads")
-        fake = self.G(noise, sentence)
-        mark("g_forward")
-        clip_fake = D.encoder(fake)
-        mark("clip_fake")
-        pred_fake = D.net_c(D.net_d([m.detach() for m in clip_fake.maps]), sentence)
-        err_fake = F.relu(1.0 + pred_fake).mean()
-        mark("d_heads")
-        grads = torch.autograd.grad(pred_real.sum(), (*maps, sent), create_graph=True)
-        norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
-        magp = self.magp_weight * norm.pow(self.magp_power).mean()
-        err_d = err_real + (err_fake + err_mis) / 2.0 + magp
-        autocast.__exit__(None, None, None)
+        with amp.autocast():
+            real_code = D.net_d(maps)
+            pred_real = D.net_c(real_code, sent)
+            err_real = F.relu(1.0 - pred_real).mean()
+            err_mis = F.relu(1.0 + D.net_c(real_code, torch.cat((sent[1:], sent[:1])).detach())).mean()
+            mark("d_heads")
+            fake = self.G(noise, sentence)
+            mark("g_forward")
+            clip_fake = D.encoder(fake)
+            mark("clip_fake")
+            pred_fake = D.net_c(D.net_d([m.detach() for m in clip_fake.maps]), sentence)
+            err_fake = F.relu(1.0 + pred_fake).mean()
+            mark("d_heads")
+            grads = torch.autograd.grad(pred_real.sum(), (*maps, sent), create_graph=True)
+            norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
+            magp = self.magp_weight * norm.pow(self.magp_power).mean()
+            err_d = err_real + (err_fake + err_mis) / 2.0 + magp
         mark("magp")
         self.opt_d.zero_grad()
         amp.scaler_d.scale(err_d).backward()
@@ -146,7 +144,7 @@ class BaselineStep:
         mark("backward")
         amp.scaler_g.step(self.opt_g)
         amp.scaler_g.update()
-        logs = {"loss_d": float(err_d), "loss_g": float(err_g), "magp": float(magp)}
+        logs = {"loss_d": err_d.item(), "loss_g": err_g.item(), "magp": magp.item()}
         mark("optimizer")
         return logs
 
@@ -315,11 +313,8 @@ def main(argv=None) -> dict:
     from benchmarks.bench_blocks import device_name, git_commit
 
     device = torch.device(args.device)
-    name = args.name or "train_step_" + re.sub(r"[^a-z0-9]+", "_", device_name(device).lower()).strip("_")[:40]
-    if args.name is None and args.device == "cpu":
-        name = "train_step_cpu"
-    if args.name is None and args.amp != "off":
-        name += f"_{args.amp}"
+    card = "cpu" if device.type == "cpu" else re.sub(r"[^a-z0-9]+", "_", device_name(device).lower()).strip("_")
+    name = args.name or f"train_step_{card}" + ("" if args.amp == "off" else f"_{args.amp}")
 
     kinds = ["baseline"] + (["before"] if args.before else []) + ["ours"]
     preset = "tiny" if args.quick else "paper"
