@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 
-from ratlip_layers.data import DataFileError, DatasetLayoutError, UnsafePickleError
 from ratlip_layers.training import CLIPPretrainConfig, pretrain_clip
 
 
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.pop("no_progress")
     try:
         result = pretrain_clip(CLIPPretrainConfig(**args), progress=progress)
-    except (DatasetLayoutError, DataFileError, UnsafePickleError, OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # the library's errors are ValueErrors; OSError: files
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,7 +18,6 @@ import sys
 
 import torch.distributed as dist
 
-from ratlip_layers.data import DataFileError, DatasetLayoutError, UnsafePickleError
 from ratlip_layers.training import NonFiniteLossError, TrainConfig, Trainer
 
 
@@ -35,14 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig.resolve(**args)
         result = Trainer(config, progress=progress).fit()
-    except (
-        DatasetLayoutError,
-        DataFileError,
-        UnsafePickleError,
-        NonFiniteLossError,
-        OSError,  # a path that is not there, or a file where --out's directory should be
-        ValueError,
-    ) as err:
+    # The library's errors are ValueErrors; OSError: a path that is not there, or a file where
+    # --out's directory should be; NonFiniteLossError: a diverged run.
+    except (NonFiniteLossError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:

@@ -101,6 +101,7 @@ def _sweep_cases():
 
     from ratlip_layers.data import CUBDataset, load_filenames
     from ratlip_layers.metrics import CLIPScore, MetricContext
+    from ratlip_layers.models import CLIPDiscriminator
 
     clip_model, tokenizer = tiny_clip()
     x, g = torch.randn(2, 4, 3, 3), torch.randn(2, 4)
@@ -184,6 +185,8 @@ def _sweep_cases():
         ("distributed no device", lambda: DistributedContext(device=None), TypeError, "device must be a torch.device .* got None"),
         ("image encoder empty batch", lambda: CLIPImageEncoder(clip_model)(torch.zeros(0, 3, 32, 32)), ValueError, r"images must hold at least one image .* got shape \(0, 3, 32, 32\)"),
         ("image encoder zero height", lambda: CLIPImageEncoder(clip_model)(torch.zeros(1, 3, 0, 32)), ValueError, r"resized to the tower's 32x32\), got shape \(1, 3, 0, 32\)"),
+        ("discriminator zero channels", lambda: CLIPDiscriminator(clip_model, channels=0), ValueError, "channels must be a positive int, got 0"),
+        ("discriminator bool joint channels", lambda: CLIPDiscriminator(clip_model, joint_channels=True), TypeError, "joint_channels must be .*int.* got bool"),
         ("metric context unknown fid", lambda: MetricContext(clip_model, tokenizer, fid_features="incepton"), ValueError, "fid_features must be 'clip' or one of .* got 'incepton'"),
         ("metric context no weights", lambda: MetricContext(clip_model, tokenizer, fid_features="inception"), ValueError, "needs the local weights file"),
         ("metric context missing weights", lambda: MetricContext(clip_model, tokenizer, fid_features="torchvision", inception_weights="no/such.pth"), ValueError, "inception_weights must be an existing weights file, got 'no/such.pth'"),
@@ -255,12 +258,14 @@ def test_run_files_and_options_found_before_any_work(tmp_path):
     """The kinds the last sweep found: each is refused before the work it would spoil starts."""
     from ratlip_layers.data import DataFileError, ShapesDataset
     from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
-    from ratlip_layers.training import CheckpointError, CLIPPretrainConfig, evaluate_checkpoint
+    from ratlip_layers.training import CheckpointError, CLIPPretrainConfig, evaluate_checkpoint, load_generator
     from ratlip_layers.training.checkpoint import resolve_checkpoint
 
-    # No checkpoint: the message lists the three layouts the loaders accept.
-    with pytest.raises(CheckpointError, match=f"no checkpoint at {tmp_path}: .*save_pretrained folder"):
+    # No checkpoint: the message lists the layouts each loader accepts (resuming takes no save_pretrained).
+    with pytest.raises(CheckpointError, match=f"no checkpoint at {tmp_path}: .*inside$"):
         resolve_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=f"no checkpoint at {tmp_path}: .*or a save_pretrained folder"):
+        load_generator(tmp_path)
     # Scoring weights without the model they belong to: refused before the checkpoint is even read.
     with pytest.raises(ValueError, match="score_clip_pretrained='w.pt' needs score_clip_model"):
         evaluate_checkpoint(tmp_path / "no-such-run", score_clip_pretrained="w.pt")

@@ -24,6 +24,7 @@ __all__ = [
     "check_nonnegative_int",
     "check_path",
     "check_positive_int",
+    "check_shape",
     "check_divisible",
     "check_tensor",
     "check_same_batch",
@@ -202,3 +203,12 @@ def factory_kwargs(device: object, dtype: object) -> dict[str, Any]:
     """
     device = check_device("device", device)
     return {"device": device, "dtype": floating_dtype(dtype)}  # type: ignore[arg-type]
+
+
+def check_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
+    """Check that ``x`` is a floating tensor of shape ``(B, *shape)``, such as a CLIP token map."""
+    layout = f"(B, {', '.join(map(str, shape))})"
+    check_tensor(name, x, len(shape) + 1, layout)
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
+    return x

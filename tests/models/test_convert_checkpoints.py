@@ -275,6 +275,16 @@ def test_converted_discriminator_computes_what_galip_computes():
     torch.testing.assert_close(ours["net_c"](ours["net_d"](maps), sentence), expected)
 
 
+def test_a_square_shortcut_is_dropped_wherever_it_sits():
+    """GALIP skips conv_s where the channels do not change, in main too (NetD channels = CLIP width)."""
+    width = 16
+    galip_d, galip_c = GalipNetD(width, width), GalipNetC(width, 12, 7, 4)
+    converted, accounting = convert_galip_discriminator(galip_d.state_dict(), galip_c.state_dict())
+    assert {"netD.main.conv_s.weight", "netD.main.conv_s.bias"} <= set(accounting.dropped)
+    ours = nn.ModuleDict({"net_d": NetD(width, width, 3), "net_c": NetC(width, 12, 7, 4)})
+    ours.load_state_dict(converted, strict=True)  # main's shortcut is an identity: no weights to fill
+
+
 def test_galip_discriminator_refuses_foreign_keys():
     with pytest.raises(ValueError, match="not one of GALIP's NetD keys"):
         convert_galip_discriminator({"DBlocks.0.conv.weight": torch.zeros(1)}, {})

@@ -127,7 +127,7 @@ def test_resolve(tmp_path):
     assert resolve_checkpoint(tmp_path / "run") == newest
     assert resolve_checkpoint(tmp_path / "run" / "checkpoints") == newest
     assert resolve_checkpoint(manager.path_for(1)) == manager.path_for(1)
-    with pytest.raises(CheckpointError, match="no checkpoint at .*empty: .* or a save_pretrained folder"):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*empty: expected a checkpoint directory"):
         resolve_checkpoint(tmp_path / "empty")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_checkpoint(tmp_path)

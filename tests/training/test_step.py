@@ -137,3 +137,19 @@ def test_bad_policy(nets):
     _, generator, discriminator, text, _ = nets
     with pytest.raises(ValueError, match="on_nonfinite"):
         GANTrainStep(generator, discriminator, text, on_nonfinite="ignore")
+
+
+def test_resumed_optimisers_keep_the_implementation_chosen_here(nets):
+    _, G, D, text, tokens = nets
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    step = GANTrainStep(G, D, text)
+    assert all(g["fused"] for opt in (step.opt_g, step.opt_d) for g in opt.param_groups)  # CPU: fused Adam
+    step(images, tokens)
+    saved = step.state_dict()
+    for opt in ("opt_g", "opt_d"):  # as an older run, or a machine without the fused kernels, wrote it
+        for group in saved[opt]["param_groups"]:
+            group["fused"], group["foreach"] = None, None
+    resumed = GANTrainStep(G, D, text)
+    resumed.load_state_dict(saved)
+    assert all(g["fused"] for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups)
+    assert resumed.opt_g.state_dict()["state"].keys() == step.opt_g.state_dict()["state"].keys()

@@ -12,9 +12,8 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
-from .._checks import check_tensor
 
-__all__ = ["ViTGeometry", "check_block_indices", "check_shape", "default_feature_blocks",
+__all__ = ["ViTGeometry", "check_block_indices", "default_feature_blocks",
            "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
 
 REFERENCE_DEPTH = 12
@@ -94,15 +93,6 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
         raise ValueError(f"{name} must be strictly increasing block indices in [0, {depth - 1}] (the CLIP "
                          f"tower has {depth} blocks), got {blocks!r}")
     return blocks
-
-
-def check_shape(name: str, x: object, shape: tuple[int, ...]) -> Tensor:
-    """Check that ``x`` is a floating tensor of shape ``(B, *shape)``, such as a CLIP token map."""
-    layout = f"(B, {', '.join(map(str, shape))})"
-    check_tensor(name, x, len(shape) + 1, layout)
-    if tuple(x.shape[1:]) != shape:
-        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
-    return x
 
 
 def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:

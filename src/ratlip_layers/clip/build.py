@@ -131,8 +131,12 @@ def build_clip(
         if (found := file_sha256(weights_file)) != weights_sha256:
             raise ValueError(f"{weights_file} is not the weights file this was built with: its SHA-256 is "
                              f"{found}, expected {weights_sha256}")
-    root = logging.getLogger()  # open_clip warns through the root logger
-    root.addFilter(_not_random_init)
+    # open_clip warns through the root logger that weights are random; hidden only where that was
+    # asked for (no weights, or a file loaded below), so a tag that fails to load is still reported.
+    quiet = pretrained is None or weights_file is not None
+    root = logging.getLogger()
+    if quiet:
+        root.addFilter(_not_random_init)
     try:
         tag = None if weights_file else pretrained
         model = open_clip.create_model(model_name, pretrained=tag, device=device or "cpu", **model_kwargs)

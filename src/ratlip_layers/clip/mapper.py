@@ -8,9 +8,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_same_batch, check_same_device
+from .._checks import check_positive_int, check_same_batch, check_same_device, check_shape
 from ..layers.config import repr_of
-from ._vit import check_block_indices, check_shape, default_prompt_blocks, embed_patches, run_blocks
+from ._vit import check_block_indices, default_prompt_blocks, embed_patches, run_blocks
 from ._vit import vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
 

@@ -132,7 +132,9 @@ class CLIPTextAdapter(WithFrozenCLIP):
         if not 1 <= shape[1] <= self.context_length:
             raise ValueError(f"token ids need 1 <= L <= context_length = {self.context_length}, got {shape}")
         check_same_device((("token ids", tokens), ("the CLIP model", self._root.positional_embedding)))
-        low, high, vocab = int(tokens.min()), int(tokens.max()), self.vocab_size
+        # One host read for both ends: an id outside the vocabulary would otherwise kill a CUDA
+        # context with a device-side assert instead of raising here.
+        (low, high), vocab = torch.stack(torch.aminmax(tokens)).tolist(), self.vocab_size
         if low < 0 or high >= vocab:
             raise ValueError(f"token ids must lie in the vocabulary [0, {vocab - 1}], got [{low}, {high}]")
 

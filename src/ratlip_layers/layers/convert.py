@@ -251,10 +251,11 @@ def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
 
 def _noise_position(model: nn.Module, noise_arg: int | str) -> tuple[int, str | None]:
     """Resolve ``noise_arg`` against ``model.forward``'s signature into ``(index, name)``."""
-    names = [
-        p.name for p in inspect.signature(model.forward).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # a scripted or C-implemented forward has no signature to read
+        parameters = []
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if isinstance(noise_arg, str):
         if noise_arg not in names:
             raise ValueError(f"noise_arg {noise_arg!r} is not a parameter of the model's forward {names}")

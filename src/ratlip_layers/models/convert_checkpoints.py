@@ -68,15 +68,14 @@ _GALIP_G_KEYS = {
     "GBlocks.<i>.fuse2.*": "blocks.<i>.fuse2.*",
 }
 # GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
-# where the channels change, never in the DBlocks (768 -> 768): their keys map to _UNUSED, dropped.
-_UNUSED, _UNUSED_REASON = "", "GALIP builds this shortcut conv but never uses it (channels unchanged)"
+# where the channels change: a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
+_UNUSED_REASON = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
 _GALIP_D_KEYS = {
     "DBlocks.<i>.gamma": "net_d.blocks.<i>.gamma",
     "DBlocks.<i>.beta": "net_d.blocks.<i>.beta",
     "DBlocks.<i>.conv_r.0.weight": "net_d.blocks.<i>.res.0.weight",
     "DBlocks.<i>.conv_r.2.weight": "net_d.blocks.<i>.res.2.weight",
-    "DBlocks.<i>.conv_s.weight": _UNUSED,
-    "DBlocks.<i>.conv_s.bias": _UNUSED,
+    "DBlocks.<i>.conv_s.*": "net_d.blocks.<i>.shortcut.*",
     "main.gamma": "net_d.main.gamma",
     "main.conv_r.0.weight": "net_d.main.res.0.weight",
     "main.conv_r.2.weight": "net_d.main.res.2.weight",
@@ -304,7 +303,8 @@ def convert_galip_discriminator(
             new = _rename(key, table)
             if new is None:
                 raise ValueError(f"{net} key {key!r} is not one of GALIP's Net{net[3:]} keys {sorted(table)}")
-            if new == _UNUSED:
+            shortcut = state.get(key.rsplit(".", 1)[0] + ".weight") if ".conv_s." in key else None
+            if shortcut is not None and shortcut.dim() == 4 and shortcut.shape[0] == shortcut.shape[1]:
                 dropped[f"{net}.{key}"] = _UNUSED_REASON
             else:
                 converted[new], mapped[new] = value, (f"{net}.{key}",)

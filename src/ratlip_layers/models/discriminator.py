@@ -8,8 +8,8 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
-from .._checks import check_same_batch, check_same_device, check_size, check_tensor, factory_kwargs
-from ..clip._vit import check_shape
+from .._checks import check_positive_int, check_same_batch, check_same_device, check_shape, check_size, check_tensor
+from .._checks import factory_kwargs
 from ..clip.frozen import WithFrozenCLIP
 from ..clip.vision import CLIPImageEncoder, ImageFeatures
 
@@ -122,6 +122,7 @@ class CLIPDiscriminator(WithFrozenCLIP):
         factory = factory_kwargs(device, dtype)
         self.encoder = enc = CLIPImageEncoder(clip_model, layers=layers)
         self.width, self.grid, self.sentence_dim = enc.width, enc.grid, enc.embed_dim
+        channels, joint_channels = check_positive_int("channels", channels), check_positive_int("joint_channels", joint_channels)
         self.net_d = NetD(self.width, channels, len(enc.layers), **factory)
         self.net_c = NetC(channels, self.sentence_dim, self.grid, joint_channels, **factory)
         self.layers: tuple[int, ...] = enc.layers  # the CLIP blocks whose patch tokens NetD reads

@@ -252,9 +252,16 @@ class RATLIPGenerator(WithFrozenCLIP):
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Contiguous copies: safetensors refuses tensors that share storage (a shared LSTM cell, aliases);
-    the copies load back into the same shared parameter."""
-    return {key: value.detach().clone(memory_format=torch.contiguous_format) for key, value in state.items()}
+    """Copies of the tensors whose storage an earlier entry already uses (a shared LSTM cell,
+    aliases), since safetensors refuses shared storage; only those are copied, not the whole CLIP.
+    The copies load back into the same shared parameter."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
+        seen.add(ptr)
+    return out
 
 
 def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:

@@ -11,7 +11,7 @@ from torch import nn
 from ..clip import build_clip, tiny_clip
 from ..models import RATLIPGenerator
 from ..models.generator import WEIGHTS_FILE
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .distributed import resolve_device
 
@@ -66,7 +66,10 @@ def load_generator(
     if (path / WEIGHTS_FILE).is_file():
         generator = RATLIPGenerator.from_pretrained(path, device=device)
         return generator.eval(), {"source": str(path), "weights": "generator", "step": None, "config": None}
-    checkpoint = load_checkpoint(resolve_checkpoint(path))
+    try:
+        checkpoint = load_checkpoint(resolve_checkpoint(path))
+    except CheckpointError as err:  # only a generator loader also reads save_pretrained folders
+        raise CheckpointError(f"{err}, or a save_pretrained folder (with {WEIGHTS_FILE})") from None
     config = TrainConfig.from_dict(checkpoint.config)
     # A random CLIP is stored in the checkpoint; any other is rebuilt from its tag or weights file.
     stored = "clip" in checkpoint.weights

@@ -300,9 +300,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if latest is not None:
             return latest
     raise CheckpointError(
-        f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}), a run "
-        "directory with checkpoints/step-NNNNNNNN/ inside, or a save_pretrained folder (config.json "
-        "and model.safetensors)"
+        f"no checkpoint at {path}: expected a checkpoint directory (holding {STATE_FILE}) or a run "
+        "directory with checkpoints/step-NNNNNNNN/ inside"
     )
 
 

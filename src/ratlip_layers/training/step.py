@@ -399,7 +399,14 @@ class GANTrainStep:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        """Restore what :meth:`state_dict` returned.
+
+        The optimisers keep the implementation chosen here (fused or not): ``load_state_dict`` would
+        otherwise take the checkpoint's, which another machine or an older run may have chosen.
+        """
+        for optimizer, saved in ((self.opt_g, state["opt_g"]), (self.opt_d, state["opt_d"])):
+            chosen = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
+            optimizer.load_state_dict(saved)
+            for group, implementation in zip(optimizer.param_groups, chosen):
+                group.update(implementation)
         self.precision.load_state_dict(state)
