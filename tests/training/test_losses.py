@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from ratlip_layers.training import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+from ratlip_layers.training import (
+    discriminator_hinge_loss,
+    generator_loss,
+    matching_aware_gradient_penalty,
+    mode_seeking_loss,
+)
 
 
 def test_hinge_loss_matches_its_definition():
@@ -69,3 +74,24 @@ def test_generator_loss():
         generator_loss(logits, emb, sent[:, :1])
     with pytest.raises(TypeError, match="fake_logits must be a torch.Tensor"):
         generator_loss([1.0], emb, sent)
+
+
+def test_mode_seeking_loss_is_the_inverse_distance_ratio():
+    a, b = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)  # mean |a - b| = 0.5
+    z = torch.zeros(2, 8)
+    assert mode_seeking_loss(a, b, z, z + 2).item() == pytest.approx(1 / (0.25 + 1e-5))
+    # Further apart images for the same noise distance: a smaller loss, so minimising it spreads samples.
+    assert mode_seeking_loss(a, b * 2, z, z + 2) < mode_seeking_loss(a, b, z, z + 2)
+    images = torch.zeros(2, 3, 4, 4, requires_grad=True)
+    mode_seeking_loss(images, b, z, z + 2).backward()
+    assert (images.grad > 0).all()  # moving a towards b (up) would raise the loss
+
+
+def test_mode_seeking_loss_errors():
+    a, z = torch.zeros(2, 3, 4, 4), torch.zeros(2, 8)
+    with pytest.raises(ValueError, match=r"pair up shape for shape, got \(2, 3, 4, 4\)/\(1, 3, 4, 4\)"):
+        mode_seeking_loss(a, a[:1], z, z)
+    with pytest.raises(TypeError, match="noise_b must be a floating-point torch.Tensor, got torch.int64"):
+        mode_seeking_loss(a, a, z, z.long())
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        mode_seeking_loss(a, a, z[:1], z[:1])

@@ -153,3 +153,15 @@ def test_resumed_optimisers_keep_the_implementation_chosen_here(nets):
     resumed.load_state_dict(saved)
     assert all(g["fused"] for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups)
     assert resumed.opt_g.state_dict()["state"].keys() == step.opt_g.state_dict()["state"].keys()
+
+
+def test_mode_seeking_draws_half_the_captions_twice_and_weighs_the_term(nets):
+    _, generator, discriminator, text, tokens = nets
+    batches = []
+    generator.register_forward_hook(lambda module, args, out: batches.append(out.shape[0]))
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    GANTrainStep(generator, discriminator, text)(images, tokens)
+    # The term is at least 1 / (2 / mean|z1 - z2|) > 0.5 for images in [-1, 1], so weight 1000 shows.
+    logs = GANTrainStep(generator, discriminator, text, mode_seeking_weight=1000.0)(images, tokens)
+    assert batches == [4, 6]
+    assert logs["loss_g"] > 400

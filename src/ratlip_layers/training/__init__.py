@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from .ema import EMA
     from .evaluation import Evaluator, evaluate_checkpoint
     from .images import captioned_grid, sample_images, save_images
-    from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+    from .losses import (
+        discriminator_hinge_loss,
+        generator_loss,
+        matching_aware_gradient_penalty,
+        mode_seeking_loss,
+    )
     from .step import GANTrainStep, NonFiniteLossError, Precision
     from .trainer import Trainer, TrainResult
 
@@ -35,7 +40,12 @@ _EXPORTS = {
     "ema": ("EMA",),
     "evaluation": ("Evaluator", "evaluate_checkpoint"),
     "images": ("captioned_grid", "sample_images", "save_images"),
-    "losses": ("discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty"),
+    "losses": (
+        "discriminator_hinge_loss",
+        "generator_loss",
+        "matching_aware_gradient_penalty",
+        "mode_seeking_loss",
+    ),
     "step": ("GANTrainStep", "NonFiniteLossError", "Precision"),
     "trainer": ("TrainResult", "Trainer"),
 }

@@ -36,6 +36,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr_g": 1e-4,
         "lr_d": 4e-4,
         "sim_weight": 4.0,
+        "mode_seeking_weight": 0.0,
         "magp_weight": 2.0,
         "magp_power": 6.0,
         "clip_model": "ViT-B-32-quickgelu",
@@ -59,6 +60,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr_g": 1.6e-3,
         "lr_d": 3.2e-3,
         "sim_weight": 4.0,
+        "mode_seeking_weight": 0.0,
         "magp_weight": 0.02,
         "magp_power": 6.0,
         "clip_model": "tiny",
@@ -195,6 +197,9 @@ class TrainConfig:
     lr_d: float | None = _option(None, "recipe", "discriminator learning rate", check="rate")
     sim_weight: float | None = _option(
         None, "recipe", "weight of the generator's CLIP-similarity loss", check="weight"
+    )
+    mode_seeking_weight: float | None = _option(
+        None, "recipe", "weight of the generator's mode-seeking loss (MSGAN; 0: off)", check="weight"
     )
     magp_weight: float | None = _option(None, "recipe", "MA-GP weight", check="weight")
     magp_power: float | None = _option(None, "recipe", "MA-GP exponent", check="weight")

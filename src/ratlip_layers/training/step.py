@@ -15,7 +15,7 @@ from .._checks import check_float, check_module
 from ..clip.vision import ImageFeatures
 from .distributed import DistributedContext
 from .ema import trainable_state
-from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty, mode_seeking_loss
 
 __all__ = [
     "AMP_MODES",
@@ -219,7 +219,9 @@ class GANTrainStep:
 
     Per batch: sentence embeddings from the frozen text encoder; one generator forward on fresh
     noise; a discriminator update on (real, fake detached); then a generator update on
-    ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward. Adam with betas
+    ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward, plus
+    ``mode_seeking_weight`` times :func:`mode_seeking_loss` when it is on (the first half of the
+    batch's captions drawn a second time, with other noise, in the same forward). Adam with betas
     (0.0, 0.9) for both networks. Under DDP the generator and ``DiscriminatorLoss`` are wrapped
     in ``DistributedDataParallel``, so gradients are averaged across ranks, and the generator's
     BatchNorm statistics are averaged after each step.
@@ -232,6 +234,7 @@ class GANTrainStep:
         lr_g: generator learning rate.
         lr_d: discriminator (NetD and NetC) learning rate.
         sim_weight: weight of the generator's CLIP-similarity term.
+        mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
         magp_weight: MA-GP weight.
         magp_power: MA-GP exponent.
         precision: the :class:`ratlip_layers.training.Precision` (autocast and scalers).
@@ -261,6 +264,7 @@ class GANTrainStep:
         lr_g: float = 1e-4,
         lr_d: float = 4e-4,
         sim_weight: float = 4.0,
+        mode_seeking_weight: float = 0.0,
         magp_weight: float = 2.0,
         magp_power: float = 6.0,
         precision: Precision | None = None,
@@ -276,12 +280,14 @@ class GANTrainStep:
             if check_float(name, value) <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         check_float("sim_weight", sim_weight)
+        check_float("mode_seeking_weight", mode_seeking_weight)
         check_float("magp_weight", magp_weight)
         check_float("magp_power", magp_power)
         self.generator = generator
         self.discriminator = discriminator
         self.text_encoder = text_encoder
         self.sim_weight = float(sim_weight)
+        self.mode_seeking_weight = float(mode_seeking_weight)
         self.precision = precision or Precision("off")
         self.dist = dist_ctx or DistributedContext()
         self.on_nonfinite = on_nonfinite
@@ -340,12 +346,15 @@ class GANTrainStep:
         self._d_loss.on_phase = mark
         with torch.no_grad():
             sentence = self.text_encoder(tokens).sentence.float()
-        noise = torch.randn(images.shape[0], self.generator.z_dim, device=images.device)
+        batch = images.shape[0]
+        pairs = batch // 2 if self.mode_seeking_weight > 0 else 0
+        noise = torch.randn(batch + pairs, self.generator.z_dim, device=images.device)
         precision = self.precision
         mark("text")
 
         with precision.autocast():
-            fake = self.g_forward(noise, sentence)
+            fake = self.g_forward(noise, torch.cat([sentence, sentence[:pairs]]))
+            fake, fake_pairs = fake[:batch], fake[batch:]
             mark("g_forward")
             # One CLIP pass over the fakes, with the graph the generator update needs; the D update
             # reads a detached copy. The CLIP is frozen, so its features of the fakes do not change
@@ -369,6 +378,10 @@ class GANTrainStep:
                 loss_g, similarity = generator_loss(
                     logits, features.embedding, sentence, sim_weight=self.sim_weight
                 )
+                if pairs:
+                    loss_g = loss_g + self.mode_seeking_weight * mode_seeking_loss(
+                        fake[:pairs], fake_pairs, noise[:pairs], noise[batch:]
+                    )
                 mark("d_heads")
             skip_g = self._check(step, "loss_g", loss_g)
             precision.scaler_g.scale(loss_g).backward()

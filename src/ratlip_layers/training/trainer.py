@@ -141,7 +141,8 @@ class Trainer:
             self.discriminator.encoder.compile()
         self.step_fn = GANTrainStep(
             self.generator, self.discriminator, self.text,
-            lr_g=cfg.lr_g, lr_d=cfg.lr_d, sim_weight=cfg.sim_weight, magp_weight=cfg.magp_weight,
+            lr_g=cfg.lr_g, lr_d=cfg.lr_d, sim_weight=cfg.sim_weight,
+            mode_seeking_weight=cfg.mode_seeking_weight, magp_weight=cfg.magp_weight,
             magp_power=cfg.magp_power, precision=Precision(cfg.amp, device.type), dist_ctx=self.dist,
             on_nonfinite=cfg.on_nonfinite,
         )
