@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_attributes
-from .layers import (
-    Affine, DFBlock, LSTMAffine, LSTMState, RATBlock, SAConv, ShuffleAttention, StateFromNoise, convert_to_rat,
-)
+from .layers import Affine, DFBlock, LSTMAffine, LSTMState, RATBlock, SAConv, ShuffleAttention, StateFromNoise
+from .layers import convert_to_rat
 
 if TYPE_CHECKING:
     from .clip import CLIPImageEncoder, CLIPMapper, CLIPTextAdapter, build_clip, tiny_clip

@@ -76,9 +76,7 @@ class DFBlock(nn.Module):
         device, dtype: factory device and dtype.
 
     Shape:
-        - x: :math:`(B, C, H, W)`
-        - cond: :math:`(B, \\text{cond\\_dim})`
-        - output: :math:`(B, C, H, W)`
+        As :class:`Affine`.
 
     Example:
         >>> block = DFBlock(16, 8)

@@ -123,9 +123,7 @@ class ThreadedRATBlock(nn.Module):
         memory: the memory shared by all blocks of one converted model.
 
     Shape:
-        - x: :math:`(B, C, H, W)`
-        - y: :math:`(B, \\text{cond\\_dim})`
-        - output: :math:`(B, C, H, W)`
+        As :class:`DFBlock`: ``x`` :math:`(B, C, H, W)` and ``y`` :math:`(B, \\text{cond\\_dim})` in.
 
     Example:
         >>> memory = RecurrentMemory(16)
@@ -225,10 +223,8 @@ def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
         return lambda module: isinstance(module, block_type)
     if callable(block_type):
         return block_type
-    raise TypeError(
-        "block_type must be a module class, a tuple of classes or a predicate, "
-        f"got {type(block_type).__name__}"
-    )
+    kind = type(block_type).__name__
+    raise TypeError(f"block_type must be a module class, a tuple of classes or a predicate, got {kind}")
 
 
 def _noise_position(model: nn.Module, noise_arg: int | str) -> tuple[int, str | None]:
@@ -296,9 +292,8 @@ def convert_to_rat(
         ``model``, converted.
 
     Raises:
-        ValueError: if no module matches ``block_type``, the options are invalid or inconsistent,
-            the model is the fusion block itself, or it was converted before.
-        TypeError: if ``block_type`` or ``noise_arg`` has the wrong type.
+        ValueError: no module matches ``block_type``, options conflict, or ``model`` was converted.
+        TypeError: ``block_type`` or ``noise_arg`` has the wrong type.
 
     Example:
         >>> class Gen(nn.Module):
@@ -307,8 +302,7 @@ def convert_to_rat(
         ...         self.fuse1, self.fuse2 = DFBlock(16, 8), DFBlock(16, 8)
         ...     def forward(self, x, y):
         ...         return self.fuse2(self.fuse1(x, y), y)
-        >>> gen = Gen()
-        >>> x, y = torch.randn(2, 8, 4, 4), torch.randn(2, 16)
+        >>> gen, x, y = Gen(), torch.randn(2, 8, 4, 4), torch.randn(2, 16)
         >>> before = gen(x, y)
         >>> gen = convert_to_rat(gen, DFBlock, hidden_size=32)
         >>> type(gen.fuse1).__name__

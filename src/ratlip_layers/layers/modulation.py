@@ -39,7 +39,6 @@ def modulate_twice(
     Shape:
         - x: :math:`(B, C, H, W)`
         - gamma1, beta1, gamma2, beta2: :math:`(B, C)`
-        - output: :math:`(B, C, H, W)`
 
     Example:
         >>> x = -torch.ones(1, 2, 3, 3)
