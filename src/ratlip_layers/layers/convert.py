@@ -265,20 +265,17 @@ def convert_to_rat(
     """Replace every CAT fusion block of ``model``, in place, by a RAT block sharing one recurrent memory.
 
     Each selected module becomes a :class:`ThreadedRATBlock` with its device, dtype,
-    ``negative_slope`` and ``impl``. Hooks open ``model.rat_memory`` at the start of every forward of
-    ``model`` and close it at the end, so the state flows through the blocks in call order, per
-    sample, afresh in each forward. A block called outside that forward (activation checkpointing
-    included), a batch size changing between blocks, and ``model`` called inside its own forward
-    raise. The guide "Converting an existing generator to RAT" weighs the options.
+    ``negative_slope`` and ``impl``. The state flows through the blocks in call order, afresh in each
+    forward of ``model``; calling a block outside one (activation checkpointing included) raises. The
+    guide "Converting an existing generator to RAT" weighs the options.
 
     Args:
         model: the generator to convert (not itself a fusion block).
         block_type: the CAT fusion block's class, a tuple of classes, or a predicate on modules.
         hidden_size: LSTM hidden size.
         cell: ``"shared"`` (RAT-GAN: one ``nn.LSTMCell`` for every affine) or ``"per_affine"``.
-        state_init: ``"zeros"``, or ``"noise"`` for a trainable :class:`StateFromNoise` of the noise
-            (``model.rat_memory.init``). With ``"zeros"`` and ``"per_affine"`` the first cell sees
-            ``h_0 = 0``, so its ``weight_hh`` never gets a gradient.
+        state_init: ``"zeros"`` (with ``"per_affine"``, the first cell's ``weight_hh`` never trains) or
+            ``"noise"``, a trainable :class:`StateFromNoise` (``model.rat_memory.init``).
         noise_dim: size of the noise vector; required with ``state_init="noise"``.
         noise_arg: position or name of the noise among the arguments of ``model.forward``.
         copy_weights: copy each CAT affine's output layers (gamma's and beta's ``Linear(C, C)``) into

@@ -45,8 +45,7 @@ class GeneratorConfig:
         sa_groups: shuffle-attention groups; ``2 * sa_groups`` must divide ``ngf`` and ``code_channels``.
         share_cell: one LSTM cell for every RAT layer (RAT-GAN) instead of one per affine.
         state_init: ``"zeros"`` or ``"noise"`` (``StateFromNoise``) for the initial LSTM state.
-        prompt_blocks: CLIP blocks that get a prompt token in the mapper; ``None`` scales the
-            reference's blocks 1 to 8 of 12 to the tower's depth.
+        prompt_blocks: CLIP blocks given a prompt token; ``None``: as :class:`~ratlip_layers.CLIPMapper`.
 
     Example:
         >>> cfg = GeneratorConfig.preset("tiny")

@@ -58,8 +58,7 @@ class RATLIPGenerator(WithFrozenCLIP):
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
-        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); it
-            sets the CLIP-dependent shapes.
+        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place).
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
