@@ -14,9 +14,8 @@ from ._triton_modulation import HAS_TRITON, modulate_twice_backward, modulate_tw
 
 __all__ = ["fused_modulate_twice"]
 
-# From this many elements on, one fused batch-norm backward kernel beats four separate passes
-# (measured on CPU: about 2-3x at G-block sizes, where the public ops' ``(grad * x).sum`` writes a
-# full-size product first; below it the kernel's set-up costs more than it saves).
+# From this many elements on, one batch-norm backward kernel beats four passes that write a full-size
+# ``grad * x`` first (2-3x on CPU at G-block sizes); below it, its set-up costs more than it saves.
 _FUSED_REDUCTION_MIN_ELEMENTS = 1 << 16
 
 
