@@ -1,9 +1,5 @@
-"""Input validation shared by the public modules.
-
-Every check is a handful of Python comparisons on shapes, so it costs nothing measurable next to a
-forward pass, and it is traced away by ``torch.compile``. Messages always name what was expected
-and what arrived.
-"""
+"""Input validation shared by the public modules: each message names what was expected and what
+arrived. The checks only compare shapes in Python, so ``torch.compile`` traces them away."""
 
 from __future__ import annotations
 
@@ -17,22 +13,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "check_captions",
-    "check_device",
-    "check_float",
-    "check_module",
-    "check_nonnegative_int",
-    "check_path",
-    "check_positive_int",
-    "check_shape",
-    "check_divisible",
-    "check_tensor",
-    "check_same_batch",
-    "check_same_device",
-    "check_size",
-    "check_state",
-    "factory_kwargs",
-    "floating_dtype",
+    "check_captions", "check_device", "check_divisible", "check_float", "check_module",
+    "check_nonnegative_int", "check_path", "check_positive_int", "check_same_batch", "check_same_device",
+    "check_shape", "check_size", "check_state", "check_tensor", "factory_kwargs", "floating_dtype",
 ]
 
 
@@ -47,11 +30,7 @@ def _as_int(name: str, value: object) -> int:
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as a positive ``int``; raise ``TypeError``/``ValueError`` otherwise.
-
-    Accepts what ``nn.Linear`` accepts for a size: Python ints and NumPy/torch integer scalars
-    (anything with ``__index__``), but not ``bool`` or floats.
-    """
+    """Return ``value`` (anything with ``__index__`` but a bool, as ``nn.Linear`` takes) as an int > 0."""
     number = _as_int(name, value)
     if number <= 0:
         raise ValueError(f"{name} must be a positive int, got {number}")
@@ -132,9 +111,7 @@ def check_tensor(name: str, x: object, ndim: int, layout: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(x).__name__}")
     if x.dim() != ndim:
-        raise ValueError(
-            f"{name} must be a {ndim}-D tensor of shape {layout}, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must be a {ndim}-D tensor of shape {layout}, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
@@ -143,9 +120,7 @@ def check_tensor(name: str, x: object, ndim: int, layout: str) -> Tensor:
 def check_size(name: str, x: Tensor, dim: int, expected: int, what: str) -> None:
     """Raise ``ValueError`` unless ``x.shape[dim] == expected``."""
     if x.shape[dim] != expected:
-        raise ValueError(
-            f"{name} must have {what} = {expected} (dim {dim}), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have {what} = {expected} (dim {dim}), got shape {tuple(x.shape)}")
 
 
 def check_same_batch(named: Sequence[tuple[str, Tensor]]) -> None:
@@ -165,13 +140,12 @@ def check_same_device(named: Sequence[tuple[str, Tensor]]) -> None:
     for name, t in named[1:]:
         if t.device != first.device:
             raise ValueError(
-                f"{name} is on {t.device} but {first_name} is on {first.device}; "
-                "move them to the same device"
+                f"{name} is on {t.device} but {first_name} is on {first.device}; move them to the same device"
             )
 
 
-def check_state(state: object, batch: int, hidden_size: int, device: torch.device) -> None:
-    """Validate an LSTM state ``(h, c)``, each of shape ``(batch, hidden_size)`` on ``device``."""
+def check_state(state: object, x: Tensor, hidden_size: int) -> None:
+    """Validate an LSTM state ``(h, c)``, each of shape ``(B, hidden_size)`` on ``x``'s device."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise TypeError(
             f"state must be None or a pair (h, c) of tensors, got {type(state).__name__}"
@@ -179,13 +153,12 @@ def check_state(state: object, batch: int, hidden_size: int, device: torch.devic
         )
     for name, t in zip(("state h", "state c"), state):
         check_tensor(name, t, 2, "(batch, hidden_size)")
-        if tuple(t.shape) != (batch, hidden_size):
+        if tuple(t.shape) != (len(x), hidden_size):
             raise ValueError(
-                f"{name} must have shape (batch, hidden_size) = ({batch}, {hidden_size}), "
+                f"{name} must have shape (batch, hidden_size) = ({len(x)}, {hidden_size}), "
                 f"got {tuple(t.shape)}"
             )
-        if t.device != device:
-            raise ValueError(f"{name} is on {t.device} but x is on {device}; move them to the same device")
+        check_same_device((("x", x), (name, t)))
 
 
 def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
@@ -196,11 +169,7 @@ def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
 
 
 def factory_kwargs(device: object, dtype: object) -> dict[str, Any]:
-    """``{"device": ..., "dtype": ...}`` for a module's parameters, both checked.
-
-    ``device`` is ``None``, a ``torch.device``, a device string (``"cpu"``, ``"cuda:1"``) or an
-    index; ``dtype`` is ``None`` or a floating ``torch.dtype``.
-    """
+    """``{"device": ..., "dtype": ...}`` for a module's parameters, both checked."""
     device = check_device("device", device)
     return {"device": device, "dtype": floating_dtype(dtype)}  # type: ignore[arg-type]
 

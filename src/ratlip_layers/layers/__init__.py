@@ -12,17 +12,6 @@ from .modulation import modulate_twice
 from .rat import LSTMAffine, LSTMState, RATBlock, StateFromNoise
 
 __all__ = [
-    "Affine",
-    "DFBlock",
-    "LSTMAffine",
-    "LSTMState",
-    "RATBlock",
-    "SAConv",
-    "ShuffleAttention",
-    "RecurrentMemory",
-    "StateFromNoise",
-    "ThreadedRATBlock",
-    "convert_to_rat",
-    "default_impl",
-    "modulate_twice",
+    "Affine", "DFBlock", "LSTMAffine", "LSTMState", "RATBlock", "SAConv", "ShuffleAttention",
+    "RecurrentMemory", "StateFromNoise", "ThreadedRATBlock", "convert_to_rat", "default_impl", "modulate_twice",
 ]

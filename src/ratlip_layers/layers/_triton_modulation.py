@@ -1,10 +1,8 @@
-"""Triton kernels for the fused DF/RAT block body: ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``.
+"""Triton kernels for the fused DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``, in float32.
 
-One pass over ``x`` forward; one pass over ``(x, grad)`` backward that recomputes the intermediate
-instead of storing it and reduces the ``gamma``/``beta`` gradients per (sample, channel) row in
-registers, so no atomics are needed and the result is deterministic. Arithmetic is float32 whatever
-the storage dtype. The kernels take NCHW-contiguous tensors, one row of ``H * W`` values per
-(sample, channel), and ``params``, the float32 ``(4, B, C)`` stack of ``(g1, b1, g2, b2)``.
+They take NCHW-contiguous tensors, a row of ``H * W`` values per (sample, channel), and ``params``,
+the float32 ``(4, B, C)`` stack of ``(g1, b1, g2, b2)``. The backward recomputes the intermediate and
+reduces each row's parameter gradients in registers: no atomics, deterministic.
 """
 
 from __future__ import annotations
@@ -83,7 +81,7 @@ if HAS_TRITON:
 
 
 def _on_device(x: Tensor) -> contextlib.AbstractContextManager:
-    """Launch on ``x``'s GPU, not the current one (nothing to select for the CPU interpreter)."""
+    """Launch on ``x``'s GPU, not the current one (none for the CPU interpreter)."""
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 

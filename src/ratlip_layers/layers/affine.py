@@ -22,20 +22,16 @@ def check_inputs(layer: nn.Module, x: Tensor, cond: Tensor, state: object = None
     check_same_batch((("x", x), ("cond", cond)))
     check_same_device((("x", x), ("cond", cond)))
     if state is not None:
-        check_state(state, x.shape[0], layer.hidden_size, x.device)
+        check_state(state, x, layer.hidden_size)
 
 
 class Affine(nn.Module):
-    """Conditional affine transformation: ``gamma(cond) * x + beta(cond)``.
-
-    ``gamma`` and ``beta`` come from two MLPs of the condition (packed in ``head``) and broadcast
-    over height and width. A fresh layer is the identity.
+    """Conditional affine transformation ``gamma(cond) * x + beta(cond)``; a fresh layer is the identity.
 
     Args:
         cond_dim: size of the condition vector (612 in RATLIP: 100 noise + 512 CLIP).
         num_features: number of channels ``C`` of ``x``.
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
 
     Shape:
         - x: :math:`(B, C, H, W)`
@@ -58,7 +54,7 @@ class Affine(nn.Module):
         self.head = ModulationHead(cond_dim, num_features, **factory_kwargs(device, dtype))
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(gamma, beta)``, each ``(B, C)``, without touching a feature map."""
+        """``(gamma, beta)``, each ``(B, C)``."""
         return self.head(cond)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
@@ -77,13 +73,10 @@ class DFBlock(nn.Module):
         negative_slope: slope of the LeakyReLUs.
         impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
             :func:`modulate_twice` computes the block body; the same function either way.
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
 
     Shape:
-        - x: :math:`(B, C, H, W)`
-        - cond: :math:`(B, \\text{cond\\_dim})`
-        - output: :math:`(B, C, H, W)`
+        As :class:`Affine`.
 
     Example:
         >>> block = DFBlock(16, 8)
@@ -102,7 +95,7 @@ class DFBlock(nn.Module):
         self.affine1, self.affine2 = (Affine(cond_dim, num_features, device=device, dtype=dtype) for _ in range(2))
 
     def modulation(self, cond: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Return ``(gamma1, beta1, gamma2, beta2)`` for :func:`modulate_twice`."""
+        """``(gamma1, beta1, gamma2, beta2)`` for :func:`modulate_twice`."""
         return (*self.affine1.modulation(cond), *self.affine2.modulation(cond))
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:

@@ -21,21 +21,17 @@ __all__ = ["ShuffleAttention", "SAConv"]
 class ShuffleAttention(nn.Module):
     """SA-Net's shuffle attention: grouped channel and spatial gating, then a channel shuffle.
 
-    The channels are split into ``groups`` groups, each group into two halves. One half is gated by
-    its global average (channel attention), the other by its own group-normalised values (spatial
-    attention); the halves are concatenated and the channels shuffled across the two halves.
-    Parameter names (``cweight``, ``cbias``, ``sweight``, ``sbias``, ``gn``) follow SA-Net, so
-    SA-Net state dicts load.
+    Each of the ``groups`` groups splits in two halves, one gated by its global average (channel
+    attention), the other by its group-normalised values (spatial attention); then the channels are
+    shuffled across the halves. Parameter names follow SA-Net, so its state dicts load.
 
     Args:
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
         eps: epsilon of the group norm.
-        impl: ``"ref"``, SA-Net's formulation (two copies), or ``"fused"``, the same maths with one
-            copy (even ``groups``; odd ones compute the reference); ``None`` takes
-            :func:`~ratlip_layers.layers.default_impl`.
-        device: factory device.
-        dtype: factory dtype.
+        impl: ``"ref"``, SA-Net's formulation (two copies), ``"fused"``, the same maths with one copy
+            (for even ``groups``), or ``None`` (:func:`~ratlip_layers.layers.default_impl`).
+        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C, H, W)`
@@ -141,8 +137,7 @@ class SAConv(nn.Module):
         norm_layer: builds the norm from the channel count and factory kwargs.
         act_layer: builds the activation; LeakyReLU(0.01) by default, as in the reference.
         impl: the :class:`ShuffleAttention`'s implementation, ``"ref"``, ``"fused"`` or ``None``.
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C_{in}, H, W)`

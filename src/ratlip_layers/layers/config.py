@@ -1,12 +1,8 @@
-"""The implementation choice, and the size checks and reprs the layers' constructors share.
+"""The ``impl`` choice, and the size checks and reprs the layers' constructors share.
 
-The layers with an accelerated implementation (:class:`~ratlip_layers.DFBlock`,
-:class:`~ratlip_layers.RATBlock`, :class:`~ratlip_layers.ShuffleAttention`,
-:class:`~ratlip_layers.SAConv`) take ``impl="ref"`` or ``impl="fused"`` when they are built and keep
-it as an attribute; nothing global is read in a forward. ``"ref"`` is the plain composition of
-PyTorch ops that the docs' equations describe; ``"fused"`` is the same maths with fewer passes over
-memory (``layers/fused.py``, and one copy instead of two in shuffle attention). Under
-``torch.compile`` a fused layer traces its reference ops, which Inductor fuses on its own.
+``impl="ref"`` is the plain composition of PyTorch ops that the docs' equations describe; ``"fused"``
+the same maths with fewer passes over memory (``layers/fused.py``). A layer fixes its ``impl`` when
+built; under ``torch.compile`` a fused layer traces its reference ops, which Inductor fuses itself.
 """
 
 from __future__ import annotations
@@ -29,13 +25,11 @@ _DEFAULT = os.environ.get(IMPL_ENV_VAR, FUSED).strip().lower()
 
 
 def default_impl() -> str:
-    """The implementation layers built with ``impl=None`` get: ``"fused"`` unless overridden.
-
-    Set ``RATLIP_LAYERS_IMPL=ref`` before the first import of ``ratlip_layers`` to make ``"ref"`` the
-    default (as timm's ``TIMM_FUSED_ATTN`` does for its attention layers).
+    """The implementation layers built with ``impl=None`` get.
 
     Returns:
-        ``"fused"``, or the value of ``RATLIP_LAYERS_IMPL`` at import time.
+        ``"fused"``, or ``RATLIP_LAYERS_IMPL`` (``ref`` or ``fused``) as set before the first import
+        of ``ratlip_layers``, as timm's ``TIMM_FUSED_ATTN`` works.
 
     Raises:
         ValueError: ``RATLIP_LAYERS_IMPL`` holds something other than ``ref`` or ``fused``.

@@ -1,11 +1,8 @@
 """Convert an existing CAT generator to RAT in one call, without touching the user's forward code.
 
-:func:`convert_to_rat` replaces every CAT fusion block by a :class:`ThreadedRATBlock`
-(``block(x, y) -> x``, like the CAT block); the blocks share their recurrent state through one
-:class:`RecurrentMemory` that hooks on the model open and close around each forward. Hooks, because
-in DF-GAN the fusion blocks sit two calls below the model's forward (``NetG.forward ->
-G_Block.forward -> residual()``): an explicit ``state`` (:class:`RATBlock`) changes every call on
-the way.
+The replacing blocks share their recurrent state through a :class:`RecurrentMemory` that hooks on
+the model open and close: in DF-GAN the fusion blocks sit two calls below the model's forward, so an
+explicit ``state`` (:class:`RATBlock`) would change every call on the way.
 """
 
 from __future__ import annotations
@@ -28,17 +25,15 @@ BlockSelector = type[nn.Module] | tuple[type[nn.Module], ...] | Callable[[nn.Mod
 
 
 class RecurrentMemory(nn.Module):
-    """The one recurrent state that the converted blocks (:class:`ThreadedRATBlock`) of a model share.
-
-    It is open only during a forward of its model, from the initial state (``None`` for zeros, or
-    ``init(noise)``) on; a block called while it is closed raises rather than start from a stale
-    state. :func:`convert_to_rat` builds it; build one by hand only to wire blocks yourself.
+    """The recurrent state shared by the :class:`ThreadedRATBlock` blocks of one model, built by
+    :func:`convert_to_rat`. It is open only during a forward of its model, so a block called
+    outside one raises rather than start from a stale state.
 
     Args:
         hidden_size: LSTM hidden size of the blocks that share the memory.
         init: module computing the initial state from the noise, or ``None`` for zeros.
-        noise_index: position of the noise among the root's positional arguments (used with ``init``).
-        noise_name: name of the noise among the root's keyword arguments, if it has one.
+        noise_index: position of the noise among the model's positional arguments (with ``init``).
+        noise_name: name of the noise among the model's keyword arguments, if it has one.
 
     Example:
         >>> memory = RecurrentMemory(8)
@@ -70,7 +65,7 @@ class RecurrentMemory(nn.Module):
         self._open, self._state = False, None  # runtime only, never in the state dict
 
     def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Start a forward: set the initial state from the root's positional and keyword arguments."""
+        """Start a forward: set the initial state from the model's positional and keyword arguments."""
         if self._open:
             raise RuntimeError("the converted model was called again from inside its own forward; its "
                                "recurrent memory cannot be shared by two nested forwards")
@@ -88,16 +83,13 @@ class RecurrentMemory(nn.Module):
             )
         self._open = True
 
-    def close(self) -> None:
-        """End a forward: drop the state so that nothing carries over to the next one."""
+    def close(self, *hook_args: Any) -> None:
+        """End a forward (also the model's forward hook): drop the state, so nothing carries over."""
         self._open, self._state = False, None
 
-    # The model's hooks: bound methods, not closures, so that a converted model pickles.
+    # The model's pre-hook: a bound method, not a closure, so that a converted model pickles.
     def _open_hook(self, root: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.open(args, kwargs)
-
-    def _close_hook(self, *hook_args: Any) -> None:
-        self.close()
 
     def read(self, batch: int) -> LSTMState | None:
         """The state ``(h, c)`` for a block about to run on ``batch`` samples (``None``: zeros)."""
@@ -123,19 +115,15 @@ class RecurrentMemory(nn.Module):
 
 
 class ThreadedRATBlock(nn.Module):
-    """A :class:`RATBlock` with a CAT block's signature, ``block(x, y) -> x``: the state lives in a memory.
-
-    Each call reads the state the previous block left in the shared :class:`RecurrentMemory`, runs
-    the RAT block and writes the new state back.
+    """A :class:`RATBlock` with a CAT block's signature, ``block(x, y) -> x``: each call reads the
+    state from the shared :class:`RecurrentMemory` and writes the new one back.
 
     Args:
         block: the RAT block doing the work.
         memory: the memory shared by all blocks of one converted model.
 
     Shape:
-        - x: :math:`(B, C, H, W)`
-        - y: :math:`(B, \\text{cond\\_dim})`
-        - output: :math:`(B, C, H, W)`
+        As :class:`DFBlock`: ``x`` :math:`(B, C, H, W)` and ``y`` :math:`(B, \\text{cond\\_dim})` in.
 
     Example:
         >>> memory = RecurrentMemory(16)
@@ -166,17 +154,9 @@ class ThreadedRATBlock(nn.Module):
 
 
 def read_cat_dims(block: nn.Module) -> tuple[int, int]:
-    """Read ``(cond_dim, num_features)`` from a CAT fusion block.
-
-    From its int attributes ``cond_dim`` and ``num_features`` (:class:`DFBlock`), else from its
-    ``nn.Linear`` layers: the first one's ``in_features`` and the last one's ``out_features``
-    (right for DF-GAN's and GALIP's ``DFBLK``). A wrong read is caught by the first forward.
-
-    Args:
-        block: the block to read.
-
-    Returns:
-        ``(cond_dim, num_features)``; ``ValueError`` if neither rule applies.
+    """``(cond_dim, num_features)`` of a CAT fusion block: its int attributes of those names
+    (:class:`DFBlock`), else its first ``nn.Linear``'s ``in_features`` and last one's ``out_features``
+    (DF-GAN's and GALIP's ``DFBLK``); ``ValueError`` if neither applies.
 
     Example:
         >>> read_cat_dims(DFBlock(612, 64))
@@ -243,10 +223,8 @@ def _selector(block_type: BlockSelector) -> Callable[[nn.Module], bool]:
         return lambda module: isinstance(module, block_type)
     if callable(block_type):
         return block_type
-    raise TypeError(
-        "block_type must be a module class, a tuple of classes or a predicate, "
-        f"got {type(block_type).__name__}"
-    )
+    kind = type(block_type).__name__
+    raise TypeError(f"block_type must be a module class, a tuple of classes or a predicate, got {kind}")
 
 
 def _noise_position(model: nn.Module, noise_arg: int | str) -> tuple[int, str | None]:
@@ -286,29 +264,24 @@ def convert_to_rat(
 ) -> nn.Module:
     """Replace every CAT fusion block of ``model``, in place, by a RAT block sharing one recurrent memory.
 
-    Each module that ``block_type`` selects becomes a :class:`ThreadedRATBlock` (same signature,
-    ``block(x, y) -> x``, and the replaced block's device, dtype, ``negative_slope`` and ``impl``).
-    Hooks open ``model.rat_memory`` at the start of every forward of ``model`` and close it at the
-    end: the state flows through the blocks in call order, per sample, afresh in each forward. A
-    block called outside that forward (activation checkpointing included), a batch size changing
-    between blocks, and ``model`` called inside its own forward raise. The guide "Converting an
-    existing generator to RAT" weighs the options.
+    Each selected module becomes a :class:`ThreadedRATBlock` with its device, dtype,
+    ``negative_slope`` and ``impl``. The state flows through the blocks in call order, afresh in each
+    forward of ``model``; calling a block outside one (activation checkpointing included) raises. The
+    guide "Converting an existing generator to RAT" weighs the options.
 
     Args:
         model: the generator to convert (not itself a fusion block).
         block_type: the CAT fusion block's class, a tuple of classes, or a predicate on modules.
         hidden_size: LSTM hidden size.
         cell: ``"shared"`` (RAT-GAN: one ``nn.LSTMCell`` for every affine) or ``"per_affine"``.
-        state_init: ``"zeros"``, or ``"noise"`` for a trainable :class:`StateFromNoise` of the noise
-            (``model.rat_memory.init``). With ``"zeros"`` and ``"per_affine"`` the first cell sees
-            ``h_0 = 0``, so its ``weight_hh`` never gets a gradient.
+        state_init: ``"zeros"`` (with ``"per_affine"``, the first cell's ``weight_hh`` never trains) or
+            ``"noise"``, a trainable :class:`StateFromNoise` (``model.rat_memory.init``).
         noise_dim: size of the noise vector; required with ``state_init="noise"``.
         noise_arg: position or name of the noise among the arguments of ``model.forward``.
-        copy_weights: copy each CAT affine's output layer (``Linear(C, C)`` of gamma and beta) into
-            the RAT head; the input layer cannot be (it reads ``y``, the RAT's reads ``h_t``). So the
-            model computes what the CAT one did while its output weights are zero (at init), and
-            starts close to, not at, a trained CAT.
-        dims: a function ``block -> (cond_dim, num_features)``; ``read_cat_dims`` (this module) by default.
+        copy_weights: copy each CAT affine's output layers (gamma's and beta's ``Linear(C, C)``) into
+            the RAT head (the input layers read ``y``, RAT's read ``h_t``): the same output at init,
+            close to a trained CAT's.
+        dims: a function ``block -> (cond_dim, num_features)``; ``read_cat_dims`` by default.
         negative_slope: slope of the LeakyReLUs; ``None`` reads it from each block, else 0.2
             (DF-GAN's functional LeakyReLU cannot be read).
 
@@ -316,9 +289,8 @@ def convert_to_rat(
         ``model``, converted.
 
     Raises:
-        ValueError: if no module matches ``block_type``, the options are invalid or inconsistent,
-            the model is the fusion block itself, or it was converted before.
-        TypeError: if ``block_type`` or ``noise_arg`` has the wrong type.
+        ValueError: no module matches ``block_type``, options conflict, or ``model`` was converted.
+        TypeError: ``block_type`` or ``noise_arg`` has the wrong type.
 
     Example:
         >>> class Gen(nn.Module):
@@ -327,8 +299,7 @@ def convert_to_rat(
         ...         self.fuse1, self.fuse2 = DFBlock(16, 8), DFBlock(16, 8)
         ...     def forward(self, x, y):
         ...         return self.fuse2(self.fuse1(x, y), y)
-        >>> gen = Gen()
-        >>> x, y = torch.randn(2, 8, 4, 4), torch.randn(2, 16)
+        >>> gen, x, y = Gen(), torch.randn(2, 8, 4, 4), torch.randn(2, 16)
         >>> before = gen(x, y)
         >>> gen = convert_to_rat(gen, DFBlock, hidden_size=32)
         >>> type(gen.fuse1).__name__
@@ -361,7 +332,6 @@ def convert_to_rat(
         )
     init = None
     if state_init == "noise":
-        noise_dim = check_positive_int("noise_dim", noise_dim)
         init = StateFromNoise(noise_dim, hidden_size, **_factory(targets[0][3]))
     memory = RecurrentMemory(hidden_size, init, noise_index=noise_index, noise_name=noise_name)
 
@@ -390,5 +360,5 @@ def convert_to_rat(
 
     model.add_module(MEMORY_NAME, memory)
     model.register_forward_pre_hook(memory._open_hook, with_kwargs=True)
-    model.register_forward_hook(memory._close_hook, with_kwargs=True, always_call=True)
+    model.register_forward_hook(memory.close, with_kwargs=True, always_call=True)
     return model

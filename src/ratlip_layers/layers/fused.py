@@ -1,11 +1,7 @@
-"""The fused DF/RAT block body ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``: ``impl="fused"`` of
-:func:`~ratlip_layers.layers.modulate_twice`.
-
-Autograd's own graph for the block body holds eight nodes and stores three full-size
-intermediates; :class:`_ModulateTwice` is one node that stores ``x`` and one intermediate (none on
-the Triton path) and computes every gradient in a hand-written backward. On CPU its forward runs in
-place after the first op; on CUDA, with Triton installed and an NCHW-contiguous ``x``, forward and
-backward are one Triton kernel each. ``benchmarks/results/cpu.md`` (DFBlock rows) measures it.
+"""``impl="fused"`` of :func:`~ratlip_layers.layers.modulate_twice`: the block body as one autograd
+node with a hand-written backward, storing ``x`` and one intermediate (none with Triton) where
+autograd's eight nodes store three. In place on CPU after the first op; one Triton kernel each way
+for an NCHW-contiguous CUDA ``x``. ``benchmarks/results/cpu.md`` measures it.
 """
 
 from __future__ import annotations
@@ -18,9 +14,8 @@ from ._triton_modulation import HAS_TRITON, modulate_twice_backward, modulate_tw
 
 __all__ = ["fused_modulate_twice"]
 
-# From this many elements on, one fused batch-norm backward kernel beats four separate passes
-# (measured on CPU: about 2-3x at G-block sizes, where the public ops' ``(grad * x).sum`` writes a
-# full-size product first; below it the kernel's set-up costs more than it saves).
+# From this many elements on, one batch-norm backward kernel beats four passes that write a full-size
+# ``grad * x`` first (2-3x on CPU at G-block sizes); below it, its set-up costs more than it saves.
 _FUSED_REDUCTION_MIN_ELEMENTS = 1 << 16
 
 
@@ -30,11 +25,10 @@ def is_channels_last(x: Tensor) -> bool:
 
 
 def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """``gamma * x + beta`` with broadcast ``(.., C, 1, 1)`` scales, by the fastest op sequence for ``x``.
+    """``gamma * x + beta`` with ``(.., C, 1, 1)`` scales, by the fastest op sequence for ``x``.
 
-    With NCHW on CPU, ``addcmul`` broadcasting a per-channel operand runs several times slower than
-    a multiply followed by an add (measured by ``benchmarks/bench_blocks.py``), which is in place
-    outside autograd, where nothing saved the product; with channels_last or on CUDA, ``addcmul``.
+    For NCHW on CPU, multiply then add (in place outside autograd): ``addcmul`` broadcasting a
+    per-channel operand is several times slower there (``benchmarks/bench_blocks.py``).
     """
     if x.device.type == "cpu" and not is_channels_last(x):
         out = x * gamma
@@ -45,11 +39,10 @@ def scale_shift(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 
 
 def _scale_shift_backward(grad: Tensor, x: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of ``y = gamma * x + beta``: ``(grad_x, grad_gamma, grad_beta)``, ``gamma`` ``(B, C, 1, 1)``.
+    """``(grad_x, grad_gamma, grad_beta)`` of ``y = gamma * x + beta``, ``gamma`` ``(B, C, 1, 1)``.
 
-    An inference batch norm over ``B * C`` channels with zero mean and unit variance is exactly
-    this per-(sample, channel) affine, so for large NCHW maps ATen's (private, positional)
-    ``native_batch_norm_backward`` computes all three gradients in one pass over ``grad`` and ``x``.
+    This affine is an inference batch norm over ``B * C`` channels (mean 0, variance 1), so for large
+    NCHW maps ATen's ``native_batch_norm_backward`` computes all three in one pass.
     """
     batch, channels, height, width = x.shape
     if x.numel() < _FUSED_REDUCTION_MIN_ELEMENTS or not (x.is_contiguous() and grad.is_contiguous()):
@@ -114,11 +107,8 @@ def fused_modulate_twice(
     x: Tensor, gamma1: Tensor, beta1: Tensor, gamma2: Tensor, beta2: Tensor, negative_slope: float,
     *, use_triton: bool | None = None,
 ) -> Tensor:
-    """The fused block body, for a 4-D ``x``, ``(B, C)`` parameters and ``negative_slope >= 0``.
-
-    :func:`~ratlip_layers.layers.modulate_twice` checks the arguments. ``use_triton=None`` takes the
-    Triton kernels for an NCHW-contiguous CUDA ``x`` when Triton is installed; the tests force either.
-    """
+    """The fused block body, for arguments :func:`~ratlip_layers.layers.modulate_twice` checked and
+    ``negative_slope >= 0``; ``use_triton=None``: Triton, if installed, for NCHW-contiguous CUDA ``x``."""
     if use_triton is None:
         use_triton = HAS_TRITON and x.is_cuda and x.is_contiguous()
     return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), use_triton)

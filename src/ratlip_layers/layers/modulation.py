@@ -16,10 +16,7 @@ __all__ = ["modulate_twice"]
 
 
 def modulate(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """``gamma * x + beta`` for a ``(B, C, H, W)`` map and ``(B, C)`` scales, in ``x``'s dtype and layout.
-
-    Unchecked: its callers have checked ``x`` and built ``gamma`` and ``beta`` for it.
-    """
+    """``gamma * x + beta`` for a ``(B, C, H, W)`` map and ``(B, C)`` scales, in ``x``'s dtype; unchecked."""
     return torch.addcmul(beta.to(x.dtype)[:, :, None, None], gamma.to(x.dtype)[:, :, None, None], x)
 
 
@@ -29,18 +26,12 @@ def modulate_twice(
 ) -> Tensor:
     """The body of a DF/RAT block: ``lrelu(gamma2 * lrelu(gamma1 * x + beta1) + beta2)``.
 
-    Scales and shifts are per sample and channel, cast to ``x.dtype``.
-
     Args:
         x: feature map.
-        gamma1: scales of the first modulation.
-        beta1: shifts of the first modulation.
-        gamma2: scales of the second modulation.
-        beta2: shifts of the second modulation.
+        gamma1, beta1, gamma2, beta2: per-sample, per-channel scales and shifts, cast to ``x.dtype``.
         negative_slope: slope of both LeakyReLUs.
         impl: ``"ref"``, PyTorch ops composed, or ``"fused"``, one autograd node with a hand-written
-            backward (see :func:`~ratlip_layers.layers.default_impl`), which computes the reference
-            under ``torch.compile`` and for a negative ``negative_slope``.
+            backward (the reference under ``torch.compile`` and for a negative ``negative_slope``).
 
     Returns:
         The block's output, same shape, dtype and memory format as ``x``.
@@ -48,7 +39,6 @@ def modulate_twice(
     Shape:
         - x: :math:`(B, C, H, W)`
         - gamma1, beta1, gamma2, beta2: :math:`(B, C)`
-        - output: :math:`(B, C, H, W)`
 
     Example:
         >>> x = -torch.ones(1, 2, 3, 3)
@@ -77,13 +67,11 @@ def modulate_twice(
 
 
 class ModulationHead(nn.Module):
-    """Predicts ``(gamma, beta)``, each ``(B, num_features)``, from a ``(B, in_features)`` condition.
+    """``(gamma, beta)``, each ``(B, num_features)``, from a ``(B, in_features)`` condition; unchecked.
 
-    DF-GAN's two affine MLPs, ``Linear(in -> C), ReLU, Linear(C -> C)`` for ``gamma`` and for
-    ``beta``, packed: the first layers into one ``Linear(in -> 2C)``, the second ones into one
-    batched matmul. The output layers start at the identity (weights 0, ``gamma`` bias 1, ``beta``
-    bias 0), so a fresh head yields ``gamma = 1`` and ``beta = 0``. The layers owning a head check
-    its sizes and factory arguments.
+    DF-GAN's two MLPs ``Linear(in -> C), ReLU, Linear(C -> C)`` packed: the first layers into one
+    ``Linear(in -> 2C)``, the second into one batched matmul. A fresh head yields ``gamma = 1``,
+    ``beta = 0``.
 
     Example:
         >>> head = ModulationHead(8, 4)

@@ -17,15 +17,12 @@ LSTMState = tuple[Tensor, Tensor]
 
 
 class StateFromNoise(nn.Module):
-    """Starts the recurrent state from the noise, as RAT-GAN does: ``h0 = Linear(z)``, ``c0 = Linear(z)``.
-
-    Both projections are packed into one ``Linear(noise_dim -> 2 * hidden_size)``.
+    """The initial recurrent state from the noise, as in RAT-GAN: ``(h0, c0)`` = one ``Linear(z)`` split.
 
     Args:
         noise_dim: size of the noise vector ``z``.
         hidden_size: LSTM hidden size of the RAT layers the state feeds.
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
 
     Shape:
         - noise: :math:`(B, \\text{noise\\_dim})`
@@ -55,35 +52,25 @@ class StateFromNoise(nn.Module):
 
 
 class LSTMAffine(nn.Module):
-    """Recurrent affine transformation: one LSTM step, then ``gamma(h_t) * x + beta(h_t)``.
+    """Recurrent affine transformation: one LSTM step on ``cond``, then ``gamma(h_t) * x + beta(h_t)``.
 
-    Each call steps the LSTM cell once with the condition as input and the incoming state
-    ``(h_{t-1}, c_{t-1})``, predicts ``gamma`` and ``beta`` from the new hidden state ``h_t`` and
-    returns the new state beside the output, so a chain of layers shares one memory of the text.
-    Every sample has its own state: sample ``i``'s output depends only on sample ``i``'s inputs
-    (the reference implementation ran its LSTM along the batch axis instead).
+    The new state is returned beside the output, so a chain of layers shares one memory of the text.
+    Each sample has its own state (the reference ran its LSTM along the batch axis instead).
 
     Args:
         cond_dim: size of the condition vector (the LSTM's input).
         num_features: number of channels ``C`` of ``x``.
         hidden_size: LSTM hidden size.
-        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` to share with other layers; by default the
-            layer owns a new one.
-        device: factory device.
-        dtype: factory dtype.
+        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` shared with other layers; by default a new one.
+        device, dtype: factory device and dtype.
 
     Shape:
         - x: :math:`(B, C, H, W)`
         - cond: :math:`(B, \\text{cond\\_dim})`
-        - state: ``None`` (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`;
-          required
+        - state: required, so that forgetting it raises: ``None`` (zeros) or ``(h, c)``, each
+          :math:`(B, \\text{hidden\\_size})`. From zeros, :math:`h_0 = 0` and the cell's ``weight_hh``
+          never trains: start from :class:`StateFromNoise`, or share one cell.
         - output: ``(out, (h, c))`` with ``out`` :math:`(B, C, H, W)`
-
-    Note:
-        ``state`` is required, so a call that forgets it raises ``TypeError`` instead of silently
-        restarting the memory; pass ``None`` for the zero state. With ``None`` at the first layer,
-        :math:`h_0 = 0`, so that layer's cell gets an exactly zero gradient on ``weight_hh`` and
-        never trains it: start the state with :class:`StateFromNoise`, or share one cell (``cell=``).
 
     Example:
         >>> layer = LSTMAffine(16, 8, hidden_size=32)
@@ -113,11 +100,7 @@ class LSTMAffine(nn.Module):
         self.head = ModulationHead(hidden_size, num_features, **factory)
 
     def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
-        """Step the LSTM once; return ``(gamma, beta, (h, c))`` without touching a feature map.
-
-        ``state`` is required, as in :meth:`forward` (``None`` for zeros). Unlike :meth:`forward`,
-        this does not validate its inputs.
-        """
+        """Step the LSTM once; return ``(gamma, beta, (h, c))``. Unchecked, unlike :meth:`forward`."""
         weight_dtype = self.cell.weight_ih.dtype
         if state is not None:
             state = tuple(t.to(weight_dtype) for t in state)
@@ -136,24 +119,21 @@ class LSTMAffine(nn.Module):
 class RATBlock(nn.Module):
     """RAT block: LSTMAffine, LeakyReLU, LSTMAffine, LeakyReLU, with the state threaded through.
 
-    The recurrent counterpart of :class:`~ratlip_layers.layers.DFBlock`, with the state explicit:
-    ``h = block(h, cond)`` becomes ``h, state = block(h, cond, state)``. To convert an existing
-    generator without touching its code, use :func:`~ratlip_layers.layers.convert_to_rat`.
+    :class:`~ratlip_layers.layers.DFBlock` with an explicit state: ``h = block(h, cond)`` becomes
+    ``h, state = block(h, cond, state)``; :func:`~ratlip_layers.layers.convert_to_rat` converts a
+    generator without touching its code.
 
     Args:
         cond_dim: size of the condition vector.
         num_features: number of channels ``C`` of ``x``.
         hidden_size: LSTM hidden size.
-        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` that both affines (and any other layer given
-            it) share, RAT-GAN style; by default each affine owns its cell.
+        cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` both affines share (RAT-GAN); by default one each.
         negative_slope: slope of the LeakyReLUs.
         impl: how the block body is computed, as for :class:`~ratlip_layers.layers.DFBlock`.
-        device: factory device.
-        dtype: factory dtype.
+        device, dtype: factory device and dtype.
 
     Shape:
-        As :class:`LSTMAffine`: ``(x, cond, state)`` in, ``(out, (h, c))`` out; ``state`` is
-        required (``None`` for zeros, which leaves ``affine1.cell``'s ``weight_hh`` untrained).
+        As :class:`LSTMAffine`: ``(x, cond, state)`` in, ``(out, (h, c))`` out.
 
     Example:
         >>> block = RATBlock(16, 8, hidden_size=32)
@@ -179,7 +159,7 @@ class RATBlock(nn.Module):
     def modulation(
         self, cond: Tensor, state: LSTMState | None
     ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], LSTMState]:
-        """Step both affines; return ``((gamma1, beta1, gamma2, beta2), state)``, no feature map needed."""
+        """Step both affines; return ``((gamma1, beta1, gamma2, beta2), state)``."""
         gamma1, beta1, state = self.affine1.step(cond, state)
         gamma2, beta2, state = self.affine2.step(cond, state)
         return (gamma1, beta1, gamma2, beta2), state

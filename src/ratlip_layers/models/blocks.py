@@ -1,8 +1,6 @@
-"""The generator's residual blocks, GALIP's M-block and G-block, each with two fusions.
-
-A fusion is a public :class:`~ratlip_layers.DFBlock` (CAT) or :class:`~ratlip_layers.RATBlock`
-(RAT), called as a user of the layers calls it, so the LSTM state goes through every RAT layer of
-the network in order: a block takes ``(x, cond, state)`` and returns ``(x, state)``.
+"""The generator's residual blocks, GALIP's M-block and G-block, each with two fusions: a
+:class:`~ratlip_layers.DFBlock` (CAT) or a :class:`~ratlip_layers.RATBlock` (RAT). A block takes
+``(x, cond, state)`` and returns ``(x, state)``, so the state goes through every RAT layer in order.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ class ConditionedBlock(nn.Module):
 
     Shape:
         - x: :math:`(B, C_{in}, H, W)`; cond: :math:`(B, \\text{cond\\_dim})`; state: ``None``
-          (zeros) or ``(h, c)``, each :math:`(B, \\text{hidden\\_size})`
-        - output: ``(out, state)``, the state advanced by the RAT fusions (``None`` without them)
+          (zeros) or ``(h, c)``
+        - output: ``(out, state)``, the state advanced by the RAT fusions
 
     Args:
         cond_dim: size of the condition.
@@ -37,8 +35,7 @@ class ConditionedBlock(nn.Module):
         hidden_size: LSTM hidden size of the RAT layers.
         cell: an LSTM cell shared by every RAT layer, or ``None`` for one per affine.
         shuffle_attention, sa_groups: whether the ``sa`` convolutions are SA convolutions; their groups.
-        impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
-            ``None`` (:func:`~ratlip_layers.layers.default_impl`).
+        impl: implementation of the fusions and shuffle attention.
         device, dtype: factory device and dtype.
     """
 
@@ -68,18 +65,13 @@ class ConditionedBlock(nn.Module):
 
     @staticmethod
     def _fuse(fuse: DFBlock | RATBlock, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple:
-        """Run one fusion; a RAT fusion steps ``state``, a CAT fusion passes it on unchanged."""
+        """Run one fusion; a CAT fusion passes ``state`` on unchanged."""
         return fuse(x, cond, state) if isinstance(fuse, RATBlock) else (fuse(x, cond), state)
 
 
 class MapperBlock(ConditionedBlock):
-    """GALIP's M-block: conv3x3 (in -> mid), fusion, conv (mid -> out), fusion, plus the shortcut.
-
-    The second convolution is an SA convolution when ``shuffle_attention`` is on (RATLIP), a plain
-    3x3 convolution otherwise (GALIP). Keyword arguments as :class:`ConditionedBlock`.
-
-    Shape:
-        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, H, W)`.
+    """GALIP's M-block: conv3x3 (in -> mid), fusion, conv (mid -> out, SA with ``shuffle_attention``),
+    fusion, plus the shortcut. Keyword arguments and shapes as :class:`ConditionedBlock`.
 
     Example:
         >>> from ratlip_layers.models.blocks import MapperBlock
@@ -102,13 +94,8 @@ class MapperBlock(ConditionedBlock):
 
 class GBlock(ConditionedBlock):
     """GALIP's G-block: nearest upsample to ``size``, fusion, conv (in -> out), fusion, conv
-    (out -> out), plus the shortcut.
-
-    The convolutions are SA convolutions when ``shuffle_attention`` is on, plain 3x3 otherwise.
-    Keyword arguments as :class:`ConditionedBlock`.
-
-    Shape:
-        As :class:`ConditionedBlock`, with ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
+    (out -> out), plus the shortcut; SA convolutions with ``shuffle_attention``. Keyword arguments
+    and shapes as :class:`ConditionedBlock`, ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
         >>> from ratlip_layers.models.blocks import GBlock

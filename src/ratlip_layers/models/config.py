@@ -28,27 +28,24 @@ _PRESETS: dict[str, dict[str, Any]] = {
 class GeneratorConfig:
     """Shapes and switches of :class:`RATLIPGenerator`; the defaults are the ``"paper"`` preset.
 
-    The CLIP width, grid ``g`` and sentence size ``E`` come from the CLIP model the generator is
-    built on; the condition ``cat(noise, sentence)`` has ``z_dim + E`` features (612 on ViT-B/32).
+    The CLIP-dependent shapes (width, grid ``g``, sentence size) come from the CLIP model.
 
     Args:
         image_size: output size ``S``; the G-blocks upsample the ``g x g`` map through the powers of
             two between ``g`` and ``S``, then to ``S``, so ``S`` must exceed ``g``.
         ngf: base channel count; the G-blocks run ``8 ngf`` down to ``ngf`` channels.
         z_dim: noise size.
-        hidden_size: LSTM hidden size of every RAT layer (the state is threaded through all).
+        hidden_size: LSTM hidden size of every RAT layer.
         code_channels: channels of the noise map ``fc_code`` makes and of the mapper blocks.
         mapper_mid_channels: inner channels of a mapper block.
         mapper_blocks: number of mapper blocks.
         mapper_fusion: ``"rat"`` (RATBlock) or ``"cat"`` (DFBlock) in the mapper blocks.
         fusion: ``"rat"`` or ``"cat"`` in the G-blocks.
-        shuffle_attention: SA convolutions (conv, BatchNorm, LeakyReLU, shuffle attention) instead of
-            plain convolutions in the blocks.
+        shuffle_attention: SA convolutions instead of plain convolutions in the blocks.
         sa_groups: shuffle-attention groups; ``2 * sa_groups`` must divide ``ngf`` and ``code_channels``.
         share_cell: one LSTM cell for every RAT layer (RAT-GAN) instead of one per affine.
         state_init: ``"zeros"`` or ``"noise"`` (``StateFromNoise``) for the initial LSTM state.
-        prompt_blocks: CLIP blocks that get a prompt token in the mapper; ``None`` scales the
-            reference's blocks 1 to 8 of 12 to the tower's depth.
+        prompt_blocks: CLIP blocks given a prompt token; ``None``: as :class:`~ratlip_layers.CLIPMapper`.
 
     Example:
         >>> cfg = GeneratorConfig.preset("tiny")
@@ -104,12 +101,9 @@ class GeneratorConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GeneratorConfig:
-        """A named configuration (see :meth:`presets`), optionally with some fields replaced.
-
-        ``"paper"`` (= ``"ratlip"``) is the reference network on ViT-B/32 shapes; ``"galip"``,
-        ``"galip+sa"`` and ``"galip+rat"`` are the paper's ablation rows; ``"tiny"`` switches every
-        feature on at toy sizes, for tests and CPU runs.
-        """
+        """A named configuration, with ``overrides`` replacing fields: ``"paper"`` (= ``"ratlip"``),
+        the paper's ablation rows ``"galip"``, ``"galip+sa"`` and ``"galip+rat"``, and ``"tiny"``, every
+        feature on at toy sizes, for tests and CPU runs."""
         if name not in _PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {sorted(_PRESETS)}")
         return dataclasses.replace(cls(**_PRESETS[name]), **overrides)

@@ -1,8 +1,6 @@
 """Load DF-GAN and GALIP checkpoints into this library's layers and models, by the key tables below.
 
-DF-GAN's fusion blocks are packed exactly into :class:`~ratlip_layers.layers.DFBlock`'s layout,
-GALIP's ``NetG`` maps onto the ``galip`` preset, its ``NetD`` and ``NetC`` onto
-:class:`~ratlip_layers.models.CLIPDiscriminator`. From the command line, a GALIP snapshot becomes a
+From the command line, a GALIP snapshot becomes a
 :meth:`~ratlip_layers.models.RATLIPGenerator.save_pretrained` folder::
 
     python -m ratlip_layers.models.convert_checkpoints state_epoch_1480.pth galip_cub/
@@ -53,34 +51,23 @@ _AFFINE_PARTS = [f"fc_{w}.{layer}" for layer, _ in _HEAD_KEYS.values() for w in 
 # Key tables, source -> target: <i> stands for a block index, * for the rest of the key.
 # GALIP's NetG -> the galip preset's RATLIPGenerator (its DFBLKs are then packed as above).
 _GALIP_G_KEYS = {
-    "fc_code.weight": "fc_code.weight",
-    "fc_code.bias": "fc_code.bias",
-    "to_rgb.1.weight": "to_rgb.1.weight",
-    "to_rgb.1.bias": "to_rgb.1.bias",
+    **{key: key for key in ("fc_code.weight", "fc_code.bias", "to_rgb.1.weight", "to_rgb.1.bias")},
     "mapping.FBlocks.<i>.*": "mapper_blocks.<i>.*",
     "mapping.conv_fuse.*": "conv_fuse.*",
     "mapping.conv.*": "conv_mapped.*",  # applied to fuse + 0.1 * mapped
     "mapping.fc_prompt.*": "clip_mapper.fc_prompt.*",
-    "GBlocks.<i>.c1.*": "blocks.<i>.conv1.*",
-    "GBlocks.<i>.c2.*": "blocks.<i>.conv2.*",
-    "GBlocks.<i>.c_sc.*": "blocks.<i>.shortcut.*",
-    "GBlocks.<i>.fuse1.*": "blocks.<i>.fuse1.*",
-    "GBlocks.<i>.fuse2.*": "blocks.<i>.fuse2.*",
+    **{f"GBlocks.<i>.{source}.*": f"blocks.<i>.{target}.*" for source, target in (
+        ("c1", "conv1"), ("c2", "conv2"), ("c_sc", "shortcut"), ("fuse1", "fuse1"), ("fuse2", "fuse2"))},
 }
 # GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
 # where the channels change: a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
 _UNUSED_REASON = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
+_D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight"}
 _GALIP_D_KEYS = {
-    "DBlocks.<i>.gamma": "net_d.blocks.<i>.gamma",
-    "DBlocks.<i>.beta": "net_d.blocks.<i>.beta",
-    "DBlocks.<i>.conv_r.0.weight": "net_d.blocks.<i>.res.0.weight",
-    "DBlocks.<i>.conv_r.2.weight": "net_d.blocks.<i>.res.2.weight",
-    "DBlocks.<i>.conv_s.*": "net_d.blocks.<i>.shortcut.*",
-    "main.gamma": "net_d.main.gamma",
-    "main.conv_r.0.weight": "net_d.main.res.0.weight",
-    "main.conv_r.2.weight": "net_d.main.res.2.weight",
-    "main.conv_s.weight": "net_d.main.shortcut.weight",
-    "main.conv_s.bias": "net_d.main.shortcut.bias",
+    **{f"DBlocks.<i>.{source}": f"net_d.blocks.<i>.{target}" for source, target in
+       {**_D_BLOCK_PARTS, "beta": "beta", "conv_s.*": "shortcut.*"}.items()},
+    **{f"main.{source}": f"net_d.main.{target}" for source, target in
+       {**_D_BLOCK_PARTS, "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}.items()},
 }
 # GALIP's NetC -> CLIPDiscriminator.net_c.
 _GALIP_C_KEYS = {"joint_conv.0.weight": "net_c.joint.0.weight", "joint_conv.2.weight": "net_c.joint.2.weight"}
@@ -143,23 +130,21 @@ def convert_dfgan_state_dict(
 ) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Rewrite DF-GAN's/GALIP's affine keys into :class:`~ratlip_layers.layers.DFBlock`'s layout.
 
-    The eight keys ``fc_{gamma,beta}.linear{1,2}.{weight,bias}`` of each affine (``affine<k>`` of a
-    ``DFBLK`` becoming ``affine<k+1>``, or a standalone ``Affine``) become the four of its
-    ``ModulationHead`` head: ``head.fc1`` holds both ``linear1`` (gamma's
-    rows first), ``head.weight2`` and ``head.bias2`` stack both ``linear2`` (gamma at index 0).
-    Every other key is kept, except those in ``drop``.
+    The eight keys ``fc_{gamma,beta}.linear{1,2}.{weight,bias}`` of each affine (a ``DFBLK``'s
+    ``affine<k>`` becoming ``affine<k+1>``) become the four of its ``head``: ``fc1`` concatenates
+    both ``linear1`` (gamma first), ``weight2`` and ``bias2`` stack both ``linear2``. Every other key
+    is kept, except those in ``drop``.
 
     Args:
         state_dict: the source state dict (e.g. from :func:`read_checkpoint`).
         drop: source keys to leave out, each with the reason, recorded in the accounting.
 
     Returns:
-        ``(converted, accounting)``; every source key is in exactly one of ``accounting.mapped``'s
-        sources, ``accounting.kept`` and ``accounting.dropped``.
+        ``(converted, accounting)``, every source key accounted for once.
 
     Raises:
-        ValueError: if no affine key is found, an affine misses some of its eight keys, gamma's and
-            beta's shapes differ, a ``DFBLK``'s affines are not ``0, 1``, or a ``drop`` key is unknown.
+        ValueError: if no affine key is found, an affine lacks some of its keys, gamma's and beta's
+            shapes differ, a ``DFBLK``'s affines are not ``0, 1``, or a ``drop`` key is unknown.
 
     Example:
         >>> from ratlip_layers.layers import DFBlock
@@ -223,19 +208,16 @@ def convert_dfgan_state_dict(
 def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Map GALIP's ``NetG`` state dict onto the ``galip`` preset's :class:`RATLIPGenerator` keys.
 
-    The modules correspond one to one (the preset is GALIP's generator, 51,830,211 trainable
-    parameters on ViT-B/32): renamed by this module's table ``_GALIP_G_KEYS`` (``GBlocks.<i>.c_sc``
-    to ``blocks.<i>.shortcut``, ...), every ``DFBLK`` packed by :func:`convert_dfgan_state_dict`.
-    Keys under a module whose name contains ``clip`` (GALIP's frozen CLIP) are dropped: the preset
-    uses the CLIP model it is built on.
+    The modules correspond one to one: keys are renamed by the table ``_GALIP_G_KEYS``, every
+    ``DFBLK`` is packed by :func:`convert_dfgan_state_dict`, and GALIP's frozen CLIP (a module named
+    ``*clip*``) is dropped: the preset uses the CLIP model it is built on.
 
     Args:
         state_dict: GALIP's ``NetG`` state dict (e.g. ``read_checkpoint(path, "netG")``).
 
     Returns:
-        ``(converted, accounting)``, ``converted`` loadable by
-        ``RATLIPGenerator.load_trainable_state_dict`` on the ``galip`` preset. A key that is not one
-        of GALIP's ``NetG`` keys, or incomplete affines, raise ``ValueError``.
+        ``(converted, accounting)``, ``converted`` loadable by ``load_trainable_state_dict`` of the
+        ``galip`` preset; ``ValueError`` for a key not GALIP's ``NetG``'s or incomplete affines.
 
     Example:
         >>> shapes = {"linear1.weight": (8, 20), "linear1.bias": 8, "linear2.weight": (8, 8),
@@ -274,18 +256,16 @@ def convert_galip_discriminator(
 ) -> tuple[dict[str, Tensor], KeyAccounting]:
     """Map GALIP's ``NetD`` and ``NetC`` state dicts onto :class:`CLIPDiscriminator`'s trainable keys.
 
-    Renamed by this module's tables ``_GALIP_D_KEYS`` and ``_GALIP_C_KEYS``; nothing is packed. The
-    ``conv_s`` that GALIP builds in its two ``DBlocks`` but never applies is dropped, with that
-    reason, in the accounting.
+    Renamed by the tables ``_GALIP_D_KEYS`` and ``_GALIP_C_KEYS``; the ``conv_s`` that GALIP builds
+    in its ``DBlocks`` but never applies is dropped, with that reason.
 
     Args:
         net_d: GALIP's ``NetD`` state dict.
         net_c: GALIP's ``NetC`` state dict.
 
     Returns:
-        ``(converted, accounting)``, ``converted`` loadable by
-        ``CLIPDiscriminator.load_trainable_state_dict``; the accounting names source keys
-        ``netD.<key>`` and ``netC.<key>``. A key that is not GALIP's raises ``ValueError``.
+        ``(converted, accounting)``, ``converted`` loadable by ``load_trainable_state_dict``; the
+        accounting names source keys ``netD.<key>`` and ``netC.<key>``. Other keys raise ``ValueError``.
 
     Example:
         >>> d = {"main.gamma": torch.zeros(1), "main.conv_r.0.weight": torch.zeros(4, 8, 3, 3)}
@@ -312,19 +292,17 @@ def convert_galip_discriminator(
 
 
 def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str = "netG") -> dict[str, Tensor]:
-    """Read one network's state dict from a DF-GAN or GALIP checkpoint.
+    """Read one network's state dict from a DF-GAN or GALIP checkpoint (``torch.load(weights_only=True)``).
 
-    The file is read with ``torch.load(weights_only=True)``, so it cannot run code. The state dict
-    may be DF-GAN's and GALIP's snapshot ``{'model': {'netG': ..., 'netD': ...}, 'epoch': ...}``,
-    ``{'netG': ...}`` or bare; a ``module.`` prefix on every key (``DataParallel``/DDP) is removed.
+    The checkpoint may be a snapshot ``{'model': {'netG': ..., 'netD': ...}, 'epoch': ...}``,
+    ``{'netG': ...}`` or a bare state dict; a ``module.`` prefix on every key (DDP) is removed.
 
     Args:
         source: a path to a ``.pth`` file, or the object ``torch.load`` returned.
         part: which network to take from a snapshot: ``"netG"``, ``"netD"`` or ``"netC"``.
 
     Returns:
-        The state dict, on the CPU; ``ValueError`` if the file is not a weights-only checkpoint or
-        holds no ``part`` state dict.
+        The state dict, on the CPU; ``ValueError`` for a file not weights-only or without ``part``.
 
     Example:
         >>> snapshot = {"model": {"netG": {"module.fc.weight": torch.zeros(2, 3)}}, "epoch": 1}
@@ -382,13 +360,11 @@ def galip_to_pretrained(
     Args:
         checkpoint: GALIP's snapshot or ``NetG`` state dict, as :func:`read_checkpoint` takes it.
         directory: the folder to write.
-        clip_model: the CLIP model the generator is built on: for GALIP's checkpoints OpenAI's
-            ViT-B/32 (``build_clip(*GALIP_CLIP)``).
+        clip_model: the CLIP model to build on; for GALIP's checkpoints ``build_clip(*GALIP_CLIP)``.
         config: the generator config; ``GeneratorConfig.preset("galip")`` by default.
 
     Returns:
-        The key accounting of :func:`convert_galip_generator`; ``ValueError`` if the checkpoint is
-        refused or its keys do not fit the generator.
+        :func:`convert_galip_generator`'s accounting; ``ValueError`` if the checkpoint does not fit.
     """
     state, accounting = convert_galip_generator(read_checkpoint(checkpoint, "netG"))
     generator = RATLIPGenerator(config or GeneratorConfig.preset("galip"), clip_model)
@@ -408,10 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", type=Path, help="GALIP's .pth snapshot or NetG state dict")
     parser.add_argument("directory", type=Path, help="the folder to write")
     parser.add_argument("--clip", default=GALIP_CLIP[0], help="open_clip model name (default: %(default)s)")
-    parser.add_argument(
-        "--pretrained", default=GALIP_CLIP[1],
-        help="open_clip pretrained tag or weights file (default: %(default)s)",
-    )
+    parser.add_argument("--pretrained", default=GALIP_CLIP[1],
+                        help="open_clip pretrained tag or weights file (default: %(default)s)")
     args = parser.parse_args(argv)
     state = read_checkpoint(args.checkpoint, "netG")  # refuse a wrong file before building CLIP
     clip_model, _ = build_clip(args.clip, args.pretrained)

@@ -17,12 +17,10 @@ __all__ = ["CLIPDiscriminator", "DBlock", "NetC", "NetD"]
 
 
 class DBlock(nn.Module):
-    """GALIP's D-block: ``shortcut(x) + gamma * res(x) [+ beta * feature]``.
+    """GALIP's D-block: ``shortcut(x) + gamma * res(x) [+ beta * feature]``, the identity when fresh.
 
-    ``res`` is conv3x3, LeakyReLU(0.2), conv3x3, LeakyReLU(0.2) (no biases); the shortcut is a 1x1
-    convolution when the channel count changes. The scalars ``gamma`` and ``beta`` (``beta`` only
-    with ``clip_feature``: a CLIP map of ``out_channels`` channels is added) start at 0, so a fresh
-    block passes ``x`` through. ``factory``: ``device`` and ``dtype``.
+    ``res`` is (conv3x3 without bias, LeakyReLU(0.2)) twice; the shortcut a 1x1 convolution where the
+    channels change; ``beta`` and the CLIP ``feature`` only with ``clip_feature``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, clip_feature: bool, **factory) -> None:
@@ -42,9 +40,8 @@ class DBlock(nn.Module):
 
 
 class NetD(nn.Module):
-    """GALIP's NetD: ``out = maps[0]``, ``out = DBlock(out, maps[i])`` for each further map, then a
-    final DBlock (``width -> channels``) without a feature; on ViT-B/32 with the reference's three
-    maps, ``f1 -> DBlock(., f4) -> DBlock(., f8) -> DBlock 768 -> 512``."""
+    """GALIP's NetD: ``maps[0]`` through a DBlock with each further map, then a DBlock ``width ->
+    channels`` without one (on ViT-B/32: ``f1 -> DBlock(., f4) -> DBlock(., f8) -> DBlock 768 -> 512``)."""
 
     def __init__(self, width: int, channels: int, num_maps: int, **factory) -> None:
         super().__init__()
@@ -59,9 +56,8 @@ class NetD(nn.Module):
 
 
 class NetC(nn.Module):
-    """GALIP's NetC: the sentence tiled over the ``g x g`` map and concatenated, then
-    conv(``k1``, no bias), LeakyReLU(0.2), conv(``k2``, to 1 channel, no bias), with ``k1 = g // 2 + 1``
-    and ``k2 = g - k1 + 1`` so the map ends at 1x1 (the reference's 4 and 4 on ViT-B/32's 7x7 grid)."""
+    """GALIP's NetC: the sentence tiled over the ``g x g`` map and concatenated, then conv(``k1``),
+    LeakyReLU(0.2), conv(``g - k1 + 1``, to 1 channel), no biases, ``k1 = g // 2 + 1``: a 1x1 map."""
 
     def __init__(self, channels: int, sentence_dim: int, grid: int, joint_channels: int = 128, **factory):
         super().__init__()
@@ -80,9 +76,7 @@ class NetC(nn.Module):
 class CLIPDiscriminator(WithFrozenCLIP):
     """GALIP's discriminator on a frozen open_clip ViT: CLIP features, NetD, then NetC.
 
-    ``net_d`` folds the patch-token maps of :class:`CLIPImageEncoder` (gradients reach the image),
-    ``net_c`` scores them against the sentence. For MA-GP, take gradients with respect to the
-    features and the sentence through :meth:`logits`::
+    For MA-GP, take gradients with respect to the features and the sentence through :meth:`logits`::
 
         features = D.features(real)
         maps = tuple(m.detach().requires_grad_() for m in features.maps)
@@ -90,13 +84,12 @@ class CLIPDiscriminator(WithFrozenCLIP):
         out = D.logits(ImageFeatures(maps, features.embedding), sentence)
         grads = torch.autograd.grad(out.sum(), (*maps, sentence), create_graph=True)
 
-    ``return_features=True`` also returns the features, whose embedding the generator's
-    CLIP-similarity loss needs.
+    ``return_features=True`` also returns the features (the generator's CLIP loss needs them).
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place).
-        layers: blocks whose patch tokens NetD reads; by default the reference's 1, 4, 8 of 12,
-            scaled to other depths (see :class:`CLIPImageEncoder`).
+        layers: blocks whose patch tokens NetD reads; by default the reference's (see
+            :class:`CLIPImageEncoder`).
         channels: NetD's output channels (512 in the reference).
         joint_channels: NetC's inner channels (128 in the reference).
         device, dtype: factory device and dtype of NetD and NetC.
@@ -122,7 +115,8 @@ class CLIPDiscriminator(WithFrozenCLIP):
         factory = factory_kwargs(device, dtype)
         self.encoder = enc = CLIPImageEncoder(clip_model, layers=layers)
         self.width, self.grid, self.sentence_dim = enc.width, enc.grid, enc.embed_dim
-        channels, joint_channels = check_positive_int("channels", channels), check_positive_int("joint_channels", joint_channels)
+        channels = check_positive_int("channels", channels)
+        joint_channels = check_positive_int("joint_channels", joint_channels)
         self.net_d = NetD(self.width, channels, len(enc.layers), **factory)
         self.net_c = NetC(channels, self.sentence_dim, self.grid, joint_channels, **factory)
         self.layers: tuple[int, ...] = enc.layers  # the CLIP blocks whose patch tokens NetD reads
@@ -132,8 +126,7 @@ class CLIPDiscriminator(WithFrozenCLIP):
         return self.encoder(images)
 
     def image_code(self, features: ImageFeatures) -> Tensor:
-        """NetD(features.maps): the caption-free image code that :meth:`match_logits` judges, so that
-        judging an image against several captions (as the discriminator loss does) runs NetD once."""
+        """NetD(features.maps), the caption-free code :meth:`match_logits` judges: one NetD per image."""
         maps, layers = features.maps, self.layers
         if len(maps) != len(layers):
             raise ValueError(f"features must hold {len(layers)} maps (layers {layers}), got {len(maps)}")

@@ -52,20 +52,16 @@ def upsample_sizes(grid: int, image_size: int) -> tuple[int, ...]:
 class RATLIPGenerator(WithFrozenCLIP):
     """RATLIP's text-to-image generator, built on (and sharing) a frozen open_clip ViT.
 
-    :meth:`forward` reads top to bottom: the condition is ``cat(noise, sentence)``; the LSTM state
-    starts from the noise or zeros and goes, per sample, through every RAT fusion in network order;
-    ``fc_code`` turns the noise into a ``g x g`` map (``g`` the CLIP grid) that the mapper blocks
-    condition; ``conv_fuse`` lifts it to CLIP's width and :class:`CLIPMapper` runs CLIP on it;
-    ``conv_mapped`` takes ``fuse + 0.1 * mapped`` to the G-blocks, which upsample to the output
-    size; ``to_rgb`` makes the image, unbounded.
+    :meth:`forward` reads top to bottom: noise and sentence make the condition and the LSTM state,
+    which goes per sample through every RAT fusion in network order; mapper blocks, CLIP (through
+    :class:`CLIPMapper`) and upsampling G-blocks turn the noise into an unbounded image.
 
     Args:
         config: the shapes and switches, e.g. ``GeneratorConfig.preset("paper")``.
-        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place); it
-            sets the CLIP-dependent shapes.
+        clip_model: an open_clip CLIP model with a ViT image tower (shared, frozen in place).
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
-            ``None`` (:func:`~ratlip_layers.layers.default_impl`); the same function either way.
+            ``None`` (:func:`~ratlip_layers.layers.default_impl`).
         device, dtype: factory device and dtype of the trainable layers.
 
     Shape:
@@ -156,16 +152,15 @@ class RATLIPGenerator(WithFrozenCLIP):
         self, captions_or_sentences: Sequence[str] | Tensor, *, noise: Tensor | None = None,
         seed: int | None = None
     ) -> Tensor:
-        """Images in [-1, 1] for captions, token ids or sentence embeddings, in eval mode, without grad
-        (the train/eval mode is restored afterwards).
+        """Images in [-1, 1], computed in eval mode without grad (the mode is restored afterwards).
 
         Args:
             captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
             noise: (B, z_dim) noise; drawn from N(0, I) when not given.
-            seed: seed of the noise draw (reproducible images); not allowed together with ``noise``.
+            seed: seed of the noise draw; not allowed together with ``noise``.
 
         Returns:
-            (B, 3, S, S) images clamped to [-1, 1].
+            (B, 3, S, S) images.
         """
         if seed is not None:
             if noise is not None:
@@ -189,13 +184,13 @@ class RATLIPGenerator(WithFrozenCLIP):
             self.train(was_training)
 
     def save_pretrained(self, directory: str | Path, *, include_clip: bool | None = None) -> None:
-        """Write ``config.json`` (the config and, see :func:`clip_spec`, how to rebuild CLIP) and
-        ``model.safetensors`` (:meth:`trainable_state_dict`) to ``directory``, created if missing.
+        """Write ``config.json`` (the config and how to rebuild CLIP) and ``model.safetensors``
+        (:meth:`trainable_state_dict`) to ``directory``, created if missing.
 
         Args:
             directory: the folder to write.
             include_clip: also store CLIP's weights in ``clip.safetensors``; by default only when its
-                spec cannot restore them (a random CLIP, ``pretrained=None``, as in tests).
+                spec cannot restore them (a random CLIP, as in tests).
         """
         spec = clip_spec(self.clip_model)
         if include_clip is None:
@@ -252,9 +247,8 @@ class RATLIPGenerator(WithFrozenCLIP):
 
 
 def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Copies of the tensors whose storage an earlier entry already uses (a shared LSTM cell,
-    aliases), since safetensors refuses shared storage; only those are copied, not the whole CLIP.
-    The copies load back into the same shared parameter."""
+    """``state`` with a copy of each tensor whose storage an earlier entry uses (a shared LSTM cell),
+    which safetensors refuses; the copies load back into the same shared parameter."""
     seen: set[int] = set()
     out = {}
     for key, value in state.items():

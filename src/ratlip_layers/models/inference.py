@@ -14,10 +14,10 @@ WARMUP_CALLS = 3
 
 
 class InferenceGenerator:
-    """A generator's ``(noise, sentence) -> images`` for inference; see :func:`optimize_for_inference`.
+    """A generator's ``(noise, sentence) -> images`` for inference, built by :func:`optimize_for_inference`.
 
-    Each call checks its inputs as the generator does, then runs without autograd; a CUDA graph is
-    captured once per input shape and dtype (the output is a copy, valid after the next call).
+    Each call checks its inputs, then runs without autograd; a CUDA graph is captured once per input
+    shape and dtype (the output is a copy, valid after the next call).
 
     Args:
         generator: the generator to run (in eval mode).
@@ -39,7 +39,7 @@ class InferenceGenerator:
         self._graphs: dict[tuple, tuple[Tensor, Tensor, torch.cuda.CUDAGraph, Tensor]] = {}
 
     def __call__(self, noise: Tensor, sentence: Tensor) -> Tensor:
-        """Images ``(B, 3, S, S)``, unbounded like the generator's forward, for ``noise`` and ``sentence``."""
+        """Images ``(B, 3, S, S)``, as the generator's forward."""
         self.generator._check_inputs(noise, sentence)
         with torch.no_grad():
             if not self.cuda_graphs:
@@ -74,18 +74,14 @@ class InferenceGenerator:
 def optimize_for_inference(
     generator: RATLIPGenerator, *, compile: bool = True, cuda_graphs: bool | None = None
 ) -> InferenceGenerator:
-    """Wrap a generator for fast inference: ``torch.compile`` and, on CUDA, CUDA-graph replay.
-
-    The generator is switched to eval mode. CUDA graphs remove the per-kernel launch cost that
-    dominates at small batches.
+    """Wrap a generator, switched to eval mode, for fast inference: ``torch.compile`` and, on CUDA,
+    CUDA-graph replay, which removes the launch cost that dominates at small batches.
 
     Args:
-        generator: a :class:`RATLIPGenerator`. Its weights are read at every call, captured graphs
-            included, so in-place updates (optimizer steps, EMA, ``load_state_dict``) are seen;
-            after moving it with ``.to()``, call this function again.
+        generator: a :class:`RATLIPGenerator`. Its weights are read at every call, so in-place
+            updates (optimizer steps, EMA, ``load_state_dict``) are seen; after ``.to()``, wrap again.
         compile: wrap the generator in ``torch.compile`` (seconds to minutes on the first call).
-        cuda_graphs: capture CUDA graphs; ``None`` (default) means yes exactly when the generator
-            is on a CUDA device, so the same call falls back to plain calls on a CPU.
+        cuda_graphs: capture CUDA graphs; by default exactly when the generator is on a CUDA device.
 
     Returns:
         An :class:`InferenceGenerator`, called as ``run(noise, sentence)``.
