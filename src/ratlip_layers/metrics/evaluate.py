@@ -48,25 +48,21 @@ def evaluate_generator(
 ) -> dict[str, float]:
     """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
 
-    Image ``i`` has noise :func:`fixed_noise` ``(i)``; rank ``r`` makes images ``r, r + W, ...`` and
-    torchmetrics sums the states, so the result does not depend on the number of ranks.
+    Image ``i`` has noise :func:`fixed_noise` ``(i)`` and rank ``r`` makes images ``r, r + W, ...``,
+    so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
         captions: a dataset's ``caption`` of an item key.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
-        num_images: how many images to generate in total.
-        z_dim: noise size.
-        batch_size: images per generator call.
+        num_images, z_dim, batch_size: images in total, noise size, images per generator call.
         seed: seed of the noise and of the caption draws.
         device: where the noise goes.
-        rank: this process's rank.
-        world_size: number of ranks.
-        num_captions: the number of test items. Without it image ``i`` has caption ``captions(i)``;
-            with it, image ``i`` describes item ``i % num_captions`` with the caption of key
+        rank, world_size: this process's rank and the number of ranks.
+        num_captions: the number of test items. With it, image ``i`` has the caption of key
             ``(i % num_captions, draw_seed(seed, i))``, so that every pass over the test split draws
-            afresh among an item's captions (as the reference's ``sample_times`` passes do), and the
-            result has ``"passes"``.
+            afresh among an item's captions (as the reference's ``sample_times`` do), and the result
+            has ``"passes"``; without it, ``captions(i)``.
 
     Returns:
         Every metric's values, merged into one dict.
