@@ -15,8 +15,7 @@ class DatasetLayoutError(FileNotFoundError, ValueError):
 
 
 class DataFileError(OSError, ValueError):
-    """A file (image, caption, split pickle, weights, statistics) is missing or unreadable; the
-    message names its path."""
+    """A file (image, caption, split pickle, weights, statistics) named in the message is unreadable."""
 
 
 class UnsafePickleError(pickle.UnpicklingError, ValueError):

@@ -15,15 +15,13 @@ __all__ = ["ResumableSampler"]
 class ResumableSampler(DistributedSampler):
     """:class:`~torch.utils.data.DistributedSampler` that yields ``(index, draw_seed)`` keys and resumes.
 
-    The order of an epoch is the parent's (a permutation seeded by ``seed + epoch``, split between
-    ranks). The draw seed depends on ``(seed, epoch, rank, position)`` only, so crops, flips and
-    captions do not depend on the number of workers, and :meth:`set_position` restarts an epoch
-    exactly where a checkpoint left it.
+    The order is the parent's; the draw seed depends on ``(seed, epoch, rank, position)`` only, so
+    crops, flips and captions do not depend on the number of workers, and :meth:`set_position`
+    restarts an epoch exactly where a checkpoint left it.
 
     Args:
         dataset: the dataset to sample (only its length is used).
-        num_replicas: number of DDP ranks (1 without DDP).
-        rank: this process's rank.
+        num_replicas, rank: the number of DDP ranks and this process's.
         shuffle: permute each epoch.
         seed: seed of the order and of the draws.
         drop_last: drop the tail that does not divide evenly between ranks.
