@@ -30,13 +30,8 @@ def _not_random_init(record: logging.LogRecord) -> bool:
 
 
 def freeze_clip(model: nn.Module) -> nn.Module:
-    """Freeze an open_clip model in place: no parameter requires a gradient, and it is in eval mode.
-
-    Args:
-        model: any ``nn.Module``, usually an open_clip ``CLIP``.
-
-    Returns:
-        ``model`` itself.
+    """Freeze ``model`` (usually an open_clip ``CLIP``) in place and return it: no parameter requires a
+    gradient, and it is in eval mode.
 
     Example:
         >>> clip_model = freeze_clip(nn.Linear(2, 2).train())
@@ -67,9 +62,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 def clip_spec(model: nn.Module) -> dict[str, Any] | None:
-    """How :func:`build_clip` built ``model``: ``model_name``, ``pretrained``, ``weights_sha256`` (of a
-    local weights file, else ``None``) and ``model_kwargs``; ``None`` for a model built otherwise,
-    which a saved generator cannot rebuild (pass it to ``from_pretrained``).
+    """How :func:`build_clip` built ``model`` (``model_name``, ``pretrained``, ``weights_sha256`` of a
+    weights file, ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator
+    cannot rebuild (pass it to ``from_pretrained``).
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -84,27 +79,22 @@ def build_clip(
     model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
     device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
-    """Build a frozen open_clip model and its tokenizer.
-
-    Nothing is downloaded unless ``pretrained`` names an open_clip tag (such as ``"openai"`` for
-    ``"ViT-B-32-quickgelu"``). The model records how it was built (:func:`clip_spec`) so that a
-    saved generator can rebuild it.
+    """Build a frozen open_clip model and its tokenizer; the model records how (:func:`clip_spec`).
 
     Args:
-        model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
-        pretrained: an open_clip pretrained tag, a local weights file (safetensors or a ``torch.save``
-            of tensors), or ``None`` (random weights).
+        model_name: an open_clip model name, e.g. ``"ViT-B-32"``.
+        pretrained: an open_clip pretrained tag (the only case that downloads), a local weights file
+            (safetensors or a ``torch.save`` of tensors), or ``None`` (random weights).
         weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
             file is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
         **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
 
     Returns:
-        ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
+        ``(clip_model, tokenizer)``.
 
     Raises:
-        ValueError: an unknown model or tag, a missing, unreadable or foreign file, or one holding
-            more than tensors (refused unpickled), each named in the message.
+        ValueError: an unknown model or tag, or a missing, unreadable or foreign weights file.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -133,24 +123,20 @@ def build_clip(
                              f"{found}, expected {weights_sha256}")
     # open_clip warns through the root logger that weights are random; hidden only where that was
     # asked for (no weights, or a file loaded below), so a tag that fails to load is still reported.
-    quiet = pretrained is None or weights_file is not None
+    tag = None if weights_file else pretrained
     root = logging.getLogger()
-    if quiet:
+    if tag is None:
         root.addFilter(_not_random_init)
     try:
-        tag = None if weights_file else pretrained
         model = open_clip.create_model(model_name, pretrained=tag, device=device or "cpu", **model_kwargs)
     finally:
         root.removeFilter(_not_random_init)
     if weights_file:
         _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
-    spec = {
-        "model_name": model_name,
-        "pretrained": pretrained,
-        "weights_sha256": (weights_sha256 or file_sha256(weights_file)) if weights_file else None,
-        "model_kwargs": copy.deepcopy(model_kwargs),
-    }
+    sha256 = (weights_sha256 or file_sha256(weights_file)) if weights_file else None
+    spec = dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
+                model_kwargs=copy.deepcopy(model_kwargs))
     setattr(model, CLIP_SPEC_ATTR, spec)
     return freeze_clip(model), tokenizer
 
@@ -211,23 +197,17 @@ def tiny_clip(
     embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
     dtype: torch.dtype | None = None
 ) -> tuple[nn.Module, Any]:
-    """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
-
-    Both towers have width 64 and 2 blocks; patch 8 (a 4x4 grid at 32 px); CLIP's vocabulary, so the
-    standard tokenizer works. Random weights, or a file like the one
-    :func:`~ratlip_layers.training.pretrain_clip` writes.
+    """A tiny ViT CLIP (both towers width 64 and 2 blocks, patch 8, CLIP's vocabulary) for tests, CPU
+    runs and the built-in default training; returns ``(clip_model, tokenizer)`` as :func:`build_clip`.
 
     Args:
-        pretrained: a weights file of this architecture, or ``None`` for random weights.
+        pretrained: a weights file of this architecture (as
+            :func:`~ratlip_layers.training.pretrain_clip` writes), or ``None`` for random weights.
         weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
         image_size: input size of the vision tower; a multiple of 8.
         embed_dim: size of the joint (sentence) embedding.
         context_length: tokens per caption.
-        device: where to build the model.
-        dtype: floating dtype of the model; float32 by default.
-
-    Returns:
-        ``(clip_model, tokenizer)``, as :func:`build_clip` returns them.
+        device, dtype: of the model; CPU and float32 by default.
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()
