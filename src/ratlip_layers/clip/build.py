@@ -163,10 +163,9 @@ def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
     path = Path(pretrained).expanduser()
     if path.is_file():
         return path
-    raise ValueError(
-        f"pretrained must be None, 'none', an open_clip tag of {model_name} {tuple(tags)} or a weights "
-        f"file, got {pretrained!r}" + (" (a directory)" if path.is_dir() else " (no such file)")
-    )
+    why = "a directory" if path.is_dir() else "no such file"
+    raise ValueError(f"pretrained must be None, 'none', an open_clip tag of {model_name} {tuple(tags)} or a "
+                     f"weights file, got {pretrained!r} ({why})")
 
 
 # What torch.load, safetensors and open_clip's loader raise on truncated, empty or foreign files.

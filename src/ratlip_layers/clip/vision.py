@@ -99,10 +99,8 @@ class CLIPImageEncoder(WithFrozenCLIP):
         tokens = embed_patches(visual, rearrange(visual.conv1(x), "b c h w -> b (h w) c"))
         tokens, tapped = run_blocks(visual.transformer, tokens, taps=self.layers)
         # Contiguous copies: on strided views the discriminator's convolutions ran far slower (issue #14).
-        maps = tuple(
-            rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype).contiguous()
-            for t in tapped
-        )
+        maps = tuple(rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype).contiguous()
+                     for t in tapped)
         return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
 
     extra_repr = repr_of("width", "grid", "image_size", "embed_dim", "layers")

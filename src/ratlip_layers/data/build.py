@@ -20,15 +20,8 @@ SHAPES_SIZES = {"train": 10_000, "test": 1_024}
 
 
 def build_dataset(
-    name: str,
-    *,
-    split: str = "train",
-    image_size: int = 256,
-    data_dir: str | Path | None = None,
-    seed: int = 0,
-    augment: bool | None = None,
-    num_samples: int | None = None,
-    skip_unreadable: bool = True,
+    name: str, *, split: str = "train", image_size: int = 256, data_dir: str | Path | None = None,
+    seed: int = 0, augment: bool | None = None, num_samples: int | None = None, skip_unreadable: bool = True
 ) -> Dataset:
     """Build a dataset of ``(image, caption)`` items by name.
 

@@ -70,14 +70,8 @@ class CaptionedImageFolder(Dataset):
     tables: tuple[str, ...] = ()  # further files the layout needs
 
     def __init__(
-        self,
-        root: str | Path,
-        *,
-        split: str = "train",
-        image_size: int = 256,
-        augment: bool | None = None,
-        skip_unreadable: bool = True,
-        name: str = "captioned image folder",
+        self, root: str | Path, *, split: str = "train", image_size: int = 256, augment: bool | None = None,
+        skip_unreadable: bool = True, name: str = "captioned image folder"
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -107,10 +101,8 @@ class CaptionedImageFolder(Dataset):
         self._warned: set[str] = set()
 
     def _error(self, problem: str) -> DatasetLayoutError:
-        return DatasetLayoutError(
-            f"{self.name} data dir {self.root}: {problem}\nExpected layout:\n{self.layout}\n"
-            f"How to prepare it: {PREPARE_DOCS}."
-        )
+        return DatasetLayoutError(f"{self.name} data dir {self.root}: {problem}\nExpected layout:\n"
+                                  f"{self.layout}\nHow to prepare it: {PREPARE_DOCS}.")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -166,10 +158,8 @@ class CaptionedImageFolder(Dataset):
                             "warnings above); is the data directory intact?")
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"image_size={self.image_size}, augment={self.augment}, items={len(self)})"
-        )
+        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+                f"image_size={self.image_size}, augment={self.augment}, items={len(self)})")
 
 
 class CUBDataset(CaptionedImageFolder):

@@ -36,14 +36,8 @@ class ResumableSampler(DistributedSampler):
     """
 
     def __init__(
-        self,
-        dataset: Dataset,
-        *,
-        num_replicas: int = 1,
-        rank: int = 0,
-        shuffle: bool = True,
-        seed: int = 0,
-        drop_last: bool = False,
+        self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
+        drop_last: bool = False
     ) -> None:
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
@@ -52,9 +46,8 @@ class ResumableSampler(DistributedSampler):
         if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
         seed = check_nonnegative_int("seed", seed)
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
-        )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
         self.start = 0
 
     def set_epoch(self, epoch: int) -> None:

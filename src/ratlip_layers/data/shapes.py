@@ -19,16 +19,8 @@ from .keys import DrawKey, split_key
 from .transforms import to_signed
 
 __all__ = [
-    "CAPTION_CLASSES",
-    "PALETTE",
-    "PHRASINGS",
-    "SHAPES",
-    "ShapeSpec",
-    "ShapesDataset",
-    "parse_shapes_caption",
-    "render_shape",
-    "shape_mask",
-    "shapes_caption",
+    "CAPTION_CLASSES", "PALETTE", "PHRASINGS", "SHAPES", "ShapeSpec", "ShapesDataset", "parse_shapes_caption",
+    "render_shape", "shape_mask", "shapes_caption",
 ]
 
 PALETTE: dict[str, tuple[int, int, int]] = {

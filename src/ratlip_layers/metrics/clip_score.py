@@ -24,7 +24,6 @@ class CLIPScore(Metric):
         tokenizer: its tokenizer (open_clip's CLIP tokenizer by default).
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPScore
         >>> clip_model, tokenizer = tiny_clip()
         >>> metric = CLIPScore(clip_model, tokenizer=tokenizer)

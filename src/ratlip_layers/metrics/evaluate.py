@@ -33,18 +33,9 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def evaluate_generator(
-    generate: Callable[[Tensor, list[str]], Tensor],
-    captions: Callable[[int | DrawKey], str],
-    metrics: Mapping[str, Metric],
-    *,
-    num_images: int,
-    z_dim: int,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    rank: int = 0,
-    world_size: int = 1,
-    num_captions: int | None = None,
+    generate: Callable[[Tensor, list[str]], Tensor], captions: Callable[[int | DrawKey], str],
+    metrics: Mapping[str, Metric], *, num_images: int, z_dim: int, batch_size: int = 64, seed: int = 0,
+    device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1, num_captions: int | None = None
 ) -> dict[str, float]:
     """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
 

@@ -22,13 +22,8 @@ from ..clip import CLIPImageEncoder
 from ..data.errors import DataFileError
 
 __all__ = [
-    "FID_PROTOCOLS",
-    "CLIPFeatures",
-    "FrechetDistance",
-    "InceptionFeatures",
-    "load_fid_statistics",
-    "prepare_real_statistics",
-    "save_fid_statistics",
+    "FID_PROTOCOLS", "CLIPFeatures", "FrechetDistance", "InceptionFeatures", "load_fid_statistics",
+    "prepare_real_statistics", "save_fid_statistics",
 ]
 
 FID_PROTOCOLS = ("inception", "torchvision")
@@ -100,7 +95,6 @@ class CLIPFeatures(nn.Module):
         name: the result key is ``fid_<name>``.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPFeatures
         >>> features = CLIPFeatures(tiny_clip()[0])
         >>> features(torch.zeros(2, 3, 32, 32)).shape, features.num_features
@@ -170,10 +164,8 @@ class InceptionFeatures(nn.Module):
         )
         missing = [k for k in missing if not k.startswith("AuxLogits.")]
         if missing or unexpected:
-            raise ValueError(
-                f"{weights_path} is not a torchvision inception_v3 state dict: "
-                f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
-            )
+            raise ValueError(f"{weights_path} is not a torchvision inception_v3 state dict: "
+                             f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}")
         net.fc, net.AuxLogits, net.aux_logits = nn.Identity(), None, False
         self.net = net.eval().requires_grad_(False)
 
@@ -244,7 +236,6 @@ class FrechetDistance(FrechetInceptionDistance):
             attributes, e.g. :class:`CLIPFeatures` or :class:`InceptionFeatures`.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance
         >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
         >>> fid.update(torch.rand(8, 3, 32, 32) * 2 - 1, real=True)
@@ -272,10 +263,8 @@ class FrechetDistance(FrechetInceptionDistance):
         for name in _REAL_STATES:
             current, value = getattr(self, name), statistics[name]
             if value.shape != current.shape:
-                raise ValueError(
-                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
-                    f"{tuple(current.shape)} (were they computed with other features?)"
-                )
+                raise ValueError(f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
+                                 f"{tuple(current.shape)} (were they computed with other features?)")
             setattr(self, name, value.to(device=current.device, dtype=current.dtype))
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +281,6 @@ class FrechetDistance(FrechetInceptionDistance):
 
         Example:
             >>> import numpy as np
-            >>> from ratlip_layers.clip import tiny_clip
             >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance
             >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
             >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
@@ -302,10 +290,8 @@ class FrechetDistance(FrechetInceptionDistance):
         mu, sigma = (torch.as_tensor(np.asarray(m), dtype=torch.float64) for m in (mu, sigma))
         d = self.real_features_sum.shape[0]
         if mu.shape != (d,) or sigma.shape != (d, d):
-            raise ValueError(
-                f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} do not fit "
-                f"{self.features_name} features of {d} dimensions"
-            )
+            raise ValueError(f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} "
+                             f"do not fit {self.features_name} features of {d} dimensions")
         # Stored as the sums of n = 2 pseudo-images, from which torchmetrics' mean = sum / n and
         # cov = (cov_sum - n mean mean^T) / (n - 1) give back exactly mu and sigma.
         self.load_real_statistics({
@@ -316,15 +302,8 @@ class FrechetDistance(FrechetInceptionDistance):
 
 
 def prepare_real_statistics(
-    metric: FrechetDistance,
-    dataset: Dataset,
-    *,
-    cache_dir: str | Path,
-    dataset_id: str,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    is_main: bool = True,
-    reference: str | Path | None = None,
+    metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path, dataset_id: str,
+    batch_size: int = 64, num_workers: int = 0, is_main: bool = True, reference: str | Path | None = None
 ) -> Path:
     """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
@@ -344,7 +323,6 @@ def prepare_real_statistics(
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
         >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))

@@ -28,7 +28,6 @@ class MetricContext:
         inception_weights: the local weights file of that protocol's network (nothing is downloaded).
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import MetricContext
         >>> clip_model, tokenizer = tiny_clip()
         >>> MetricContext(clip_model, tokenizer).fid_features
@@ -116,7 +115,6 @@ def build_metrics(
         ValueError: a name is unknown or does not apply to ``dataset``.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import MetricContext, build_metrics
         >>> metrics = build_metrics("shapes", MetricContext(*tiny_clip()))
         >>> {name: type(metric).__name__ for name, metric in metrics.items()}
