@@ -29,8 +29,7 @@ class ViTGeometry(NamedTuple):
 
 
 def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]:
-    """The ViT image tower of ``clip_model`` and its shapes; ``TypeError``/``ValueError`` for a model
-    that is not an open_clip CLIP with a square, token-pooled ViT (a ModifiedResNet or timm tower)."""
+    """``clip_model``'s ViT tower and its shapes; an error unless it is a square, token-pooled ViT."""
     if not isinstance(clip_model, nn.Module):
         raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
@@ -92,8 +91,7 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
 
 
 def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
-    """Class token, positional embedding, patch dropout and ``ln_pre`` on (B, g*g, width) patch tokens,
-    as open_clip's ViT does; (B, 1 + g*g, width) out."""
+    """Class token, positional embedding, patch dropout and ``ln_pre``, as in open_clip's ViT."""
     cls = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
     x = torch.cat((cls, patches), dim=1) + visual.positional_embedding.to(patches.dtype)
     return visual.ln_pre(visual.patch_dropout(x))

@@ -30,8 +30,7 @@ def _not_random_init(record: logging.LogRecord) -> bool:
 
 
 def freeze_clip(model: nn.Module) -> nn.Module:
-    """Freeze ``model`` (usually an open_clip ``CLIP``) in place and return it: no parameter requires a
-    gradient, and it is in eval mode.
+    """Freeze ``model`` in place (no gradients, eval mode) and return it.
 
     Example:
         >>> clip_model = freeze_clip(nn.Linear(2, 2).train())
@@ -62,9 +61,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def clip_spec(model: nn.Module) -> dict[str, Any] | None:
-    """How :func:`build_clip` built ``model`` (``model_name``, ``pretrained``, ``weights_sha256`` of a
-    weights file, ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator
-    cannot rebuild (pass it to ``from_pretrained``).
+    """How :func:`build_clip` built ``model`` (``model_name``, ``pretrained``, ``weights_sha256``,
+    ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator cannot rebuild.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec

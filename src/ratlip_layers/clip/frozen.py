@@ -1,5 +1,4 @@
-"""Keeping a shared CLIP frozen inside trainable networks, registered as a submodule so that
-``.to(device)`` moves it."""
+"""Keeping a shared CLIP frozen inside trainable networks, as a submodule so that ``.to(device)`` moves it."""
 
 from __future__ import annotations
 

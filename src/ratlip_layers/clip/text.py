@@ -53,8 +53,7 @@ def _text_root(clip_model: nn.Module) -> nn.Module:
 
 
 class CLIPTextAdapter(WithFrozenCLIP):
-    """Frozen CLIP text encoder: captions or token ids (up to the context length) in, sentence and
-    token features out.
+    """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
 
     Args:
         clip_model: an open_clip CLIP model (frozen in place, shared).
@@ -62,8 +61,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     Shape:
         - input: token ids :math:`(B, L)` with :math:`L \\le` ``context_length``, or a list of B strings
-        - output: :class:`TextEncoding` with ``sentence`` :math:`(B, E)`, ``tokens``
-          :math:`(B, L, \\text{width})` and ``padding_mask`` :math:`(B, L)`
+        - output: :class:`TextEncoding`
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()

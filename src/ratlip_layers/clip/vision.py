@@ -38,8 +38,7 @@ class ImageFeatures(NamedTuple):
 
 
 class CLIPImageEncoder(WithFrozenCLIP):
-    """Frozen CLIP ViT on images in [-1, 1] of any size: intermediate patch-token maps and the embedding.
-    Gradients reach the images.
+    """Frozen CLIP ViT on images in [-1, 1] of any size (gradients reach them): patch-token maps, embedding.
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
@@ -48,8 +47,7 @@ class CLIPImageEncoder(WithFrozenCLIP):
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1]
-        - output: :class:`ImageFeatures` with ``len(layers)`` maps :math:`(B, \\text{width}, g, g)` and
-          ``embedding`` :math:`(B, E)`
+        - output: :class:`ImageFeatures` with ``len(layers)`` maps
 
     Example:
         >>> clip_model, _ = tiny_clip()

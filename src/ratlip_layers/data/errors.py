@@ -1,5 +1,4 @@
-"""Errors for bad files and layouts. Each is also a ``ValueError``, so ``except ValueError`` catches
-every bad input the library names."""
+"""Errors for bad files and layouts; each is also a ``ValueError``, as every bad input the library names."""
 
 from __future__ import annotations
 

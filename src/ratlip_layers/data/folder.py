@@ -35,8 +35,7 @@ class CaptionedImageFolder(Dataset):
         split: ``"train"`` or ``"test"``.
         image_size: side of the square output images.
         augment: random resize-crop and flip, else a centre crop; defaults to ``split == "train"``.
-        skip_unreadable: warn about an unreadable image or caption file and use the next item,
-            instead of raising :class:`~ratlip_layers.data.DataFileError`.
+        skip_unreadable: warn about an unreadable file and use the next item, instead of raising.
         name: the dataset's name in messages.
 
     Raises:
@@ -163,10 +162,8 @@ class CaptionedImageFolder(Dataset):
 
 
 class CUBDataset(CaptionedImageFolder):
-    """CUB-200-2011 birds with the reference's captions, each image cropped around its bird.
-
-    The crop, as the reference's, is the square of half-side ``0.75 * max(w, h)`` centred on the box
-    and clipped to the image. Arguments are those of :class:`CaptionedImageFolder`.
+    """CUB-200-2011 birds with the reference's captions and crop (the square of half-side
+    ``0.75 * max(w, h)`` around the bird's box). Arguments are those of :class:`CaptionedImageFolder`.
 
     Example:
         >>> import pathlib, pickle, tempfile

@@ -1,6 +1,5 @@
-"""Item keys ``(index, draw_seed)``: which sample to load, and the seed of every random draw (crop, flip,
-caption) for it, so that a key gives the same tensors in any process or worker. A bare index draws with
-a seed made from the index alone."""
+"""Item keys ``(index, draw_seed)``: which sample to load, and the seed of its random draws (crop, flip,
+caption), so that a key gives the same tensors in any process. A bare index seeds from itself."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def draw_seed(*parts: int) -> int:
-    """Mix integers (seed, epoch, position...) into one 63-bit seed with SplitMix64 steps, so that
-    nearby inputs give unrelated seeds.
+    """Mix integers (seed, epoch, position...) into one 63-bit seed, unrelated for nearby inputs.
 
     Example:
         >>> from ratlip_layers.data import draw_seed

@@ -1,6 +1,5 @@
-"""Reading the reference's ``filenames.pickle`` split files without running code from them: a pickle
-calls globals (``os.system`` too) through ``find_class``, but builds lists, tuples and strings from
-opcodes alone, so an unpickler that refuses every global reads a split file and nothing else."""
+"""Reading ``filenames.pickle`` split files without running code: lists, tuples and strings need no
+global, so an unpickler that refuses every global (``os.system`` too) reads a split file and nothing else."""
 
 from __future__ import annotations
 

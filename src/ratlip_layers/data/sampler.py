@@ -15,9 +15,8 @@ __all__ = ["ResumableSampler"]
 class ResumableSampler(DistributedSampler):
     """:class:`~torch.utils.data.DistributedSampler` that yields ``(index, draw_seed)`` keys and resumes.
 
-    The order is the parent's; the draw seed depends on ``(seed, epoch, rank, position)`` only, so
-    crops, flips and captions do not depend on the number of workers, and :meth:`set_position`
-    restarts an epoch exactly where a checkpoint left it.
+    The draw seed depends on ``(seed, epoch, rank, position)`` only, so draws do not depend on the
+    number of workers and :meth:`set_position` resumes an epoch exactly.
 
     Args:
         dataset: the dataset to sample (only its length is used).

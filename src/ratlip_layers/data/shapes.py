@@ -1,8 +1,5 @@
-"""The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly.
-
-Sample ``i`` is a pure function of ``(seed, split, i)``, so every process draws the same image for an
-index; :class:`ratlip_layers.metrics.ShapesAccuracy` reads the captioned colours and shape back.
-"""
+"""The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly. Sample ``i``
+is a pure function of ``(seed, split, i)``, so every process draws the same image for an index."""
 
 from __future__ import annotations
 
@@ -122,8 +119,8 @@ class ShapeSpec(NamedTuple):
 
 
 def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
-    """The ``(size, size)`` bool mask of the pixel centres a shape covers (the shapes' one geometry).
-    Centre and radius are fractions of the side; every shape has about the area of that circle."""
+    """The ``(size, size)`` mask of the pixel centres a shape covers; centre and radius are fractions of
+    the side, and every shape has about the area of that circle."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) / size
     dy, dx = np.meshgrid(coords - cy, coords - cx, indexing="ij")
     r = radius
@@ -154,9 +151,8 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
 
 
 class ShapesDataset(Dataset):
-    """Procedural captioned images ``(image in [-1, 1], caption)``: "a {colour} {shape} on a {colour}
-    background", with jittered position and size. A key is an index, which fixes the picture, or an
-    ``(index, draw_seed)`` pair, whose draw seed picks the phrasing.
+    """Items ``(image in [-1, 1], "a {colour} {shape} on a {colour} background")``; a key is an index,
+    which fixes the picture, or an ``(index, draw_seed)`` pair, whose draw seed picks the phrasing.
 
     Args:
         num_samples: the dataset's length.

@@ -37,10 +37,8 @@ def evaluate_generator(
     metrics: Mapping[str, Metric], *, num_images: int, z_dim: int, batch_size: int = 64, seed: int = 0,
     device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1, num_captions: int | None = None
 ) -> dict[str, float]:
-    """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
-
-    Image ``i`` has noise :func:`fixed_noise` ``(i)`` and rank ``r`` makes images ``r, r + W, ...``,
-    so the result does not depend on the number of ranks.
+    """Generate ``num_images`` images for dataset captions and score them with ``metrics``; image ``i``
+    has noise :func:`fixed_noise` ``(i)``, so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
@@ -50,10 +48,9 @@ def evaluate_generator(
         seed: seed of the noise and of the caption draws.
         device: where the noise goes.
         rank, world_size: this process's rank and the number of ranks.
-        num_captions: the number of test items. With it, image ``i`` has the caption of key
-            ``(i % num_captions, draw_seed(seed, i))``, so that every pass over the test split draws
-            afresh among an item's captions (as the reference's ``sample_times`` do), and the result
-            has ``"passes"``; without it, ``captions(i)``.
+        num_captions: the number of test items; then image ``i`` has the caption of key
+            ``(i % num_captions, draw_seed(seed, i))``, drawn afresh on every pass over the test split
+            (as the reference's ``sample_times``), and the result has ``"passes"``.
 
     Returns:
         Every metric's values, merged into one dict.

@@ -116,13 +116,10 @@ class CLIPFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``.
-
-    - ``"inception"``: torch-fidelity's TF-FID network (weights
-      ``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics and torch-fidelity report FID.
-    - ``"torchvision"``: torchvision's ImageNet ``inception_v3`` (e.g. ``inception_v3_google.pth``)
-      on images resized bilinearly to 299x299 with ImageNet normalisation, as the DF-GAN, GALIP and
-      RATLIP papers computed FID.
+    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``: ``"inception"``
+    is torch-fidelity's TF-FID network (``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics
+    reports FID; ``"torchvision"`` is torchvision's ImageNet ``inception_v3`` (``inception_v3_google.pth``)
+    on bilinear 299x299 resizes, as the DF-GAN, GALIP and RATLIP papers computed FID.
 
     Args:
         weights_path: the protocol's local weights file, read with ``torch.load(weights_only=True)``.
@@ -227,9 +224,8 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
 class FrechetDistance(FrechetInceptionDistance):
     """torchmetrics' FID on images in ``[-1, 1]``; ``compute()`` returns ``{"fid_<features name>": v}``.
 
-    The real statistics survive :meth:`reset`. They come from real images (``update(images,
-    real=True)``, cached by :func:`prepare_real_statistics`) or from published moments
-    (:meth:`set_real_moments`).
+    The real statistics survive :meth:`reset`; they come from ``update(images, real=True)`` (cached by
+    :func:`prepare_real_statistics`) or from published moments (:meth:`set_real_moments`).
 
     Args:
         features: a module mapping images to ``(B, num_features)`` with ``num_features`` and ``name``
@@ -314,8 +310,7 @@ def prepare_real_statistics(
             weights, so other data or features never reuse it.
         dataset_id: names the data in the cache file's name.
         batch_size, num_workers: of the data loader.
-        is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts
-            them twice).
+        is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
 
     Returns:

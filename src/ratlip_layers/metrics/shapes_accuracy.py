@@ -1,10 +1,7 @@
-"""Does a generated ``shapes`` image show what its caption asked for: both colours, and the shape?
-
-Pixels vote for their nearest :data:`~ratlip_layers.data.PALETTE` colour (so a generated red scattered
-around the palette's red still reads as red): the border's majority is the background, the rest of the
-interior's majority the shape's colour. The shape that, placed at the off-background pixels' centroid
-with their area, overlaps them best wins. No network is involved.
-"""
+"""Does a generated ``shapes`` image show its caption's colours and shape? Pixels vote for their nearest
+:data:`~ratlip_layers.data.PALETTE` colour: the border's majority is the background, the rest of the
+interior's the shape's colour. The shape that, placed at the off-background pixels' centroid with their
+area, overlaps them best wins. No network is involved."""
 
 from __future__ import annotations
 
@@ -87,8 +84,7 @@ def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]
     """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``.
 
     Returns:
-        One tuple per image; ``shape`` and ``colour`` are ``None`` when under 2 % of the interior is
-        off the background's colour (no shape was drawn).
+        One tuple per image; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
 
     Shape:
         - images: :math:`(B, 3, S, S)`, ``S >= 8``
