@@ -23,6 +23,8 @@ __all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "file_sha256", "freeze_c
 CLIP_SPEC_ATTR = "ratlip_clip_spec"
 """Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
 
+_MODEL_SCHEMES = ("hf-hub:", "local-dir:")  # open_clip's for models that are not in its registry
+
 
 def _not_random_init(record: logging.LogRecord) -> bool:
     """Drops open_clip's "no pretrained weights" warning: random weights (or a file's) were asked for."""
@@ -111,7 +113,10 @@ def build_clip(
     if isinstance(pretrained, str) and pretrained.strip().lower() == "none":
         logging.getLogger(__name__).warning("build_clip: %s, random weights (pretrained='none')", model_name)
         pretrained = None
-    _check_model_name(model_name)
+    if not model_name.startswith(_MODEL_SCHEMES) and model_name not in open_clip.list_models():
+        close = " or ".join(map(repr, difflib.get_close_matches(model_name, open_clip.list_models(), n=3)))
+        hint = f"; did you mean {close}?" if close else " (see open_clip.list_models())"
+        raise ValueError(f"model_name must be an open_clip model name, got {model_name!r}{hint}")
     weights_file = _weights_file(model_name, pretrained)
     if weights_sha256 is not None:
         if weights_file is None:
@@ -137,18 +142,6 @@ def build_clip(
                 model_kwargs=copy.deepcopy(model_kwargs))
     setattr(model, CLIP_SPEC_ATTR, spec)
     return freeze_clip(model), tokenizer
-
-
-# open_clip's schemes for models that are not in its registry.
-_MODEL_SCHEMES = ("hf-hub:", "local-dir:")
-
-
-def _check_model_name(model_name: str) -> None:
-    if model_name.startswith(_MODEL_SCHEMES) or model_name in open_clip.list_models():
-        return
-    close = difflib.get_close_matches(model_name, open_clip.list_models(), n=3)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else " (see open_clip.list_models())"
-    raise ValueError(f"model_name must be an open_clip model name, got {model_name!r}{hint}")
 
 
 def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
@@ -182,8 +175,7 @@ def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(err)):
             raise ValueError(f"{path} holds objects other than tensors ({found.group(1)}); it is refused "
                              "unread (torch.load weights_only=True)") from None
-        # open_clip's position-embedding resize asserts on other widths, load_state_dict raises on
-        # other keys or shapes.
+        # open_clip's position-embedding resize asserts on other widths, load_state_dict on other keys.
         if isinstance(err, AssertionError) or (isinstance(err, RuntimeError) and "state_dict" in lines[0]):
             raise ValueError(f"{path} does not hold weights of {model_name}: {reason}") from None
         raise ValueError(f"{path} is not a readable weights file: {reason}") from None

@@ -39,19 +39,6 @@ class TextEncoding(NamedTuple):
     padding_mask: Tensor
 
 
-def _text_root(clip_model: nn.Module) -> nn.Module:
-    """The module holding the text tower's parts: ``clip_model.text`` or, for ``CLIP``, the model."""
-    text = getattr(clip_model, "text", None)
-    root = text if isinstance(text, TextTransformer) else clip_model
-    parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
-    if not all(hasattr(root, part) for part in parts):
-        raise ValueError(f"clip_model must have an open_clip text transformer ({', '.join(parts)}); got "
-                         f"{type(clip_model).__name__} with text tower {type(text).__name__}")
-    if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
-        raise ValueError("clip_model's text tower must be CLIP's causal one, got a CoCa/padded variant")
-    return root
-
-
 class CLIPTextAdapter(WithFrozenCLIP):
     """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
 
@@ -73,7 +60,14 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None) -> None:
         super().__init__()
-        root = _text_root(clip_model)
+        text = getattr(clip_model, "text", None)
+        root = text if isinstance(text, TextTransformer) else clip_model  # CLIP holds the parts itself
+        parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+        if not all(hasattr(root, part) for part in parts):
+            raise ValueError(f"clip_model must have an open_clip text transformer ({', '.join(parts)}); got "
+                             f"{type(clip_model).__name__} with text tower {type(text).__name__}")
+        if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
+            raise ValueError("clip_model's text tower must be CLIP's causal one, got a CoCa/padded variant")
         # A TextTransformer names them pool_type and eos_id, CLIP (text parts at the top) text_*.
         self._pool_type = getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
         self._eos_id = getattr(root, "eos_id", getattr(root, "text_eos_id", None))

@@ -81,11 +81,10 @@ class CLIPImageEncoder(WithFrozenCLIP):
         if images.numel() == 0:
             raise ValueError(f"images must hold at least one image of at least 1x1 pixels (resized to the "
                              f"tower's {self.image_size}x{self.image_size}), got shape {tuple(images.shape)}")
-        x = images * 0.5 + 0.5
-        height, width = x.shape[-2:]
+        height, width = images.shape[-2:]
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
-        x = x[..., top : top + side, left : left + side]
+        x = images[..., top : top + side, left : left + side] * 0.5 + 0.5
         if side != self.image_size:
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False, antialias=True)

@@ -28,7 +28,8 @@ def _listed(paths: list) -> str:
 
 
 class CaptionedImageFolder(Dataset):
-    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny).
+    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a
+    :class:`DatasetLayoutError` names what the layout lacks and shows it.
 
     Args:
         root: the data directory.
@@ -38,9 +39,6 @@ class CaptionedImageFolder(Dataset):
         skip_unreadable: warn about an unreadable file and use the next item, instead of raising.
         name: the dataset's name in messages.
 
-    Raises:
-        DatasetLayoutError: the layout lacks something; the message names it and shows the layout.
-
     Shape:
         - image: :math:`(3, S, S)`, ``S = image_size``
 
@@ -49,8 +47,7 @@ class CaptionedImageFolder(Dataset):
         >>> from PIL import Image
         >>> from ratlip_layers.data import CaptionedImageFolder
         >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> for folder in ("images", "text", "train"):
-        ...     (root / folder).mkdir()
+        >>> _ = [(root / folder).mkdir() for folder in ("images", "text", "train")]
         >>> Image.new("RGB", (48, 40), "red").save(root / "images" / "rose.jpg")
         >>> _ = (root / "text" / "rose.txt").write_text("a red flower")
         >>> _ = (root / "train" / "filenames.pickle").write_bytes(pickle.dumps(["rose"]))

@@ -26,12 +26,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_filenames(path: str | Path) -> list[str]:
-    """Read the image keys of a ``train|test/filenames.pickle`` split file (Python 2 ``str`` pickles as
-    Latin-1, as the reference's files need).
-
-    Raises:
-        DataFileError: the file cannot be read or is not a pickle.
-        UnsafePickleError: the pickle imports a global or holds anything but a list/tuple of strings.
+    """Read the image keys of a ``train|test/filenames.pickle`` split file (Python 2 ``str`` as Latin-1);
+    :class:`DataFileError` if it is unreadable, :class:`UnsafePickleError` if it holds anything but strings.
 
     Example:
         >>> import pickle, tempfile, pathlib

@@ -84,9 +84,7 @@ def evaluate_generator(
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)
-    results: dict[str, float] = {}
-    for metric in metrics.values():
-        results.update(metric.compute())
+    results = {key: value for metric in metrics.values() for key, value in metric.compute().items()}
     if num_captions:
         results["passes"] = -(-num_images // num_captions)
     return results

@@ -167,14 +167,11 @@ class ShapesAccuracy(Metric):
         if int(self.total) == 0:
             raise RuntimeError("ShapesAccuracy.compute() called before any update()")
         scores = {key: float(getattr(self, name)) / float(self.total) for key, name in _COUNTS.items()}
-        return {**scores, "position_spread": self._position_spread()}
-
-    def _position_spread(self) -> float:
-        repeated = self.class_count > 1
-        if not bool(repeated.any()):
-            return float("nan")
-        count = self.class_count[repeated, None]
-        # Pooled within-class variance: squared deviations from each class's own mean.
-        deviations = (self.class_square[repeated] - self.class_sum[repeated] ** 2 / count).sum()
-        within = float(deviations) / float((count - 1).sum())
-        return float(np.sqrt(max(within, 0.0))) / _reference_spread(self.image_size)
+        repeated, spread = self.class_count > 1, float("nan")
+        if bool(repeated.any()):
+            count = self.class_count[repeated, None]
+            # Pooled within-class variance: squared deviations from each class's own mean.
+            deviations = (self.class_square[repeated] - self.class_sum[repeated] ** 2 / count).sum()
+            within = float(deviations) / float((count - 1).sum())
+            spread = float(np.sqrt(max(within, 0.0))) / _reference_spread(self.image_size)
+        return {**scores, "position_spread": spread}
