@@ -79,7 +79,8 @@ def build_clip(
     model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
     device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
-    """Build a frozen open_clip model and its tokenizer; the model records how (:func:`clip_spec`).
+    """Build a frozen open_clip model and its tokenizer, ``(clip_model, tokenizer)``; the model records
+    how (:func:`clip_spec`).
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``.
@@ -89,9 +90,6 @@ def build_clip(
             file is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
         **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
-
-    Returns:
-        ``(clip_model, tokenizer)``.
 
     Raises:
         ValueError: an unknown model or tag, or a missing, unreadable or foreign weights file.
@@ -193,9 +191,8 @@ def tiny_clip(
         pretrained: a weights file of this architecture (as
             :func:`~ratlip_layers.training.pretrain_clip` writes), or ``None`` for random weights.
         weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
-        image_size: input size of the vision tower; a multiple of 8.
-        embed_dim: size of the joint (sentence) embedding.
-        context_length: tokens per caption.
+        image_size, embed_dim, context_length: the vision tower's input size (a multiple of 8), the
+            joint embedding's size and the tokens per caption.
         device, dtype: of the model; CPU and float32 by default.
 
     Example:

@@ -45,8 +45,7 @@ def evaluate_generator(
         captions: a dataset's ``caption`` of an item key.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images, z_dim, batch_size: images in total, noise size, images per generator call.
-        seed: seed of the noise and of the caption draws.
-        device: where the noise goes.
+        seed, device: seed of the noise and the caption draws, and where the noise goes.
         rank, world_size: this process's rank and the number of ranks.
         num_captions: the number of test items; then image ``i`` has the caption of key
             ``(i % num_captions, draw_seed(seed, i))``, drawn afresh on every pass over the test split

@@ -302,11 +302,9 @@ def prepare_real_statistics(
     """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
     Args:
-        metric: the FID metric to fill.
-        dataset: ``(image in [-1, 1], caption)`` items.
-        cache_dir: holds a ``.safetensors`` file named by ``dataset_id`` and a hash of the features'
-            weights, so other data or features never reuse it.
-        dataset_id: names the data in the cache file's name.
+        metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
+        cache_dir, dataset_id: the cache file's folder and the data's name in it; a hash of the
+            features' weights is in it too, so other data or features never reuse it.
         batch_size, num_workers: of the data loader.
         is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.

@@ -71,11 +71,10 @@ def _read(images: Tensor) -> list[tuple]:
     for image, background, mask in zip(labels.numpy(), backgrounds.tolist(), masks.numpy()):
         interior = image[~border.numpy()]
         others = interior[interior != background]
-        if others.size < _MIN_FOREGROUND * interior.size:
-            readings.append((None, None, _NAMES[background], None))
-            continue
-        colour = _NAMES[np.bincount(others, minlength=len(PALETTE)).argmax()]
-        shape, centre = _fit_shape(mask) if mask.any() else (None, None)
+        shape = colour = centre = None
+        if others.size >= _MIN_FOREGROUND * interior.size:
+            colour = _NAMES[np.bincount(others, minlength=len(PALETTE)).argmax()]
+            shape, centre = _fit_shape(mask) if mask.any() else (None, None)
         readings.append((shape, colour, _NAMES[background], centre))
     return readings
 
