@@ -123,13 +123,12 @@ def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np
     the side, and every shape has about the area of that circle."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) / size
     dy, dx = np.meshgrid(coords - cy, coords - cx, indexing="ij")
-    r = radius
     if shape == "circle":
-        return dx**2 + dy**2 <= r**2
+        return dx**2 + dy**2 <= radius**2
     if shape == "square":  # half-side 0.85 r
-        return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+        return (np.abs(dx) <= 0.85 * radius) & (np.abs(dy) <= 0.85 * radius)
     if shape == "triangle":  # apex at cy - 1.1 r, base at cy + 0.9 r of half-width 1.15 r
-        return (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
+        return (dy <= 0.9 * radius) & (np.abs(dx) <= (dy + 1.1 * radius) * (1.15 / 2.0))
     raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
 
 

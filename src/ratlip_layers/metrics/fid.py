@@ -289,8 +289,7 @@ class FrechetDistance(FrechetInceptionDistance):
         # Stored as the sums of n = 2 pseudo-images, from which torchmetrics' mean = sum / n and
         # cov = (cov_sum - n mean mean^T) / (n - 1) give back exactly mu and sigma.
         self.load_real_statistics({
-            "real_features_sum": 2 * mu,
-            "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
+            "real_features_sum": 2 * mu, "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
             "real_features_num_samples": torch.tensor(2),
         })
 
@@ -303,8 +302,8 @@ def prepare_real_statistics(
 
     Args:
         metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
-        cache_dir, dataset_id: the cache file's folder and the data's name in it; a hash of the
-            features' weights is in it too, so other data or features never reuse it.
+        cache_dir, dataset_id: the cache's folder, and the data's name in the cache file's name (which
+            also holds a hash of the features' weights, so other data or features never reuse it).
         batch_size, num_workers: of the data loader.
         is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
