@@ -1,6 +1,5 @@
 """What the CLIP parts need from an open_clip transformer, derived from the model, never hard-coded.
-Tokens are batch-first throughout; :func:`run_blocks` also runs the sequence-first blocks of older
-open_clip releases."""
+Tokens are batch-first throughout."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from typing import NamedTuple
 import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
-
 
 __all__ = ["ViTGeometry", "check_block_indices", "default_feature_blocks",
            "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
@@ -31,8 +29,7 @@ class ViTGeometry(NamedTuple):
 
 
 def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]:
-    """The ViT image tower of ``clip_model`` and its shapes; ``TypeError``/``ValueError`` for a model
-    that is not an open_clip CLIP with a square, token-pooled ViT (a ModifiedResNet or timm tower)."""
+    """``clip_model``'s ViT tower and its shapes; an error unless it is a square, token-pooled ViT."""
     if not isinstance(clip_model, nn.Module):
         raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
@@ -45,9 +42,8 @@ def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]
         raise ValueError(f"clip_model's ViT must have pool_type 'tok' or 'avg', got {visual.pool_type!r}")
     (grid, grid_w), (size, size_w) = visual.grid_size, visual.image_size
     if grid != grid_w or size != size_w:
-        raise ValueError(
-            f"clip_model's ViT must be square, got image size {(size, size_w)} and grid {(grid, grid_w)}"
-        )
+        raise ValueError(f"clip_model's ViT must be square, got image size {(size, size_w)} "
+                         f"and grid {(grid, grid_w)}")
     width = visual.class_embedding.shape[-1]
     embed_dim = visual.proj.shape[1] if visual.proj is not None else width
     return visual, ViTGeometry(width, len(visual.transformer.resblocks), grid, size, embed_dim)
@@ -59,8 +55,7 @@ def _round_half_up(x: float) -> int:
 
 def default_feature_blocks(depth: int) -> tuple[int, ...]:
     """The blocks whose outputs the discriminator reads: the reference's 1, 4 and 8 (0-based) of
-    ViT-B/32's 12, after 2, 5 and 9 of 12 blocks, at the same fractions of other depths (rounded,
-    duplicates merged).
+    ViT-B/32's 12, at the same fractions of other depths (rounded, duplicates merged).
 
     Example:
         >>> default_feature_blocks(12), default_feature_blocks(24), default_feature_blocks(2)
@@ -96,8 +91,7 @@ def check_block_indices(name: str, blocks: object, depth: int) -> tuple[int, ...
 
 
 def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
-    """Class token, positional embedding, patch dropout and ``ln_pre`` on (B, g*g, width) patch tokens,
-    as open_clip's ViT does; (B, 1 + g*g, width) out."""
+    """Class token, positional embedding, patch dropout and ``ln_pre``, as in open_clip's ViT."""
     cls = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
     x = torch.cat((cls, patches), dim=1) + visual.positional_embedding.to(patches.dtype)
     return visual.ln_pre(visual.patch_dropout(x))
@@ -107,12 +101,9 @@ def run_blocks(
     transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
     prompts: Mapping[int, Tensor] | None = None, taps: Sequence[int] = ()
 ) -> tuple[Tensor, list[Tensor]]:
-    """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer``.
-
-    ``attn_mask`` goes to every block; ``prompts`` maps a block index to a (B, width) token appended
-    before that block and dropped after it. Returns the final tokens and the outputs of the blocks
-    in ``taps``, batch first.
-    """
+    """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer`` (sequence-first
+    in older releases); ``prompts`` maps a block index to a (B, width) token appended before that block
+    and dropped after it. Returns the final tokens and the outputs of the blocks in ``taps``."""
     seq_first = not getattr(transformer, "batch_first", False)
     prompts, tapped = prompts or {}, []
     for i, block in enumerate(transformer.resblocks):

@@ -23,6 +23,8 @@ __all__ = ["CLIP_SPEC_ATTR", "build_clip", "clip_spec", "file_sha256", "freeze_c
 CLIP_SPEC_ATTR = "ratlip_clip_spec"
 """Attribute under which :func:`build_clip` records how to rebuild a model (name, tag, kwargs)."""
 
+_MODEL_SCHEMES = ("hf-hub:", "local-dir:")  # open_clip's for models that are not in its registry
+
 
 def _not_random_init(record: logging.LogRecord) -> bool:
     """Drops open_clip's "no pretrained weights" warning: random weights (or a file's) were asked for."""
@@ -30,13 +32,7 @@ def _not_random_init(record: logging.LogRecord) -> bool:
 
 
 def freeze_clip(model: nn.Module) -> nn.Module:
-    """Freeze an open_clip model in place: no parameter requires a gradient, and it is in eval mode.
-
-    Args:
-        model: any ``nn.Module``, usually an open_clip ``CLIP``.
-
-    Returns:
-        ``model`` itself.
+    """Freeze ``model`` in place (no gradients, eval mode) and return it.
 
     Example:
         >>> clip_model = freeze_clip(nn.Linear(2, 2).train())
@@ -67,9 +63,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def clip_spec(model: nn.Module) -> dict[str, Any] | None:
-    """How :func:`build_clip` built ``model``: ``model_name``, ``pretrained``, ``weights_sha256`` (of a
-    local weights file, else ``None``) and ``model_kwargs``; ``None`` for a model built otherwise,
-    which a saved generator cannot rebuild (pass it to ``from_pretrained``).
+    """How :func:`build_clip` built ``model`` (``model_name``, ``pretrained``, ``weights_sha256``,
+    ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator cannot rebuild.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -84,27 +79,20 @@ def build_clip(
     model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
     device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
-    """Build a frozen open_clip model and its tokenizer.
-
-    Nothing is downloaded unless ``pretrained`` names an open_clip tag (such as ``"openai"`` for
-    ``"ViT-B-32-quickgelu"``). The model records how it was built (:func:`clip_spec`) so that a
-    saved generator can rebuild it.
+    """Build a frozen open_clip model and its tokenizer, ``(clip_model, tokenizer)``; the model records
+    how (:func:`clip_spec`).
 
     Args:
-        model_name: an open_clip model name, e.g. ``"ViT-B-32"``, ``"ViT-B-16"``, ``"ViT-L-14"``.
-        pretrained: an open_clip pretrained tag, a local weights file (safetensors or a ``torch.save``
-            of tensors), or ``None`` (random weights).
+        model_name: an open_clip model name, e.g. ``"ViT-B-32"``.
+        pretrained: an open_clip pretrained tag (the only case that downloads), a local weights file
+            (safetensors or a ``torch.save`` of tensors), or ``None`` (random weights).
         weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
             file is refused, so a run rebuilt from its config gets the same CLIP.
         device: where to build the model; CPU by default.
         **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
 
-    Returns:
-        ``(clip_model, tokenizer)``, the model frozen by :func:`freeze_clip`.
-
     Raises:
-        ValueError: an unknown model or tag, a missing, unreadable or foreign file, or one holding
-            more than tensors (refused unpickled), each named in the message.
+        ValueError: an unknown model or tag, or a missing, unreadable or foreign weights file.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -123,7 +111,10 @@ def build_clip(
     if isinstance(pretrained, str) and pretrained.strip().lower() == "none":
         logging.getLogger(__name__).warning("build_clip: %s, random weights (pretrained='none')", model_name)
         pretrained = None
-    _check_model_name(model_name)
+    if not model_name.startswith(_MODEL_SCHEMES) and model_name not in open_clip.list_models():
+        close = " or ".join(map(repr, difflib.get_close_matches(model_name, open_clip.list_models(), n=3)))
+        hint = f"; did you mean {close}?" if close else " (see open_clip.list_models())"
+        raise ValueError(f"model_name must be an open_clip model name, got {model_name!r}{hint}")
     weights_file = _weights_file(model_name, pretrained)
     if weights_sha256 is not None:
         if weights_file is None:
@@ -133,38 +124,22 @@ def build_clip(
                              f"{found}, expected {weights_sha256}")
     # open_clip warns through the root logger that weights are random; hidden only where that was
     # asked for (no weights, or a file loaded below), so a tag that fails to load is still reported.
-    quiet = pretrained is None or weights_file is not None
+    tag = None if weights_file else pretrained
     root = logging.getLogger()
-    if quiet:
+    if tag is None:
         root.addFilter(_not_random_init)
     try:
-        tag = None if weights_file else pretrained
         model = open_clip.create_model(model_name, pretrained=tag, device=device or "cpu", **model_kwargs)
     finally:
         root.removeFilter(_not_random_init)
     if weights_file:
         _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
-    spec = {
-        "model_name": model_name,
-        "pretrained": pretrained,
-        "weights_sha256": (weights_sha256 or file_sha256(weights_file)) if weights_file else None,
-        "model_kwargs": copy.deepcopy(model_kwargs),
-    }
+    sha256 = (weights_sha256 or file_sha256(weights_file)) if weights_file else None
+    spec = dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
+                model_kwargs=copy.deepcopy(model_kwargs))
     setattr(model, CLIP_SPEC_ATTR, spec)
     return freeze_clip(model), tokenizer
-
-
-# open_clip's schemes for models that are not in its registry.
-_MODEL_SCHEMES = ("hf-hub:", "local-dir:")
-
-
-def _check_model_name(model_name: str) -> None:
-    if model_name.startswith(_MODEL_SCHEMES) or model_name in open_clip.list_models():
-        return
-    close = difflib.get_close_matches(model_name, open_clip.list_models(), n=3)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else " (see open_clip.list_models())"
-    raise ValueError(f"model_name must be an open_clip model name, got {model_name!r}{hint}")
 
 
 def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
@@ -177,10 +152,9 @@ def _weights_file(model_name: str, pretrained: str | None) -> Path | None:
     path = Path(pretrained).expanduser()
     if path.is_file():
         return path
-    raise ValueError(
-        f"pretrained must be None, 'none', an open_clip tag of {model_name} {tuple(tags)} or a weights "
-        f"file, got {pretrained!r}" + (" (a directory)" if path.is_dir() else " (no such file)")
-    )
+    why = "a directory" if path.is_dir() else "no such file"
+    raise ValueError(f"pretrained must be None, 'none', an open_clip tag of {model_name} {tuple(tags)} or a "
+                     f"weights file, got {pretrained!r} ({why})")
 
 
 # What torch.load, safetensors and open_clip's loader raise on truncated, empty or foreign files.
@@ -199,8 +173,7 @@ def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(err)):
             raise ValueError(f"{path} holds objects other than tensors ({found.group(1)}); it is refused "
                              "unread (torch.load weights_only=True)") from None
-        # open_clip's position-embedding resize asserts on other widths, load_state_dict raises on
-        # other keys or shapes.
+        # open_clip's position-embedding resize asserts on other widths, load_state_dict on other keys.
         if isinstance(err, AssertionError) or (isinstance(err, RuntimeError) and "state_dict" in lines[0]):
             raise ValueError(f"{path} does not hold weights of {model_name}: {reason}") from None
         raise ValueError(f"{path} is not a readable weights file: {reason}") from None
@@ -211,23 +184,16 @@ def tiny_clip(
     embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
     dtype: torch.dtype | None = None
 ) -> tuple[nn.Module, Any]:
-    """A tiny ViT CLIP for tests, CPU runs and the built-in default training.
-
-    Both towers have width 64 and 2 blocks; patch 8 (a 4x4 grid at 32 px); CLIP's vocabulary, so the
-    standard tokenizer works. Random weights, or a file like the one
-    :func:`~ratlip_layers.training.pretrain_clip` writes.
+    """A tiny ViT CLIP (both towers width 64 and 2 blocks, patch 8, CLIP's vocabulary) for tests, CPU
+    runs and the built-in default training; returns ``(clip_model, tokenizer)`` as :func:`build_clip`.
 
     Args:
-        pretrained: a weights file of this architecture, or ``None`` for random weights.
+        pretrained: a weights file of this architecture (as
+            :func:`~ratlip_layers.training.pretrain_clip` writes), or ``None`` for random weights.
         weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
-        image_size: input size of the vision tower; a multiple of 8.
-        embed_dim: size of the joint (sentence) embedding.
-        context_length: tokens per caption.
-        device: where to build the model.
-        dtype: floating dtype of the model; float32 by default.
-
-    Returns:
-        ``(clip_model, tokenizer)``, as :func:`build_clip` returns them.
+        image_size, embed_dim, context_length: the vision tower's input size (a multiple of 8), the
+            joint embedding's size and the tokens per caption.
+        device, dtype: of the model; CPU and float32 by default.
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()

@@ -1,6 +1,4 @@
-"""Keeping a shared CLIP frozen inside trainable networks: a network registers its CLIP model as a
-submodule (so ``.to(device)`` moves it) wrapped in :class:`FrozenCLIP`, and :class:`WithFrozenCLIP`
-gives it a ``requires_grad_`` that leaves CLIP frozen and a state dict without CLIP's weights."""
+"""Keeping a shared CLIP frozen inside trainable networks, as a submodule so that ``.to(device)`` moves it."""
 
 from __future__ import annotations
 
@@ -14,8 +12,7 @@ __all__ = ["FrozenCLIP", "WithFrozenCLIP"]
 
 
 class FrozenCLIP(nn.Module):
-    """Holds a frozen open_clip model, which several networks may share: its parameters get no
-    gradients and it stays in eval mode.
+    """Holds an open_clip model, which several networks may share, frozen: no gradients, eval mode.
 
     Args:
         model: the open_clip model; frozen in place by :func:`freeze_clip`.
@@ -41,7 +38,8 @@ class FrozenCLIP(nn.Module):
 
 
 class WithFrozenCLIP(nn.Module):
-    """Base class of the modules that hold a :class:`FrozenCLIP` somewhere below them.
+    """Base class of the modules that hold a :class:`FrozenCLIP`: ``requires_grad_`` leaves CLIP frozen
+    and the trainable state dict leaves CLIP's weights out.
 
     Example:
         >>> from ratlip_layers.clip import FrozenCLIP, WithFrozenCLIP
@@ -70,16 +68,13 @@ class WithFrozenCLIP(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(prefixes)}
 
     def load_trainable_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load what :meth:`trainable_state_dict` returned, leaving CLIP's weights as they are;
-        ``ValueError`` if keys are missing or unexpected, or a tensor's shape differs."""
+        """Load what :meth:`trainable_state_dict` returned; ``ValueError`` on other keys or shapes."""
         expected = self.trainable_state_dict()
         missing = sorted(expected.keys() - state_dict.keys())
         unexpected = sorted(state_dict.keys() - expected.keys())
         if missing or unexpected:
-            raise ValueError(
-                f"state dict does not fit {type(self).__name__}: missing keys ({len(missing)}) "
-                f"{missing[:8]}, unexpected keys ({len(unexpected)}) {unexpected[:8]}"
-            )
+            raise ValueError(f"state dict does not fit {type(self).__name__}: missing keys ({len(missing)}) "
+                             f"{missing[:8]}, unexpected keys ({len(unexpected)}) {unexpected[:8]}")
         for key, value in state_dict.items():
             if value.shape != expected[key].shape:
                 raise ValueError(f"state dict entry {key!r} must have shape {tuple(expected[key].shape)}, "

@@ -18,17 +18,14 @@ __all__ = ["CLIPMapper"]
 
 
 class CLIPMapper(WithFrozenCLIP):
-    """The frozen CLIP vision transformer fed a feature map, with one learned prompt token per block.
-
-    The map takes the place of the patch embeddings; before each block in ``prompt_blocks`` a prompt
-    token predicted from the condition by ``fc_prompt`` is appended, and dropped after that block.
-    The final patch tokens come back as a map. Only ``fc_prompt`` is trained; gradients reach the map.
+    """The frozen CLIP ViT fed a feature map as its patch embeddings, with a prompt token predicted from
+    the condition by ``fc_prompt`` (the only trained part) appended before each block in
+    ``prompt_blocks`` and dropped after it. Gradients reach the map.
 
     Args:
-        clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
+        clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
         cond_dim: size of the condition vector the prompts are predicted from.
-        prompt_blocks: indices of the blocks that get a prompt; by default blocks 1 to 8 of a
-            12-block tower, the same span of the depth for other towers.
+        prompt_blocks: the blocks that get a prompt; by default 1 to 8 of 12, the same span of others.
         device, dtype: factory device and dtype of ``fc_prompt``.
 
     Shape:

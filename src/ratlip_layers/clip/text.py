@@ -23,9 +23,9 @@ class TextEncoding(NamedTuple):
     """What :class:`CLIPTextAdapter` returns for a batch of captions.
 
     Attributes:
-        sentence: (B, embed_dim) sentence embeddings, unnormalised, equal to CLIP's ``encode_text``.
+        sentence: (B, embed_dim) unnormalised sentence embeddings, CLIP's ``encode_text``.
         tokens: (B, L, width) token features after the final layer norm.
-        padding_mask: (B, L) bool, True at the positions after each caption's end-of-text token.
+        padding_mask: (B, L) bool, True after each caption's end-of-text token.
 
     Example:
         >>> clip_model, _ = tiny_clip()
@@ -39,36 +39,16 @@ class TextEncoding(NamedTuple):
     padding_mask: Tensor
 
 
-def _text_root(clip_model: nn.Module) -> nn.Module:
-    """The module holding the text tower's parts: ``clip_model.text`` or, for ``CLIP``, the model."""
-    text = getattr(clip_model, "text", None)
-    root = text if isinstance(text, TextTransformer) else clip_model
-    parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
-    if not all(hasattr(root, part) for part in parts):
-        raise ValueError(
-            f"clip_model must have an open_clip text transformer ({', '.join(parts)}); got "
-            f"{type(clip_model).__name__} with text tower {type(text).__name__}"
-        )
-    if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
-        raise ValueError("clip_model's text tower must be CLIP's causal one, got a CoCa/padded variant")
-    return root
-
-
 class CLIPTextAdapter(WithFrozenCLIP):
     """Frozen CLIP text encoder: captions or token ids in, sentence and token features out.
 
-    The sentence embedding equals ``clip_model.encode_text(tokens)``; token sequences shorter than
-    the context length are accepted. CLIP's parameters never get gradients and CLIP stays in eval mode.
-
     Args:
-        clip_model: an open_clip CLIP model (shared, not copied; frozen in place).
-        tokenizer: turns a list of captions into token ids; by default open_clip's CLIP tokenizer
-            with the model's context length, created on first use.
+        clip_model: an open_clip CLIP model (frozen in place, shared).
+        tokenizer: captions -> token ids; by default open_clip's CLIP tokenizer, made on first use.
 
     Shape:
         - input: token ids :math:`(B, L)` with :math:`L \\le` ``context_length``, or a list of B strings
-        - output: :class:`TextEncoding` with ``sentence`` :math:`(B, E)`, ``tokens``
-          :math:`(B, L, \\text{width})` and ``padding_mask`` :math:`(B, L)`
+        - output: :class:`TextEncoding`
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()
@@ -80,7 +60,14 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     def __init__(self, clip_model: nn.Module, *, tokenizer: Any = None) -> None:
         super().__init__()
-        root = _text_root(clip_model)
+        text = getattr(clip_model, "text", None)
+        root = text if isinstance(text, TextTransformer) else clip_model  # CLIP holds the parts itself
+        parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+        if not all(hasattr(root, part) for part in parts):
+            raise ValueError(f"clip_model must have an open_clip text transformer ({', '.join(parts)}); got "
+                             f"{type(clip_model).__name__} with text tower {type(text).__name__}")
+        if getattr(root, "cls_emb", None) is not None or getattr(root, "use_pad_mask", False):
+            raise ValueError("clip_model's text tower must be CLIP's causal one, got a CoCa/padded variant")
         # A TextTransformer names them pool_type and eos_id, CLIP (text parts at the top) text_*.
         self._pool_type = getattr(root, "pool_type", getattr(root, "text_pool_type", "argmax"))
         self._eos_id = getattr(root, "eos_id", getattr(root, "text_eos_id", None))
@@ -92,8 +79,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
         self._text_in_submodule, self._tokenizer = root is not clip_model, tokenizer
         self.context_length, self.width = root.positional_embedding.shape
         self.vocab_size: int = root.token_embedding.num_embeddings
-        proj = root.text_projection
-        # The text projection is a matrix, an nn.Linear or absent.
+        proj = root.text_projection  # a matrix, an nn.Linear or absent
         linear = isinstance(proj, nn.Linear)
         self.embed_dim: int = self.width if proj is None else proj.out_features if linear else proj.shape[1]
 
@@ -102,8 +88,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
         cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
         **model_kwargs: Any
     ) -> CLIPTextAdapter:
-        """Build the adapter from an open_clip model name and a ``pretrained`` tag or weights path, as
-        :func:`build_clip` does (nothing is downloaded unless ``pretrained`` is a tag)."""
+        """Build the adapter from an open_clip model name and ``pretrained``, as :func:`build_clip` does."""
         clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
         return cls(clip_model, tokenizer=tokenizer)
 

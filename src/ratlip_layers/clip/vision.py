@@ -25,7 +25,7 @@ class ImageFeatures(NamedTuple):
 
     Attributes:
         maps: the patch tokens after each chosen block, each (B, width, g, g).
-        embedding: (B, embed_dim) projected, unnormalised image embedding, equal to ``encode_image``.
+        embedding: (B, embed_dim) unnormalised image embedding, CLIP's ``encode_image``.
 
     Example:
         >>> maps, embedding = CLIPImageEncoder(tiny_clip()[0], layers=[1])(torch.zeros(1, 3, 32, 32))
@@ -38,21 +38,16 @@ class ImageFeatures(NamedTuple):
 
 
 class CLIPImageEncoder(WithFrozenCLIP):
-    """Frozen CLIP ViT on generated or real images: intermediate patch-token maps and the embedding.
-
-    Images in [-1, 1] of any size are mapped to [0, 1] once, centre-cropped to a square, resized to
-    the tower's size with the model's interpolation (antialiased) and normalised with the model's
-    mean and std. Gradients reach the images; CLIP gets none and stays in eval mode.
+    """Frozen CLIP ViT on images in [-1, 1] of any size (gradients reach them): patch-token maps, embedding.
 
     Args:
-        clip_model: an open_clip CLIP model with a ViT image tower (shared; frozen in place).
-        layers: indices of the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a
-            12-block tower, at the same fractions of the depth for other towers.
+        clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
+        layers: the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a 12-block tower,
+            at the same fractions of the depth for other towers.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1]
-        - output: :class:`ImageFeatures` with ``len(layers)`` maps :math:`(B, \\text{width}, g, g)` and
-          ``embedding`` :math:`(B, E)`
+        - output: :class:`ImageFeatures` with ``len(layers)`` maps
 
     Example:
         >>> clip_model, _ = tiny_clip()
@@ -78,20 +73,18 @@ class CLIPImageEncoder(WithFrozenCLIP):
         self.register_buffer("std", torch.tensor(std, device=device).view(1, 3, 1, 1), persistent=False)
 
     def preprocess(self, images: Tensor) -> Tensor:
-        """Map images in [-1, 1] to CLIP's input: [0, 1], square, resized, normalised."""
+        """Map images in [-1, 1] to CLIP's input: [0, 1], centre-cropped square, resized with the model's
+        interpolation (antialiased), normalised with its mean and std."""
         check_tensor("images", images, 4, "(B, 3, H, W)")
         check_size("images", images, 1, 3, "channels")
         check_same_device((("images", images), ("the CLIP model", self.mean)))
         if images.numel() == 0:
-            raise ValueError(
-                f"images must hold at least one image of at least 1x1 pixels (resized to the tower's "
-                f"{self.image_size}x{self.image_size}), got shape {tuple(images.shape)}"
-            )
-        x = images * 0.5 + 0.5
-        height, width = x.shape[-2:]
+            raise ValueError(f"images must hold at least one image of at least 1x1 pixels (resized to the "
+                             f"tower's {self.image_size}x{self.image_size}), got shape {tuple(images.shape)}")
+        height, width = images.shape[-2:]
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
-        x = x[..., top : top + side, left : left + side]
+        x = images[..., top : top + side, left : left + side] * 0.5 + 0.5
         if side != self.image_size:
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False, antialias=True)
@@ -102,12 +95,9 @@ class CLIPImageEncoder(WithFrozenCLIP):
         x = self.preprocess(images).to(visual.conv1.weight.dtype)
         tokens = embed_patches(visual, rearrange(visual.conv1(x), "b c h w -> b (h w) c"))
         tokens, tapped = run_blocks(visual.transformer, tokens, taps=self.layers)
-        # Contiguous NCHW copies: as strided views of the tokens, the discriminator's convolutions on
-        # them ran far slower (0.43 s of a 224 px batch-4 step on CPU, issue #14's measurement).
-        maps = tuple(
-            rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype).contiguous()
-            for t in tapped
-        )
+        # Contiguous copies: on strided views the discriminator's convolutions ran far slower (issue #14).
+        maps = tuple(rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype).contiguous()
+                     for t in tapped)
         return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
 
     extra_repr = repr_of("width", "grid", "image_size", "embed_dim", "layers")

@@ -7,41 +7,14 @@ from .folder import CaptionedImageFolder, CUBDataset
 from .keys import DrawKey, draw_seed
 from .safe_pickle import load_filenames
 from .sampler import ResumableSampler
-from .shapes import (
-    PALETTE,
-    PHRASINGS,
-    SHAPES,
-    ShapesDataset,
-    ShapeSpec,
-    parse_shapes_caption,
-    render_shape,
-    shapes_caption,
-)
+from .shapes import PALETTE, PHRASINGS, SHAPES, ShapesDataset, ShapeSpec, parse_shapes_caption, render_shape
+from .shapes import shapes_caption
 from .transforms import eval_transform, train_transform
 
 __all__ = [
-    "DATASETS",
-    "PALETTE",
-    "PHRASINGS",
-    "SHAPES",
-    "SHAPES_SIZES",
-    "CUBDataset",
-    "CaptionBatch",
-    "CaptionCollate",
-    "CaptionedImageFolder",
-    "DataFileError",
-    "DatasetLayoutError",
-    "DrawKey",
-    "ResumableSampler",
-    "ShapeSpec",
-    "ShapesDataset",
-    "UnsafePickleError",
-    "build_dataset",
-    "draw_seed",
-    "eval_transform",
-    "load_filenames",
-    "parse_shapes_caption",
-    "render_shape",
-    "shapes_caption",
+    "DATASETS", "PALETTE", "PHRASINGS", "SHAPES", "SHAPES_SIZES", "CUBDataset", "CaptionBatch",
+    "CaptionCollate", "CaptionedImageFolder", "DataFileError", "DatasetLayoutError", "DrawKey",
+    "ResumableSampler", "ShapeSpec", "ShapesDataset", "UnsafePickleError", "build_dataset", "draw_seed",
+    "eval_transform", "load_filenames", "parse_shapes_caption", "render_shape", "shapes_caption",
     "train_transform",
 ]

@@ -20,15 +20,8 @@ SHAPES_SIZES = {"train": 10_000, "test": 1_024}
 
 
 def build_dataset(
-    name: str,
-    *,
-    split: str = "train",
-    image_size: int = 256,
-    data_dir: str | Path | None = None,
-    seed: int = 0,
-    augment: bool | None = None,
-    num_samples: int | None = None,
-    skip_unreadable: bool = True,
+    name: str, *, split: str = "train", image_size: int = 256, data_dir: str | Path | None = None,
+    seed: int = 0, augment: bool | None = None, num_samples: int | None = None, skip_unreadable: bool = True
 ) -> Dataset:
     """Build a dataset of ``(image, caption)`` items by name.
 
@@ -36,14 +29,9 @@ def build_dataset(
         name: one of :data:`DATASETS`.
         split: ``"train"`` or ``"test"``.
         image_size: side of the square images.
-        data_dir: the data directory (required for all but ``shapes``, which reads nothing).
-        seed: the ``shapes`` pictures' seed.
-        augment: random crop and flip for folder datasets (default: on for ``train``).
-        num_samples: length of a ``shapes`` split (default :data:`SHAPES_SIZES`).
-        skip_unreadable: warn and skip unreadable files instead of raising.
-
-    Returns:
-        The dataset.
+        data_dir: the data directory (for all but ``shapes``, which reads nothing).
+        seed, num_samples: the ``shapes`` pictures' seed and split length (default :data:`SHAPES_SIZES`).
+        augment, skip_unreadable: as in :class:`CaptionedImageFolder`.
 
     Example:
         >>> from ratlip_layers.data import build_dataset
@@ -56,9 +44,8 @@ def build_dataset(
         size = SHAPES_SIZES.get(split, 1) if num_samples is None else num_samples  # not `or`: 0 is refused
         return ShapesDataset(size, image_size=image_size, seed=seed, split=split)
     if data_dir is None:
-        raise ValueError(
-            f"dataset {name!r} needs a data directory (--data-dir); how to prepare it: {PREPARE_DOCS}"
-        )
+        raise ValueError(f"dataset {name!r} needs a data directory (--data-dir); how to prepare it: "
+                         f"{PREPARE_DOCS}")
     options = dict(split=split, image_size=image_size, augment=augment, skip_unreadable=skip_unreadable)
     if name == "cub":
         return CUBDataset(data_dir, **options)

@@ -54,13 +54,10 @@ class CaptionCollate:
             is_sequence = isinstance(item, (tuple, list))
             if not is_sequence or len(item) != 2 or not isinstance(item[0], Tensor):
                 parts = f" of ({', '.join(type(x).__name__ for x in item)})" if is_sequence else ""
-                raise TypeError(
-                    f"items[{i}] must be an (image tensor, caption) pair, got {type(item).__name__}{parts}"
-                )
+                raise TypeError(f"items[{i}] must be an (image tensor, caption) pair, "
+                                f"got {type(item).__name__}{parts}")
             if item[0].shape != items[0][0].shape:
-                raise ValueError(
-                    f"items[{i}]'s image must have the shape of items[0]'s, {tuple(items[0][0].shape)}, "
-                    f"got {tuple(item[0].shape)}"
-                )
+                raise ValueError(f"items[{i}]'s image must have the shape of items[0]'s, "
+                                 f"{tuple(items[0][0].shape)}, got {tuple(item[0].shape)}")
         captions = check_captions("captions", [caption for _, caption in items])
         return CaptionBatch(torch.stack([image for image, _ in items]), self.tokenizer(captions), captions)

@@ -1,5 +1,4 @@
-"""Errors for bad files and layouts. Each is also a ``ValueError``, so ``except ValueError`` catches
-every bad input the library names."""
+"""Errors for bad files and layouts; each is also a ``ValueError``, as every bad input the library names."""
 
 from __future__ import annotations
 
@@ -15,8 +14,7 @@ class DatasetLayoutError(FileNotFoundError, ValueError):
 
 
 class DataFileError(OSError, ValueError):
-    """A file (image, caption, split pickle, weights, statistics) is missing or unreadable; the
-    message names its path."""
+    """A file (image, caption, split pickle, weights, statistics) named in the message is unreadable."""
 
 
 class UnsafePickleError(pickle.UnpicklingError, ValueError):

@@ -1,8 +1,5 @@
-"""Captioned image folders: Oxford-102 and CelebA-tiny (``images/`` + ``text/``), and CUB birds.
-
-An item is ``(image in [-1, 1], one caption drawn from the image's text file)``. The layout is checked
-when the dataset is built, so a missing file is named before training starts.
-"""
+"""Captioned image folders (Oxford-102, CelebA-tiny, CUB birds): items ``(image in [-1, 1], caption)``.
+The layout is checked when the dataset is built, so a missing file is named before training starts."""
 
 from __future__ import annotations
 
@@ -31,22 +28,16 @@ def _listed(paths: list) -> str:
 
 
 class CaptionedImageFolder(Dataset):
-    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny).
+    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a
+    :class:`DatasetLayoutError` names what the layout lacks and shows it.
 
     Args:
-        root: the data directory (the layout is shown in the error when something is missing).
+        root: the data directory.
         split: ``"train"`` or ``"test"``.
         image_size: side of the square output images.
-        augment: the recipe's random resize-crop and flip if ``True``, a centre crop if ``False``;
-            defaults to ``split == "train"``.
-        skip_unreadable: if ``True``, an unreadable image or caption file is named in a warning and
-            the next item is used instead; if ``False`` it raises
-            :class:`~ratlip_layers.data.DataFileError`.
+        augment: random resize-crop and flip, else a centre crop; defaults to ``split == "train"``.
+        skip_unreadable: warn about an unreadable file and use the next item, instead of raising.
         name: the dataset's name in messages.
-
-    Raises:
-        DatasetLayoutError: a directory or file the layout needs is missing; the message names each
-            one, shows the expected layout and points to the guide.
 
     Shape:
         - image: :math:`(3, S, S)`, ``S = image_size``
@@ -56,8 +47,7 @@ class CaptionedImageFolder(Dataset):
         >>> from PIL import Image
         >>> from ratlip_layers.data import CaptionedImageFolder
         >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> for folder in ("images", "text", "train"):
-        ...     (root / folder).mkdir()
+        >>> _ = [(root / folder).mkdir() for folder in ("images", "text", "train")]
         >>> Image.new("RGB", (48, 40), "red").save(root / "images" / "rose.jpg")
         >>> _ = (root / "text" / "rose.txt").write_text("a red flower")
         >>> _ = (root / "train" / "filenames.pickle").write_bytes(pickle.dumps(["rose"]))
@@ -76,14 +66,8 @@ class CaptionedImageFolder(Dataset):
     tables: tuple[str, ...] = ()  # further files the layout needs
 
     def __init__(
-        self,
-        root: str | Path,
-        *,
-        split: str = "train",
-        image_size: int = 256,
-        augment: bool | None = None,
-        skip_unreadable: bool = True,
-        name: str = "captioned image folder",
+        self, root: str | Path, *, split: str = "train", image_size: int = 256, augment: bool | None = None,
+        skip_unreadable: bool = True, name: str = "captioned image folder"
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -113,10 +97,8 @@ class CaptionedImageFolder(Dataset):
         self._warned: set[str] = set()
 
     def _error(self, problem: str) -> DatasetLayoutError:
-        return DatasetLayoutError(
-            f"{self.name} data dir {self.root}: {problem}\nExpected layout:\n{self.layout}\n"
-            f"How to prepare it: {PREPARE_DOCS}."
-        )
+        return DatasetLayoutError(f"{self.name} data dir {self.root}: {problem}\nExpected layout:\n"
+                                  f"{self.layout}\nHow to prepare it: {PREPARE_DOCS}.")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -168,23 +150,17 @@ class CaptionedImageFolder(Dataset):
                 if str(err) not in self._warned:  # once per file
                     self._warned.add(str(err))
                     warnings.warn(f"skipping an unreadable item: {err}", RuntimeWarning, stacklevel=2)
-        raise DataFileError(
-            f"{_MAX_SKIPS} files in a row from {self.root} could not be read (see the warnings above); "
-            "is the data directory intact?"
-        )
+        raise DataFileError(f"{_MAX_SKIPS} files in a row from {self.root} could not be read (see the "
+                            "warnings above); is the data directory intact?")
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"image_size={self.image_size}, augment={self.augment}, items={len(self)})"
-        )
+        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+                f"image_size={self.image_size}, augment={self.augment}, items={len(self)})")
 
 
 class CUBDataset(CaptionedImageFolder):
-    """CUB-200-2011 birds with the reference's captions, each image cropped around its bird.
-
-    The crop is the square of half-side ``0.75 * max(w, h)`` centred on the bounding box, clipped to
-    the image, as in the reference pipeline. Arguments are those of :class:`CaptionedImageFolder`.
+    """CUB-200-2011 birds with the reference's captions and crop (the square of half-side
+    ``0.75 * max(w, h)`` around the bird's box). Arguments are those of :class:`CaptionedImageFolder`.
 
     Example:
         >>> import pathlib, pickle, tempfile
@@ -220,22 +196,18 @@ class CUBDataset(CaptionedImageFolder):
         names, rows = (self._table(self.root / name, columns) for name, columns in zip(self.tables, (2, 5)))
         boxes = {}
         for image_id, (relpath,) in names.items():
-            if image_id in rows:
+            if (box := rows.get(image_id)) is not None:
                 try:
-                    boxes[relpath.rsplit(".", 1)[0]] = tuple(float(v) for v in rows[image_id])
+                    boxes[relpath.rsplit(".", 1)[0]] = tuple(float(v) for v in box)
                 except ValueError:
-                    raise self._error(
-                        f"bounding box of image id {image_id} is not numeric: {rows[image_id]}"
-                    ) from None
-        missing = [key for key in self.keys if key not in boxes]
-        if missing:
-            raise self._error(
-                f"{len(missing)} key(s) have no bounding box in {self.tables[1]}: {_listed(missing)}"
-            )
+                    raise self._error(f"bounding box of image id {image_id} is not numeric: {box}") from None
+        if missing := [key for key in self.keys if key not in boxes]:
+            raise self._error(f"{len(missing)} key(s) have no bounding box in {self.tables[1]}: "
+                              f"{_listed(missing)}")
         self.boxes = [boxes[key] for key in self.keys]
 
     def _table(self, path: Path, columns: int) -> dict[str, list[str]]:
-        """``{first field: the other fields}`` of a whitespace-separated table, checked line by line."""
+        """``{first field: the other fields}`` of a whitespace-separated table."""
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as err:

@@ -1,8 +1,5 @@
-"""Item keys ``(index, draw_seed)``: which sample to load and which random draw (crop, flip, caption)
-to make for it. Every random choice for an item comes from a generator seeded with the draw seed, so
-a key gives the same tensors in any process or worker (exact resumes, DDP). A bare index draws with
-a seed made from the index alone (what evaluation uses).
-"""
+"""Item keys ``(index, draw_seed)``: which sample to load, and the seed of its random draws (crop, flip,
+caption), so that a key gives the same tensors in any process. A bare index seeds from itself."""
 
 from __future__ import annotations
 
@@ -19,8 +16,7 @@ _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def draw_seed(*parts: int) -> int:
-    """Mix integers (seed, epoch, position...) into one 63-bit seed with SplitMix64 steps, so that
-    nearby inputs give unrelated seeds.
+    """Mix integers (seed, epoch, position...) into one 63-bit seed, unrelated for nearby inputs.
 
     Example:
         >>> from ratlip_layers.data import draw_seed
@@ -30,9 +26,8 @@ def draw_seed(*parts: int) -> int:
     state = 0x9E3779B97F4A7C15
     for i, part in enumerate(parts):
         if isinstance(part, bool) or not hasattr(part, "__index__"):
-            raise TypeError(
-                f"draw_seed parts must be ints, got {type(part).__name__} ({part!r}) at position {i}"
-            )
+            raise TypeError(f"draw_seed parts must be ints, got {type(part).__name__} ({part!r}) "
+                            f"at position {i}")
         state = (state ^ (operator.index(part) & _MASK64)) * 0xBF58476D1CE4E5B9 & _MASK64
         state = (state ^ (state >> 31)) * 0x94D049BB133111EB & _MASK64
         state ^= state >> 29
@@ -50,7 +45,6 @@ def split_key(key: int | DrawKey) -> tuple[int, torch.Generator]:
             index = operator.index(key)
             seed = draw_seed(index)
     except TypeError:
-        raise TypeError(
-            f"an item key must be an int index or an (index, draw_seed) pair, got {key!r}"
-        ) from None
+        raise TypeError(f"an item key must be an int index or an (index, draw_seed) pair, "
+                        f"got {key!r}") from None
     return index, torch.Generator().manual_seed(seed)

@@ -1,9 +1,5 @@
-"""Reading the reference's ``filenames.pickle`` split files without running code from them.
-
-A pickle can import and call any global (``os.system`` included) through ``find_class``. Lists,
-tuples and strings are built from opcodes alone, so an unpickler that refuses every global still
-reads a split file, and nothing else.
-"""
+"""Reading ``filenames.pickle`` split files without running code: lists, tuples and strings need no
+global, so an unpickler that refuses every global (``os.system`` too) reads a split file and nothing else."""
 
 from __future__ import annotations
 
@@ -30,18 +26,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_filenames(path: str | Path) -> list[str]:
-    """Read a ``train|test/filenames.pickle`` split file: a list (or tuple) of image keys. Python 2
-    pickles of ``str`` are decoded as Latin-1, as the reference's files need.
-
-    Args:
-        path: the pickle file.
-
-    Returns:
-        The keys, e.g. ``"001.Black_footed_Albatross/Black_Footed_Albatross_0046_18"``.
-
-    Raises:
-        DataFileError: the file cannot be read or is not a pickle.
-        UnsafePickleError: the pickle imports a global or holds anything but a list/tuple of strings.
+    """Read the image keys of a ``train|test/filenames.pickle`` split file (Python 2 ``str`` as Latin-1);
+    :class:`DataFileError` if it is unreadable, :class:`UnsafePickleError` if it holds anything but strings.
 
     Example:
         >>> import pickle, tempfile, pathlib
@@ -64,7 +50,6 @@ def load_filenames(path: str | Path) -> list[str]:
         raise UnsafePickleError(f"{path}: expected a list or tuple of strings, got {type(keys).__name__}")
     for i, key in enumerate(keys):
         if not isinstance(key, str):
-            raise UnsafePickleError(
-                f"{path}: expected a list or tuple of strings, item {i} is {type(key).__name__} ({key!r:.60})"
-            )
+            raise UnsafePickleError(f"{path}: expected a list or tuple of strings, item {i} is "
+                                    f"{type(key).__name__} ({key!r:.60})")
     return list(keys)

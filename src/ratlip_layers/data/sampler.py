@@ -15,15 +15,12 @@ __all__ = ["ResumableSampler"]
 class ResumableSampler(DistributedSampler):
     """:class:`~torch.utils.data.DistributedSampler` that yields ``(index, draw_seed)`` keys and resumes.
 
-    The order of an epoch is the parent's (a permutation seeded by ``seed + epoch``, split between
-    ranks). The draw seed depends on ``(seed, epoch, rank, position)`` only, so crops, flips and
-    captions do not depend on the number of workers, and :meth:`set_position` restarts an epoch
-    exactly where a checkpoint left it.
+    The draw seed depends on ``(seed, epoch, rank, position)`` only, so draws do not depend on the
+    number of workers and :meth:`set_position` resumes an epoch exactly.
 
     Args:
         dataset: the dataset to sample (only its length is used).
-        num_replicas: number of DDP ranks (1 without DDP).
-        rank: this process's rank.
+        num_replicas, rank: the number of DDP ranks and this process's.
         shuffle: permute each epoch.
         seed: seed of the order and of the draws.
         drop_last: drop the tail that does not divide evenly between ranks.
@@ -38,14 +35,8 @@ class ResumableSampler(DistributedSampler):
     """
 
     def __init__(
-        self,
-        dataset: Dataset,
-        *,
-        num_replicas: int = 1,
-        rank: int = 0,
-        shuffle: bool = True,
-        seed: int = 0,
-        drop_last: bool = False,
+        self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
+        drop_last: bool = False
     ) -> None:
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
@@ -54,9 +45,8 @@ class ResumableSampler(DistributedSampler):
         if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
         seed = check_nonnegative_int("seed", seed)
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
-        )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
         self.start = 0
 
     def set_epoch(self, epoch: int) -> None:

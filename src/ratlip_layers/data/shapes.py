@@ -1,9 +1,5 @@
-"""The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly.
-
-Sample ``i`` is a pure function of ``(seed, split, i)``, so every process (DDP ranks, workers, a
-resumed run) draws the same image for an index. The captions name both colours and the shape, which
-:class:`ratlip_layers.metrics.ShapesAccuracy` reads back from generated images.
-"""
+"""The built-in ``shapes`` data: coloured shapes on coloured backgrounds, drawn on the fly. Sample ``i``
+is a pure function of ``(seed, split, i)``, so every process draws the same image for an index."""
 
 from __future__ import annotations
 
@@ -20,27 +16,13 @@ from .keys import DrawKey, split_key
 from .transforms import to_signed
 
 __all__ = [
-    "CAPTION_CLASSES",
-    "PALETTE",
-    "PHRASINGS",
-    "SHAPES",
-    "ShapeSpec",
-    "ShapesDataset",
-    "parse_shapes_caption",
-    "render_shape",
-    "shape_mask",
-    "shapes_caption",
+    "CAPTION_CLASSES", "PALETTE", "PHRASINGS", "SHAPES", "ShapeSpec", "ShapesDataset", "parse_shapes_caption",
+    "render_shape", "shape_mask", "shapes_caption",
 ]
 
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 170, 60),
-    "blue": (40, 80, 220),
-    "yellow": (235, 205, 40),
-    "purple": (140, 60, 180),
-    "orange": (245, 140, 30),
-    "white": (240, 240, 240),
-    "black": (20, 20, 20),
+    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 205, 40),
+    "purple": (140, 60, 180), "orange": (245, 140, 30), "white": (240, 240, 240), "black": (20, 20, 20),
 }
 """The sRGB colours a shape or a background may take."""
 
@@ -53,9 +35,8 @@ CAPTION_CLASSES: tuple[tuple[str, str, str], ...] = tuple(
 )
 """The 168 ``(shape, colour, background)`` classes the captions can name, in a fixed order."""
 
-# Every template names the shape's colour first: a randomly initialised CLIP text tower encodes which
-# colour is the shape's far more separably then (a linear probe reads the background 82 % right with
-# this order, 60 % when one template puts it first), so the generator learns the conditioning in minutes.
+# The shape's colour comes first in every template: a random CLIP text tower then keeps the colours apart
+# (a linear probe reads the background 82 % right, 60 % if one template differs), so training is fast.
 PHRASINGS: tuple[str, ...] = (
     "{a_colour} {shape} on {a_background} background",
     "{a_colour} {shape} against {a_background} background",
@@ -73,12 +54,8 @@ def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) 
 
     Args:
         shape: one of :data:`SHAPES`.
-        colour: the shape's colour, a key of :data:`PALETTE`.
-        background: the background's colour, a key of :data:`PALETTE`, different from ``colour``.
+        colour, background: two different keys of :data:`PALETTE`.
         phrasing: index into :data:`PHRASINGS`.
-
-    Returns:
-        The caption.
 
     Example:
         >>> from ratlip_layers.data import shapes_caption
@@ -106,10 +83,7 @@ _BACKGROUND_RE = re.compile(rf"\b({'|'.join(PALETTE)})\s+background\b")
 
 def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
     """Read ``(shape, colour, background)`` back from a caption naming "<colour> <shape>" and
-    "<colour> background" (any of the :data:`PHRASINGS`).
-
-    Raises:
-        ValueError: the caption does not name a coloured shape and a background colour.
+    "<colour> background" (any of the :data:`PHRASINGS`); ``ValueError`` if it names neither.
 
     Example:
         >>> from ratlip_layers.data import parse_shapes_caption
@@ -121,10 +95,8 @@ def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
     shape = _SHAPE_RE.search(caption.lower())
     background = _BACKGROUND_RE.search(caption.lower())
     if shape is None or background is None:
-        raise ValueError(
-            f"caption {caption!r} does not name '<colour> <shape>' and '<colour> background' "
-            f"with colours from {tuple(PALETTE)} and shapes from {SHAPES}"
-        )
+        raise ValueError(f"caption {caption!r} does not name '<colour> <shape>' and '<colour> background' "
+                         f"with colours from {tuple(PALETTE)} and shapes from {SHAPES}")
     return shape.group(2), shape.group(1), background.group(1)
 
 
@@ -147,17 +119,16 @@ class ShapeSpec(NamedTuple):
 
 
 def shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
-    """The ``(size, size)`` bool mask of the pixel centres a shape covers (the shapes' one geometry).
-    Centre and radius are fractions of the side; every shape has about the area of that circle."""
+    """The ``(size, size)`` mask of the pixel centres a shape covers; centre and radius are fractions of
+    the side, and every shape has about the area of that circle."""
     coords = (np.arange(size, dtype=np.float64) + 0.5) / size
     dy, dx = np.meshgrid(coords - cy, coords - cx, indexing="ij")
-    r = radius
     if shape == "circle":
-        return dx**2 + dy**2 <= r**2
+        return dx**2 + dy**2 <= radius**2
     if shape == "square":  # half-side 0.85 r
-        return (np.abs(dx) <= 0.85 * r) & (np.abs(dy) <= 0.85 * r)
+        return (np.abs(dx) <= 0.85 * radius) & (np.abs(dy) <= 0.85 * radius)
     if shape == "triangle":  # apex at cy - 1.1 r, base at cy + 0.9 r of half-width 1.15 r
-        return (dy <= 0.9 * r) & (np.abs(dx) <= (dy + 1.1 * r) * (1.15 / 2.0))
+        return (dy <= 0.9 * radius) & (np.abs(dx) <= (dy + 1.1 * radius) * (1.15 / 2.0))
     raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
 
 
@@ -179,17 +150,14 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
 
 
 class ShapesDataset(Dataset):
-    """Procedural captioned images: "a {colour} {shape} on a {colour} background".
-
-    Circles, squares and triangles in :data:`PALETTE` colours (never the background's), with jittered
-    position and size. Items are ``(image in [-1, 1], caption)``. A key is an index or an
-    ``(index, draw_seed)`` pair: the index fixes the picture, the draw seed picks the phrasing.
+    """Items ``(image in [-1, 1], "a {colour} {shape} on a {colour} background")``; a key is an index,
+    which fixes the picture, or an ``(index, draw_seed)`` pair, whose draw seed picks the phrasing.
 
     Args:
         num_samples: the dataset's length.
         image_size: side of the square images in pixels.
         seed: fixes every picture.
-        split: ``"train"`` or ``"test"``; the two splits draw from different streams.
+        split: ``"train"`` or ``"test"``, drawn from different streams.
 
     Shape:
         - image: :math:`(3, S, S)`, ``S = image_size``
@@ -243,7 +211,5 @@ class ShapesDataset(Dataset):
         return to_signed(torch.from_numpy(pixels).permute(2, 0, 1)), self.caption(key)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_samples={self.num_samples}, image_size={self.image_size}, "
-            f"seed={self.seed}, split={self.split!r})"
-        )
+        return (f"{type(self).__name__}(num_samples={self.num_samples}, image_size={self.image_size}, "
+                f"seed={self.seed}, split={self.split!r})")

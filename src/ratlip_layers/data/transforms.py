@@ -26,8 +26,7 @@ def _resized(image: object, size: object, shorter_side: float = 1.0) -> Image.Im
 
 
 def train_transform(image: Image.Image, size: int, generator: torch.Generator) -> Tensor:
-    """Resize the shorter side to ``size * 304 / 256`` (the recipe's 304 for 256), crop ``size`` at
-    random and flip with p = 0.5.
+    """Resize the shorter side to ``size * 304 / 256``, crop ``size`` at random and flip with p = 0.5.
 
     Example:
         >>> from PIL import Image

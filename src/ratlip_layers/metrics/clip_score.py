@@ -19,14 +19,11 @@ __all__ = ["CLIPScore"]
 class CLIPScore(Metric):
     """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs.
 
-    Any open_clip ViT scores, the run's own CLIP or another one; sums are reduced across DDP ranks.
-
     Args:
-        clip_model: the open_clip model that scores (frozen in place; shared, not copied).
+        clip_model: the open_clip ViT model that scores (frozen in place, shared).
         tokenizer: its tokenizer (open_clip's CLIP tokenizer by default).
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPScore
         >>> clip_model, tokenizer = tiny_clip()
         >>> metric = CLIPScore(clip_model, tokenizer=tokenizer)

@@ -33,40 +33,23 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def evaluate_generator(
-    generate: Callable[[Tensor, list[str]], Tensor],
-    captions: Callable[[int | DrawKey], str],
-    metrics: Mapping[str, Metric],
-    *,
-    num_images: int,
-    z_dim: int,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    rank: int = 0,
-    world_size: int = 1,
-    num_captions: int | None = None,
+    generate: Callable[[Tensor, list[str]], Tensor], captions: Callable[[int | DrawKey], str],
+    metrics: Mapping[str, Metric], *, num_images: int, z_dim: int, batch_size: int = 64, seed: int = 0,
+    device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1, num_captions: int | None = None
 ) -> dict[str, float]:
-    """Generate ``num_images`` images for dataset captions and score them with ``metrics``.
-
-    Image ``i`` has noise :func:`fixed_noise` ``(i)``; rank ``r`` makes images ``r, r + W, ...`` and
-    torchmetrics sums the states, so the result does not depend on the number of ranks.
+    """Generate ``num_images`` images for dataset captions and score them with ``metrics``; image ``i``
+    has noise :func:`fixed_noise` ``(i)``, so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
         captions: a dataset's ``caption`` of an item key.
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
-        num_images: how many images to generate in total.
-        z_dim: noise size.
-        batch_size: images per generator call.
-        seed: seed of the noise and of the caption draws.
-        device: where the noise goes.
-        rank: this process's rank.
-        world_size: number of ranks.
-        num_captions: the number of test items. Without it image ``i`` has caption ``captions(i)``;
-            with it, image ``i`` describes item ``i % num_captions`` with the caption of key
-            ``(i % num_captions, draw_seed(seed, i))``, so that every pass over the test split draws
-            afresh among an item's captions (as the reference's ``sample_times`` passes do), and the
-            result has ``"passes"``.
+        num_images, z_dim, batch_size: images in total, noise size, images per generator call.
+        seed, device: seed of the noise and the caption draws, and where the noise goes.
+        rank, world_size: this process's rank and the number of ranks.
+        num_captions: the number of test items; then image ``i`` has the caption of key
+            ``(i % num_captions, draw_seed(seed, i))``, drawn afresh on every pass over the test split
+            (as the reference's ``sample_times``), and the result has ``"passes"``.
 
     Returns:
         Every metric's values, merged into one dict.
@@ -100,9 +83,7 @@ def evaluate_generator(
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)
-    results: dict[str, float] = {}
-    for metric in metrics.values():
-        results.update(metric.compute())
+    results = {key: value for metric in metrics.values() for key, value in metric.compute().items()}
     if num_captions:
         results["passes"] = -(-num_images // num_captions)
     return results

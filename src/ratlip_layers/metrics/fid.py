@@ -1,9 +1,5 @@
 """FID: torchmetrics' Fréchet distance on features of choice, and reference statistics in ``.npz`` files.
-
-The features decide the numbers, never comparable across features (the result's key names them):
-:class:`CLIPFeatures` (no download; tests, ``shapes``) or :class:`InceptionFeatures` of an FID
-protocol, the papers' one scored against ``.npz`` statistics (:func:`load_fid_statistics`).
-"""
+Values are comparable only under the same features, which the result's key names."""
 
 from __future__ import annotations
 
@@ -26,18 +22,12 @@ from ..clip import CLIPImageEncoder
 from ..data.errors import DataFileError
 
 __all__ = [
-    "FID_PROTOCOLS",
-    "CLIPFeatures",
-    "FrechetDistance",
-    "InceptionFeatures",
-    "load_fid_statistics",
-    "prepare_real_statistics",
-    "save_fid_statistics",
+    "FID_PROTOCOLS", "CLIPFeatures", "FrechetDistance", "InceptionFeatures", "load_fid_statistics",
+    "prepare_real_statistics", "save_fid_statistics",
 ]
 
 FID_PROTOCOLS = ("inception", "torchvision")
-"""The Inception FID protocols, never comparable: ``"inception"`` (torchmetrics' TF-FID) and
-``"torchvision"`` (the DF-GAN, GALIP and RATLIP papers'); see :class:`InceptionFeatures`."""
+"""The Inception FID protocols, never comparable; see :class:`InceptionFeatures`."""
 
 _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -101,11 +91,10 @@ class CLIPFeatures(nn.Module):
     """FID features from a CLIP model: the image embedding, for images in ``[-1, 1]``.
 
     Args:
-        clip_model: an open_clip ViT model (frozen in place; shared, not copied).
-        name: how the features are called in the result key (``fid_<name>``).
+        clip_model: an open_clip ViT model (frozen in place, shared).
+        name: the result key is ``fid_<name>``.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPFeatures
         >>> features = CLIPFeatures(tiny_clip()[0])
         >>> features(torch.zeros(2, 3, 32, 32)).shape, features.num_features
@@ -127,19 +116,13 @@ class CLIPFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``.
-
-    - ``"inception"``: torch-fidelity's TF-FID network (weights
-      ``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics and torch-fidelity report FID.
-    - ``"torchvision"``: torchvision's ImageNet ``inception_v3`` (a ``torch.save``-d state dict such
-      as ``inception_v3_google.pth``) on images resized bilinearly to 299x299 with ImageNet
-      normalisation, as DF-GAN, GALIP and RATLIP computed their published FIDs.
-
-    The weights file is read with ``torch.load(weights_only=True)`` first, so a file holding anything
-    but tensors is refused unread. The network stays in eval mode.
+    """The 2048-d InceptionV3 pool features of an FID protocol, for images in ``[-1, 1]``: ``"inception"``
+    is torch-fidelity's TF-FID network (``weights-inception-2015-12-05-6726825d.pth``), as torchmetrics
+    reports FID; ``"torchvision"`` is torchvision's ImageNet ``inception_v3`` (``inception_v3_google.pth``)
+    on bilinear 299x299 resizes, as the DF-GAN, GALIP and RATLIP papers computed FID.
 
     Args:
-        weights_path: the protocol's local weights file.
+        weights_path: the protocol's local weights file, read with ``torch.load(weights_only=True)``.
         protocol: one of :data:`FID_PROTOCOLS`.
         download: fetch the weights when ``weights_path`` is ``None``.
 
@@ -178,10 +161,8 @@ class InceptionFeatures(nn.Module):
         )
         missing = [k for k in missing if not k.startswith("AuxLogits.")]
         if missing or unexpected:
-            raise ValueError(
-                f"{weights_path} is not a torchvision inception_v3 state dict: "
-                f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}"
-            )
+            raise ValueError(f"{weights_path} is not a torchvision inception_v3 state dict: "
+                             f"missing keys {missing[:5]}, unexpected keys {list(unexpected)[:5]}")
         net.fc, net.AuxLogits, net.aux_logits = nn.Identity(), None, False
         self.net = net.eval().requires_grad_(False)
 
@@ -200,14 +181,8 @@ class InceptionFeatures(nn.Module):
 
 
 def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read reference statistics from an ``.npz`` file with keys ``mu`` ``(D,)`` and ``sigma`` ``(D, D)``,
-    opened with ``allow_pickle=False`` so that it cannot run code.
-
-    Args:
-        path: the ``.npz`` file (e.g. the DF-GAN/GALIP ``bird_val256_FIDK0.npz``).
-
-    Returns:
-        ``(mu, sigma)`` as float64 arrays.
+    """Read ``(mu (D,), sigma (D, D))`` as float64 from an ``.npz`` file (e.g. DF-GAN's
+    ``bird_val256_FIDK0.npz``), with ``allow_pickle=False``.
 
     Example:
         >>> from ratlip_layers.metrics import load_fid_statistics
@@ -226,10 +201,7 @@ def load_fid_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
-    """Write ``mu`` ``(D,)`` and ``sigma`` ``(D, D)`` to an ``.npz`` file at ``path``, atomically.
-
-    Returns:
-        The path written.
+    """Write ``mu (D,)`` and ``sigma (D, D)`` to an ``.npz`` file at ``path``, atomically; returns ``path``.
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -250,19 +222,16 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
 
 
 class FrechetDistance(FrechetInceptionDistance):
-    """torchmetrics' FID on images in ``[-1, 1]`` with features of choice; ``compute()`` returns
-    ``{"fid_<features name>": value}``.
+    """torchmetrics' FID on images in ``[-1, 1]``; ``compute()`` returns ``{"fid_<features name>": v}``.
 
-    The real statistics survive :meth:`reset` and are summed across DDP ranks by torchmetrics. They
-    come from real images (``update(images, real=True)``, cached by :func:`prepare_real_statistics`)
-    or from a published mean and covariance (:meth:`set_real_moments`).
+    The real statistics survive :meth:`reset`; they come from ``update(images, real=True)`` (cached by
+    :func:`prepare_real_statistics`) or from published moments (:meth:`set_real_moments`).
 
     Args:
-        features: :class:`CLIPFeatures`, :class:`InceptionFeatures`, or any module mapping images
-            in ``[-1, 1]`` to ``(B, num_features)`` with ``num_features`` and ``name`` attributes.
+        features: a module mapping images to ``(B, num_features)`` with ``num_features`` and ``name``
+            attributes, e.g. :class:`CLIPFeatures` or :class:`InceptionFeatures`.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance
         >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
         >>> fid.update(torch.rand(8, 3, 32, 32) * 2 - 1, real=True)
@@ -272,11 +241,9 @@ class FrechetDistance(FrechetInceptionDistance):
     """
 
     def __init__(self, features: nn.Module, **kwargs: Any) -> None:
-        for attr in ("num_features", "name"):
-            if not hasattr(features, attr):
-                raise TypeError(
-                    f"features must have a {attr!r} attribute, {type(features).__name__} has none"
-                )
+        for a in ("num_features", "name"):
+            if not hasattr(features, a):
+                raise TypeError(f"features must have a {a!r} attribute, {type(features).__name__} has none")
         super().__init__(feature=features, reset_real_features=False, normalize=True, **kwargs)
         self.features_name = str(features.name)
 
@@ -288,20 +255,16 @@ class FrechetDistance(FrechetInceptionDistance):
         return {f"fid_{self.features_name}": float(super().compute())}
 
     def load_real_statistics(self, statistics: dict[str, Tensor]) -> None:
-        """Replace the real statistics: the sums of the features, of their outer products and the count
-        (``real_features_sum``, ``real_features_cov_sum``, ``real_features_num_samples``)."""
+        """Replace the real statistics (``real_features_sum``, ``_cov_sum``, ``_num_samples``)."""
         for name in _REAL_STATES:
             current, value = getattr(self, name), statistics[name]
             if value.shape != current.shape:
-                raise ValueError(
-                    f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
-                    f"{tuple(current.shape)} (were they computed with other features?)"
-                )
+                raise ValueError(f"real statistic {name!r} has shape {tuple(value.shape)}, expected "
+                                 f"{tuple(current.shape)} (were they computed with other features?)")
             setattr(self, name, value.to(device=current.device, dtype=current.dtype))
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)`` as float64 arrays, what
-        :func:`save_fid_statistics` stores."""
+        """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, float64."""
         n = self.real_features_num_samples.double().cpu()
         if n < 2:
             raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
@@ -310,13 +273,9 @@ class FrechetDistance(FrechetInceptionDistance):
         return mean.numpy(), cov.numpy()
 
     def set_real_moments(self, mu: Any, sigma: Any) -> None:
-        """Score against a given mean ``(D,)`` and covariance ``(D, D)`` (e.g. from
-        :func:`load_fid_statistics`) instead of real images.
+        """Score against a given mean ``(D,)`` and covariance ``(D, D)`` instead of real images.
 
         Example:
-            >>> import numpy as np
-            >>> from ratlip_layers.clip import tiny_clip
-            >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance
             >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
             >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
             >>> [float(m.mean()) for m in fid.real_moments()]
@@ -325,53 +284,35 @@ class FrechetDistance(FrechetInceptionDistance):
         mu, sigma = (torch.as_tensor(np.asarray(m), dtype=torch.float64) for m in (mu, sigma))
         d = self.real_features_sum.shape[0]
         if mu.shape != (d,) or sigma.shape != (d, d):
-            raise ValueError(
-                f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} do not fit "
-                f"{self.features_name} features of {d} dimensions"
-            )
+            raise ValueError(f"reference statistics of shapes {tuple(mu.shape)} and {tuple(sigma.shape)} "
+                             f"do not fit {self.features_name} features of {d} dimensions")
         # Stored as the sums of n = 2 pseudo-images, from which torchmetrics' mean = sum / n and
         # cov = (cov_sum - n mean mean^T) / (n - 1) give back exactly mu and sigma.
         self.load_real_statistics({
-            "real_features_sum": 2 * mu,
-            "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
+            "real_features_sum": 2 * mu, "real_features_cov_sum": sigma + 2 * torch.outer(mu, mu),
             "real_features_num_samples": torch.tensor(2),
         })
 
 
 def prepare_real_statistics(
-    metric: FrechetDistance,
-    dataset: Dataset,
-    *,
-    cache_dir: str | Path,
-    dataset_id: str,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    is_main: bool = True,
-    reference: str | Path | None = None,
+    metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path, dataset_id: str,
+    batch_size: int = 64, num_workers: int = 0, is_main: bool = True, reference: str | Path | None = None
 ) -> Path:
     """Give an FID metric the real statistics of ``dataset``, computed once and cached.
 
-    The cache file's name holds ``dataset_id`` and a hash of the features' weights, so other data or
-    features never reuse it. Under DDP only rank 0 (``is_main``) holds the statistics, so that the
-    cross-rank sum counts them once.
-
     Args:
-        metric: the FID metric to fill.
-        dataset: the real images (``(image, caption)`` items in ``[-1, 1]``).
-        cache_dir: where the statistics are cached (a ``.safetensors`` file per data and features).
-        dataset_id: names the data in the cache file's name.
-        batch_size: images per feature-extractor call.
-        num_workers: data-loader workers.
-        is_main: whether this rank holds the statistics.
-        reference: an ``.npz`` of published statistics (e.g. DF-GAN's ``bird_val256_FIDK0.npz``) to
-            score against instead of ``dataset``; nothing is cached.
+        metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
+        cache_dir, dataset_id: the cache's folder, and the data's name in the cache file's name (which
+            also holds a hash of the features' weights, so other data or features never reuse it).
+        batch_size, num_workers: of the data loader.
+        is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
+        reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
 
     Returns:
         The cache file, or ``reference`` when given.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
         >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))

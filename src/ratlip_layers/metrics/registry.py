@@ -24,12 +24,10 @@ class MetricContext:
     Attributes:
         clip_model: the open_clip model for the CLIP score and for CLIP FID features.
         tokenizer: its tokenizer.
-        fid_features: ``"clip"`` (the CLIP model's image embedding) or an Inception protocol of
-            :data:`~ratlip_layers.metrics.FID_PROTOCOLS`.
+        fid_features: ``"clip"`` or one of :data:`~ratlip_layers.metrics.FID_PROTOCOLS`.
         inception_weights: the local weights file of that protocol's network (nothing is downloaded).
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import MetricContext
         >>> clip_model, tokenizer = tiny_clip()
         >>> MetricContext(clip_model, tokenizer).fid_features
@@ -42,30 +40,24 @@ class MetricContext:
     inception_weights: str | None = None
 
     def __post_init__(self) -> None:
-        if self.fid_features == "clip":
+        features, weights = self.fid_features, self.inception_weights
+        if features == "clip":
             return
-        if self.fid_features not in FID_PROTOCOLS:
-            raise ValueError(
-                f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {self.fid_features!r}"
-            )
-        if self.inception_weights is None:
-            raise ValueError(
-                f"fid_features {self.fid_features!r} needs the local weights file of its Inception "
-                "network (inception_weights, --inception-weights); nothing is downloaded"
-            )
-        if not Path(self.inception_weights).is_file():
-            raise ValueError(
-                f"inception_weights must be an existing weights file, got {str(self.inception_weights)!r}"
-            )
+        if features not in FID_PROTOCOLS:
+            raise ValueError(f"fid_features must be 'clip' or one of {FID_PROTOCOLS}, got {features!r}")
+        if weights is None:
+            raise ValueError(f"fid_features {features!r} needs the local weights file of its Inception "
+                             "network (inception_weights, --inception-weights); nothing is downloaded")
+        if not Path(weights).is_file():
+            raise ValueError(f"inception_weights must be an existing weights file, got {str(weights)!r}")
 
 
 _REGISTRY: dict[str, tuple[Callable[[MetricContext], Metric], tuple[str, ...] | None]] = {}
 
 
 def register_metric(name: str, *, datasets: Sequence[str] | None = None):
-    """Register ``factory(context) -> Metric`` under ``name``, for all datasets or only ``datasets``.
-
-    A metric takes ``update(images in [-1, 1], captions)`` and returns a dict from ``compute()``.
+    """Register ``factory(context) -> Metric`` under ``name``, for all datasets or only ``datasets``;
+    the metric takes ``update(images in [-1, 1], captions)`` and returns a dict from ``compute()``.
 
     Example:
         >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
@@ -123,7 +115,6 @@ def build_metrics(
         ValueError: a name is unknown or does not apply to ``dataset``.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
         >>> from ratlip_layers.metrics import MetricContext, build_metrics
         >>> metrics = build_metrics("shapes", MetricContext(*tiny_clip()))
         >>> {name: type(metric).__name__ for name, metric in metrics.items()}
@@ -135,9 +126,8 @@ def build_metrics(
     chosen = available if names is None else tuple(names)
     bad = [n for n in chosen if n not in available]
     if bad:
-        raise ValueError(
-            f"metrics {bad} are unknown or do not apply to dataset {dataset!r}; available: {available}"
-        )
+        raise ValueError(f"metrics {bad} are unknown or do not apply to dataset {dataset!r}; "
+                         f"available: {available}")
     return {name: _REGISTRY[name][0](context) for name in chosen}
 
 

@@ -1,13 +1,7 @@
-"""Does a generated ``shapes`` image show what its caption asked for: both colours, and the shape?
-
-Every pixel is snapped to the nearest :data:`~ratlip_layers.data.PALETTE` colour. The background is
-the colour most of the border shows (shapes never reach it); the shape's colour is the one most of
-the other interior pixels show. Votes, not an average colour: a generated red whose pixels scatter
-around the palette's red still reads as red. The shape is read from the pixels off the background's
-colour (after a 3x3 majority filter against stray pixels): each of circle, square and triangle is
-placed at their centroid with their area, and the one that overlaps them best wins. No network is
-involved.
-"""
+"""Does a generated ``shapes`` image show its caption's colours and shape? Pixels vote for their nearest
+:data:`~ratlip_layers.data.PALETTE` colour: the border's majority is the background, the rest of the
+interior's the shape's colour. The shape that, placed at the off-background pixels' centroid with their
+area, overlaps them best wins. No network is involved."""
 
 from __future__ import annotations
 
@@ -36,16 +30,14 @@ _MIN_FOREGROUND = 0.02  # fraction of the interior; below it, no shape was drawn
 
 @lru_cache
 def _geometry(shape: str) -> tuple[float, float]:
-    """A shape's area in units of radius², and how far its centroid lies below its centre in units of
-    radius, measured on :func:`~ratlip_layers.data.shapes.shape_mask` itself."""
+    """A shape's area / radius² and its centroid's offset below its centre / radius, as drawn."""
     size, radius = 512, 0.25
     rows = np.nonzero(shape_mask(shape, 0.5, 0.5, radius, size))[0]
     return rows.size / (size * radius) ** 2, ((rows.mean() + 0.5) / size - 0.5) / radius
 
 
 def _fit_shape(mask: np.ndarray) -> tuple[str, tuple[float, float]]:
-    """The shape that, placed at the mask's centroid with its area, overlaps the mask best; and the
-    centroid ``(x, y)`` as fractions of the side."""
+    """The best-overlapping shape, and the mask's centroid ``(x, y)`` as fractions of the side."""
     size = mask.shape[0]
     ys, xs = np.nonzero(mask)
     cx, cy = (xs.mean() + 0.5) / size, (ys.mean() + 0.5) / size
@@ -79,25 +71,19 @@ def _read(images: Tensor) -> list[tuple]:
     for image, background, mask in zip(labels.numpy(), backgrounds.tolist(), masks.numpy()):
         interior = image[~border.numpy()]
         others = interior[interior != background]
-        if others.size < _MIN_FOREGROUND * interior.size:
-            readings.append((None, None, _NAMES[background], None))
-            continue
-        colour = _NAMES[np.bincount(others, minlength=len(PALETTE)).argmax()]
-        shape, centre = _fit_shape(mask) if mask.any() else (None, None)
+        shape = colour = centre = None
+        if others.size >= _MIN_FOREGROUND * interior.size:
+            colour = _NAMES[np.bincount(others, minlength=len(PALETTE)).argmax()]
+            shape, centre = _fit_shape(mask) if mask.any() else (None, None)
         readings.append((shape, colour, _NAMES[background], centre))
     return readings
 
 
 def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]]:
-    """Read ``(shape, colour, background)`` off each ``shapes`` image, as :data:`~ratlip_layers.data.SHAPES`
-    and :data:`~ratlip_layers.data.PALETTE` names.
-
-    Args:
-        images: images in ``[-1, 1]``.
+    """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``.
 
     Returns:
-        One ``(shape, colour, background)`` per image; ``shape`` and ``colour`` are ``None`` when under
-        2 % of the interior is off the background's colour (no shape was drawn).
+        One tuple per image; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
 
     Shape:
         - images: :math:`(B, 3, S, S)`, ``S >= 8``
@@ -115,8 +101,8 @@ def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]
 
 @lru_cache  # the same real images every evaluation: read them once per size
 def _reference_spread(image_size: int) -> float:
-    """The spread of the shape's position in real images, read by the same reader so that its own
-    error cancels in :class:`ShapesAccuracy`'s ratio."""
+    """The spread of the shape's position in real images, read by the same reader so that its error
+    cancels in :class:`ShapesAccuracy`'s ratio."""
     real = ShapesDataset(_REFERENCE_ITEMS, image_size=image_size, split="test")
     centres = [r[3] for r in _read(torch.stack([real[i][0] for i in range(len(real))])) if r[3] is not None]
     return float(np.sqrt(np.var(np.asarray(centres), axis=0, ddof=1).sum()))
@@ -125,13 +111,11 @@ def _reference_spread(image_size: int) -> float:
 class ShapesAccuracy(Metric):
     """How often generated ``shapes`` images show their caption's colours and shape.
 
-    ``compute()`` returns, as read by :func:`read_shapes_image`, ``colour_acc`` (both colours right),
-    ``fg_acc`` (the shape's colour), ``bg_acc`` (the background's) and ``shape_acc``, each in
-    ``[0, 1]`` (by chance ``bg_acc`` is 1/8, ``colour_acc`` 1/56, ``shape_acc`` 1/3), and
-    ``position_spread``: the standard deviation of the shape's centroid among images of the same
-    caption class (pooled over classes with two or more images) over that of real images. About 1
-    when a caption's samples vary as much as real data, 0 for one picture per caption, ``nan`` while
-    no class has two images. Sums are reduced across DDP ranks.
+    ``compute()`` returns ``colour_acc`` (both colours right; 1/56 by chance), ``fg_acc`` (the shape's
+    colour), ``bg_acc`` (the background's; 1/8) and ``shape_acc`` (1/3), and ``position_spread``: the
+    standard deviation of the shape's centroid within a caption class (pooled over classes with two
+    or more images) over that of real images; about 1 when samples vary as much as real data, 0 for
+    one picture per caption, ``nan`` while no class has two images.
 
     Example:
         >>> from ratlip_layers.data import ShapesDataset
@@ -151,9 +135,8 @@ class ShapesAccuracy(Metric):
         for name in ("total", *_COUNTS.values()):
             self.add_state(name, torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         # Per caption class: images with a shape, and the sums of their centroids and squared centroids.
-        for name, shape in (("class_count", ()), ("class_sum", (2,)), ("class_square", (2,))):
-            zeros = torch.zeros(len(_CLASSES), *shape, dtype=torch.float64)
-            self.add_state(name, zeros, dist_reduce_fx="sum")
+        for name, size in (("class_count", ()), ("class_sum", (2,)), ("class_square", (2,))):
+            self.add_state(name, torch.zeros(len(_CLASSES), *size, dtype=torch.float64), dist_reduce_fx="sum")
         self.image_size: int | None = None
 
     def update(self, images: Tensor, captions: Sequence[str]) -> None:
@@ -164,9 +147,8 @@ class ShapesAccuracy(Metric):
         seen = _read(images)
         self.image_size = images.shape[-1]
         device = self.total.device
-        shape, fg, bg = (
-            torch.tensor([s[k] == w[k] for s, w in zip(seen, wanted)], device=device) for k in range(3)
-        )
+        hits = torch.tensor([[s[k] == w[k] for k in range(3)] for s, w in zip(seen, wanted)], device=device)
+        shape, fg, bg = hits.unbind(1)
         self.total += len(captions)
         self.fg_correct += fg.sum()
         self.bg_correct += bg.sum()
@@ -184,14 +166,11 @@ class ShapesAccuracy(Metric):
         if int(self.total) == 0:
             raise RuntimeError("ShapesAccuracy.compute() called before any update()")
         scores = {key: float(getattr(self, name)) / float(self.total) for key, name in _COUNTS.items()}
-        return {**scores, "position_spread": self._position_spread()}
-
-    def _position_spread(self) -> float:
-        repeated = self.class_count > 1
-        if not bool(repeated.any()):
-            return float("nan")
-        count = self.class_count[repeated, None]
-        # Pooled within-class variance: squared deviations from each class's own mean.
-        deviations = (self.class_square[repeated] - self.class_sum[repeated] ** 2 / count).sum()
-        within = float(deviations) / float((count - 1).sum())
-        return float(np.sqrt(max(within, 0.0))) / _reference_spread(self.image_size)
+        repeated, spread = self.class_count > 1, float("nan")
+        if bool(repeated.any()):
+            count = self.class_count[repeated, None]
+            # Pooled within-class variance: squared deviations from each class's own mean.
+            deviations = (self.class_square[repeated] - self.class_sum[repeated] ** 2 / count).sum()
+            within = float(deviations) / float((count - 1).sum())
+            spread = float(np.sqrt(max(within, 0.0))) / _reference_spread(self.image_size)
+        return {**scores, "position_spread": spread}
