@@ -80,7 +80,7 @@ def test_a_write_that_fails_on_disk_leaves_no_temporary_directory(tmp_path, monk
             raise OSError("disk full")
         path.write_bytes(data)
 
-    monkeypatch.setattr(checkpoint_module, "_write_synced", fail_second)
+    monkeypatch.setattr(checkpoint_module, "write_synced", fail_second)
     with pytest.raises(OSError, match="disk full"):
         manager.save(2, weights={"net": {"w": torch.zeros(2)}}, state={"step": 2}, config={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]

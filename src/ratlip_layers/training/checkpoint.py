@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from .._checks import check_device, check_path, check_positive_int
+from .._io import write_synced
 
 __all__ = [
     "Checkpoint", "CheckpointError", "CheckpointManager", "get_rng_state", "load_checkpoint",
@@ -61,13 +62,6 @@ class Checkpoint(NamedTuple):
     weights: dict[str, dict[str, Tensor]]
     state: dict[str, Any]
     config: dict[str, Any]
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -131,7 +125,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         for name, data in files.items():
-            _write_synced(tmp / name, data)
+            write_synced(tmp / name, data)
         _fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._io import write_atomic
 from ..clip import CLIPImageEncoder
 from ..data import build_dataset
 from ..data.build import DATASETS
 from ..data.keys import draw_seed
 from ..data.shapes import CAPTION_CLASSES, ShapesDataset, parse_shapes_caption, shapes_caption
 from .build import build_clip_model
-from .checkpoint import CheckpointManager, _write_synced, seed_everything
+from .checkpoint import CheckpointManager, seed_everything
 from .config import _add_arguments, _check_fields, _option
 from .distributed import resolve_device
 
@@ -155,12 +155,6 @@ def _lr_factor(step: int, warmup: int, steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".tmp-{path.name}")
-    _write_synced(temporary, data)
-    os.replace(temporary, path)
-
-
 def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = True) -> CLIPPretrainResult:
     """Train a CLIP contrastively on ``config.dataset``'s training split and write its weights.
 
@@ -263,8 +257,8 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         bar.close()
     model.eval().requires_grad_(False)
     report = clip_retrieval_report(model, tokenizer, test_set, device=device)
-    _write_atomic(weights_path, safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
-    _write_atomic(run_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode())
+    write_atomic(weights_path, safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
+    write_atomic(run_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode())
     for finished in checkpoints.checkpoints():  # the weights file now holds what they held
         shutil.rmtree(finished)
     return CLIPPretrainResult(weights_path, report)

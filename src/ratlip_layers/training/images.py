@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
 from .._checks import check_captions, check_module, check_path, check_positive_int, check_tensor
+from .._io import write_atomic
 
 __all__ = ["captioned_grid", "sample_images", "save_images"]
 
@@ -181,22 +182,10 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     path = Path(check_path("path", path))
     if path.is_dir():
         raise ValueError(f"path must be a PNG file to write, got {path}, an existing directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        raise ValueError(
-            f"cannot write {path}: a file stands where its folder {path.parent} should be"
-        ) from None
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        if isinstance(image, Tensor):
-            save_image(image.detach().float().cpu(), tmp, format="png", normalize=True, value_range=(-1, 1))
-        else:
-            image.save(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    if isinstance(image, Tensor):
+        pixels = image.detach().float().cpu()
+        return write_atomic(path, lambda f: save_image(pixels, f, format="png", normalize=True, value_range=(-1, 1)))
+    return write_atomic(path, lambda tmp: image.save(tmp, format="png"))
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
