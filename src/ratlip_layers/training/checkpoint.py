@@ -1,10 +1,7 @@
-"""Atomic, resumable checkpoints: weights in safetensors, the rest in a ``weights_only`` torch file.
-
-A checkpoint is a directory ``step-00001234/`` holding one ``<name>.safetensors`` per network,
-``state.pt`` (optimisers, counters, RNG states: tensors and plain Python types only, since it is read
-back with ``torch.load(weights_only=True)``) and ``config.json``. It is written under a temporary
-name, fsynced, then renamed into place, so a crash never leaves a half-written checkpoint where
-``--resume`` would find it.
+"""Atomic, resumable checkpoints: a directory ``step-00001234/`` of one ``<name>.safetensors`` per
+network, ``state.pt`` (tensors and plain types, read with ``torch.load(weights_only=True)``) and
+``config.json``, written under a temporary name, fsynced, then renamed into place, so that a crash
+never leaves half a checkpoint where ``--resume`` would find it.
 """
 
 from __future__ import annotations
@@ -79,18 +76,14 @@ def save_checkpoint(
     state: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
-    """Write the checkpoint directory ``path`` atomically (replacing one there only once complete):
-    ``weights`` (network name -> state dict) as ``<name>.safetensors``, ``state`` (tensors and plain
-    Python types) as ``state.pt`` and ``config`` as ``config.json``; returns ``path``.
-
-    A ``state`` that would not load back with ``weights_only=True`` (e.g. one holding a ``Path``) or
-    a ``config`` that is not JSON raises ``ValueError`` before anything is written.
-    """
+    """Write the checkpoint directory ``path`` atomically: ``weights`` (network name -> state dict),
+    ``state`` and ``config``; returns ``path``. A ``state`` that would not load back with
+    ``weights_only=True`` (e.g. holding a ``Path``) or a ``config`` that is not JSON raises
+    ``ValueError`` before anything is written."""
     path = Path(check_path("path", path))
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoint path {path} exists and is not a directory; refusing to replace it")
-    # Serialise and check everything before touching the disk: what cannot be read back is refused
-    # now, not found at the next resume.
+    # Serialised and checked before touching the disk: refused now, not found at the next resume.
     for what, value in (("weights", weights), ("state", state), ("config", config)):
         if not isinstance(value, Mapping):
             raise TypeError(f"{what} must be a mapping, got {type(value).__name__}")
@@ -140,7 +133,7 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint directory: safetensors weights and a ``weights_only=True`` state file.
+    """Read a checkpoint directory.
 
     Args:
         path: the checkpoint directory.
@@ -236,12 +229,11 @@ class CheckpointManager:
         on_skip: Callable[[str], None] = print,
         set_aside: bool = True,
     ) -> Checkpoint | None:
-        """Load the newest checkpoint that reads back, or return ``None`` when there is none.
+        """Load the newest checkpoint that reads back, ``None`` when there is none.
 
-        A newer one that does not read back is renamed ``<name>.unreadable`` (never deleted, and
-        then ignored by later saves and clean-ups) and ``on_skip`` is told why; under DDP only rank
-        0 renames (``set_aside=False`` on the others). Raises :class:`CheckpointError` when there
-        are checkpoints but none reads back.
+        A newer one that does not is renamed ``<name>.unreadable`` (kept, and ignored from then on)
+        and ``on_skip`` is told why; under DDP only rank 0 renames (``set_aside=False`` elsewhere).
+        Raises :class:`CheckpointError` when there are checkpoints but none reads back.
         """
         skipped = []
         for path in reversed(self.checkpoints()):
@@ -270,8 +262,8 @@ class CheckpointManager:
         state: Mapping[str, Any],
         config: Mapping[str, Any],
     ) -> Path:
-        """Save the checkpoint of ``step`` atomically, as ``save_checkpoint`` does, then delete all but the
-        newest ``keep`` and any temporary directory a killed run left."""
+        """Save the checkpoint of ``step``, then delete all but the newest ``keep`` and any temporary
+        directory a killed run left."""
         path = save_checkpoint(self.path_for(step), weights=weights, state=state, config=config)
         for stale in self.checkpoints()[: -self.keep]:
             shutil.rmtree(stale)
@@ -307,8 +299,8 @@ def seed_everything(seed: int) -> None:
 
 
 def get_rng_state() -> dict[str, Any]:
-    """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, as
-    tensors and plain types that load with ``weights_only=True``; :func:`set_rng_state` restores them."""
+    """The random states of torch (CPU, and the current CUDA device if initialised), NumPy and Python,
+    as types that load with ``weights_only=True``."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {

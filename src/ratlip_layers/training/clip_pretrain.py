@@ -1,11 +1,8 @@
 """Contrastive pre-training of an open_clip model on a captioned dataset, for a CLIP that knows its captions.
 
-The GAN's CLIP must tell captions apart for the method to work: a random CLIP gives "an orange
-square on a green background" and its colour-swapped caption nearly the same sentence embedding.
-:func:`pretrain_clip` trains any open_clip architecture (the tiny one by default) on any dataset the
-pipeline reads, with open_clip's own ``ClipLoss`` and learnable ``logit_scale``, AdamW, linear
-warm-up and cosine decay, as open_clip's training code does; it writes ``clip.safetensors`` (which
-``--clip-pretrained`` and :func:`ratlip_layers.clip.tiny_clip` load) and a retrieval report.
+The GAN's CLIP must tell captions apart: a random CLIP gives a caption and its colour-swapped twin
+nearly the same sentence embedding. Training follows open_clip's (``ClipLoss``, learnable
+``logit_scale``, AdamW, linear warm-up, cosine decay).
 """
 
 from __future__ import annotations
@@ -48,10 +45,8 @@ _RESULT_FIELDS = ("clip_model", "dataset", "data_dir", "imsize", "steps", "batch
 
 @dataclass
 class CLIPPretrainConfig:
-    """The options of :func:`pretrain_clip` and ``examples/pretrain_clip.py``.
-
-    The defaults train the tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy over its 168
-    caption classes in 1,200 steps (a few minutes on 2 CPU cores).
+    """The options of :func:`pretrain_clip` and ``examples/pretrain_clip.py``; the defaults train the
+    tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy in a few minutes on 2 CPU cores.
 
     Example:
         >>> from ratlip_layers.training import CLIPPretrainConfig
@@ -106,8 +101,7 @@ class CLIPPretrainConfig:
 
 @dataclass
 class CLIPPretrainResult:
-    """What :func:`pretrain_clip` returns: the ``weights`` file, the retrieval ``report`` and
-    whether the weights were already there (``cached``).
+    """What :func:`pretrain_clip` returns: the ``weights`` file, the ``report``, and ``cached``.
 
     Example:
         >>> from pathlib import Path
@@ -131,8 +125,8 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 def _cached_images(dataset: Any, image_size: int) -> Tensor | None:
-    """All ``shapes`` training images, drawn once as uint8: drawing them costs more than a tiny CLIP's
-    step. Other datasets augment per draw and are read through their loader."""
+    """All ``shapes`` training images as uint8, drawn once since drawing costs more than a tiny CLIP's
+    step; ``None`` for other datasets, which augment per draw."""
     if not isinstance(dataset, ShapesDataset):
         return None
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
@@ -158,10 +152,10 @@ def _lr_factor(step: int, warmup: int, steps: int) -> float:
 def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = True) -> CLIPPretrainResult:
     """Train a CLIP contrastively on ``config.dataset``'s training split and write its weights.
 
-    A finished run's folder is reused as it is (same options, same folder: see
-    :meth:`CLIPPretrainConfig.run_dir`); an interrupted one resumes from its newest checkpoint.
-    The folder holds ``clip.safetensors`` (the model's state dict), ``config.json``, ``report.json``
-    (from :func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
+    The run folder (:meth:`CLIPPretrainConfig.run_dir`) of a finished run is reused; an interrupted
+    run resumes. It holds ``clip.safetensors`` (the state dict, which ``--clip-pretrained`` and
+    :func:`ratlip_layers.clip.tiny_clip` load), ``config.json``, ``report.json``
+    (:func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
 
     Args:
         config: the options; the defaults' when ``None``.
@@ -291,18 +285,12 @@ def clip_retrieval_report(
 ) -> dict[str, float]:
     """How well a CLIP matches a dataset's images and captions.
 
-    ``image_to_text_r1``: how often an image's nearest caption, among those of ``num_items`` test
-    items, is its own (a caption that says the same counts: ``shapes`` repeats its 168 captions in
-    four phrasings);
-    ``text_to_image_r1``: how often a caption's nearest image is one it describes. On ``shapes``
-    also zero-shot classification of each image among all 168 (shape, colour, background) captions:
-    ``zero_shot_acc`` (all three right), ``zero_shot_shape``, ``zero_shot_colour``,
-    ``zero_shot_background``, and ``swapped_colour_cosine``, the mean cosine between a caption's
-    sentence embedding and that of the caption with the two colours swapped (near 1: the CLIP
-    cannot tell which colour is the shape's).
-
-    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, as in the GAN, which freezes
-    ``clip_model`` in place.
+    ``image_to_text_r1`` / ``text_to_image_r1``: how often an image's nearest caption among the
+    ``num_items`` test items' says what its own does, and the reverse. On ``shapes`` also zero-shot
+    classification among all 168 (shape, colour, background) captions (``zero_shot_acc``: all three
+    right; ``zero_shot_shape``, ``_colour``, ``_background``) and ``swapped_colour_cosine``, the mean
+    cosine between a caption's embedding and its colour-swapped twin's (near 1: colours confused).
+    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, which freezes ``clip_model``.
 
     Args:
         clip_model: an open_clip model.

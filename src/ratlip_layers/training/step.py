@@ -307,8 +307,13 @@ class GANTrainStep:
         return bad
 
     def __call__(self, images: Tensor, tokens: Tensor, *, step: int = 0) -> dict[str, float]:
-        """One D and one G update on ``images`` (in ``[-1, 1]``, on the networks' device) and their
-        captions' ``tokens`` ``(B, L)``; returns the losses and logit means. ``step`` is for messages."""
+        """Run one D update and one G update; return the losses and logit means as floats.
+
+        Args:
+            images: real images in ``[-1, 1]``, on the networks' device.
+            tokens: their captions' token ids (B, L).
+            step: the step's number, for messages.
+        """
         mark = self.on_phase or (lambda name: None)
         self._d_loss.on_phase = mark
         with torch.no_grad():
