@@ -15,22 +15,10 @@ from ratlip_layers.training.images import write_png
 
 def test_presets_fill_unset_options():
     tiny = TrainConfig.resolve()
-    assert (tiny.preset, tiny.dataset, tiny.clip_model, tiny.imsize, tiny.device) == (
-        "tiny",
-        "shapes",
-        "tiny",
-        32,
-        "auto",
-    )
+    assert (tiny.preset, tiny.dataset, tiny.clip_model, tiny.imsize, tiny.device) == ("tiny", "shapes", "tiny", 32, "auto")
     assert tiny.steps == RECIPES["tiny"]["steps"] and tiny.epochs is None and tiny.out == "runs/shapes-tiny"
     paper = TrainConfig.resolve(preset="paper", dataset="cub", data_dir="data/birds")
-    assert (paper.lr_g, paper.lr_d, paper.sim_weight, paper.magp_weight, paper.magp_power) == (
-        1e-4,
-        4e-4,
-        4.0,
-        2.0,
-        6.0,
-    )
+    assert (paper.lr_g, paper.lr_d, paper.sim_weight, paper.magp_weight, paper.magp_power) == (1e-4, 4e-4, 4.0, 2.0, 6.0)
     assert (paper.batch_size, paper.epochs, paper.steps, paper.imsize) == (64, 1500, None, 224)
     assert paper.generator_config() == GeneratorConfig.preset("paper")
     assert TrainConfig.resolve(preset="paper", steps=10).epochs is None

@@ -32,10 +32,8 @@ def sample_images(
     seed: int = 0,
     text_encoder: nn.Module | None = None,
 ) -> Tensor:
-    """``n`` images per caption, caption by caption, in ``[-1, 1]``.
-
-    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone, so rows differ only
-    by their caption and the same seed gives the same images. The generator is run in eval mode.
+    """``n`` images per caption, caption by caption, in ``[-1, 1]``, from the generator in eval mode.
+    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone.
 
     Args:
         generator: a :class:`ratlip_layers.models.RATLIPGenerator` (``(noise, sentence) -> images``).
@@ -87,7 +85,7 @@ def sample_images(
 
 
 def _check_pixels(name: str, images: object, layout: str) -> Tensor:
-    """Check ``images`` (``(C, H, W)`` or ``(B, C, H, W)``, per ``layout``) is something a PNG can hold."""
+    """``images`` (``layout``: ``(C, H, W)`` or ``(B, C, H, W)``), checked to fit in a PNG."""
     pixels = check_tensor(name, images, layout.count(",") + 1, layout)
     channels, height, width = pixels.shape[-3:]
     if channels not in (1, 3) or height == 0 or width == 0:
@@ -106,11 +104,8 @@ def _font() -> ImageFont.ImageFont:
 
 
 def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> Image.Image:
-    """A grid with one row per caption: the caption on the left, then ``columns`` images.
-
-    The images are laid out by torchvision's ``make_grid`` on a white background, enlarged
-    (nearest) to at least 64 px so that small samples stay visible; the captions are drawn in a
-    240 px panel to their left.
+    """A grid with one row per caption: the caption on the left (a 240 px panel), then ``columns``
+    images on white, enlarged (nearest) to at least 64 px so that small samples stay visible.
 
     Args:
         images: ``len(captions) * columns`` grey or RGB images in ``[-1, 1]``, row by row.
@@ -161,7 +156,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
 
 def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     """Write a PIL image, or one ``(C, H, W)`` tensor in ``[-1, 1]`` (C = 1 or 3), as a PNG at ``path``,
-    atomically: into a temporary file beside it, then renamed, so a reader never sees half a picture.
+    atomically.
 
     Raises:
         TypeError: ``image`` is neither, or ``path`` is not a path.
@@ -184,7 +179,9 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
         raise ValueError(f"path must be a PNG file to write, got {path}, an existing directory")
     if isinstance(image, Tensor):
         pixels = image.detach().float().cpu()
-        return write_atomic(path, lambda f: save_image(pixels, f, format="png", normalize=True, value_range=(-1, 1)))
+        return write_atomic(
+            path, lambda f: save_image(pixels, f, format="png", normalize=True, value_range=(-1, 1))
+        )
     return write_atomic(path, lambda tmp: image.save(tmp, format="png"))
 
 
@@ -194,7 +191,7 @@ def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> l
     Args:
         images: ``(B, C, H, W)`` images in ``[-1, 1]``, C = 1 (grey) or 3 (RGB).
         directory: the folder, created if missing.
-        prefix: the start of each file name; no path separators.
+        prefix: the start of each file name, without path separators.
 
     Raises:
         TypeError: ``images`` is not a floating tensor, ``directory`` not a path, ``prefix`` not a str.
