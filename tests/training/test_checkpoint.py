@@ -22,8 +22,7 @@ def test_round_trip_and_no_leftovers(tmp_path):
     net(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     path = save_checkpoint(
-        tmp_path / "step-00000001",
-        weights={"net": net.state_dict()},
+        tmp_path / "step-00000001", weights={"net": net.state_dict()},
         state={"optim": optimizer.state_dict(), "rng": get_rng_state(), "step": 1},
         config={"lr": 0.1, "name": "x"},
     )
