@@ -70,10 +70,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(
-    path: str | Path,
-    *,
-    weights: Mapping[str, Mapping[str, Tensor]],
-    state: Mapping[str, Any],
+    path: str | Path, *, weights: Mapping[str, Mapping[str, Tensor]], state: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
     """Write the checkpoint directory ``path`` atomically: ``weights`` (network name -> state dict),
@@ -223,10 +220,7 @@ class CheckpointManager:
         return found[-1] if found else None
 
     def load_latest(
-        self,
-        *,
-        map_location: str | torch.device = "cpu",
-        on_skip: Callable[[str], None] = print,
+        self, *, map_location: str | torch.device = "cpu", on_skip: Callable[[str], None] = print,
         set_aside: bool = True,
     ) -> Checkpoint | None:
         """Load the newest checkpoint that reads back, ``None`` when there is none.
@@ -255,11 +249,7 @@ class CheckpointManager:
         return None
 
     def save(
-        self,
-        step: int,
-        *,
-        weights: Mapping[str, Mapping[str, Tensor]],
-        state: Mapping[str, Any],
+        self, step: int, *, weights: Mapping[str, Mapping[str, Tensor]], state: Mapping[str, Any],
         config: Mapping[str, Any],
     ) -> Path:
         """Save the checkpoint of ``step``, then delete all but the newest ``keep`` and any temporary
@@ -308,11 +298,8 @@ def get_rng_state() -> dict[str, Any]:
         # Only the current device's: each DDP rank drives one GPU.
         "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
         "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
+            "kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached),
         },
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }

@@ -275,12 +275,7 @@ def _embed_images(encoder: CLIPImageEncoder, images: Tensor, device: torch.devic
 
 
 def clip_retrieval_report(
-    clip_model: nn.Module,
-    tokenizer: Any,
-    dataset: Any,
-    *,
-    num_items: int = 1024,
-    batch_size: int = 256,
+    clip_model: nn.Module, tokenizer: Any, dataset: Any, *, num_items: int = 1024, batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """How well a CLIP matches a dataset's images and captions.
@@ -324,8 +319,7 @@ def clip_retrieval_report(
     same = torch.tensor([[a == b for b in meaning] for a in meaning])
     rows = torch.arange(count)
     report = {
-        "num_items": count,
-        "image_to_text_r1": float(same[rows, similarity.argmax(1)].float().mean()),
+        "num_items": count, "image_to_text_r1": float(same[rows, similarity.argmax(1)].float().mean()),
         "text_to_image_r1": float(same[similarity.argmax(0), rows].float().mean()),
     }
     if shapes:

@@ -50,11 +50,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 _GROUPS = {
-    "recipe": "recipe (unset options take the preset's value)",
-    "data": "data",
-    "execution": "execution",
-    "run": "run directory",
-    "evaluation": "evaluation",
+    "recipe": "recipe (unset options take the preset's value)", "data": "data", "execution": "execution",
+    "run": "run directory", "evaluation": "evaluation",
 }
 """The command line's argument groups, in ``--help`` order."""
 
@@ -96,9 +93,7 @@ def _check_names(options: dict[str, Any]) -> None:
         raise ValueError(f"unknown training options {unknown}")
 
 
-def _add_arguments(
-    cls: type, parser: argparse.ArgumentParser, titles: dict[str, str]
-) -> dict[str, Any]:
+def _add_arguments(cls: type, parser: argparse.ArgumentParser, titles: dict[str, str]) -> dict[str, Any]:
     """Add one ``--option`` per field of the dataclass ``cls`` (declared with ``_option``) to
     ``parser``, in argument groups titled by ``titles``; returns the groups by key."""
     groups = {key: parser.add_argument_group(title) for key, title in titles.items()}
@@ -119,11 +114,7 @@ def _add_arguments(
             continue
         shown = "" if f.default is None else f" (default {f.default})"
         group.add_argument(
-            flag,
-            type=kind,
-            default=f.default,
-            choices=meta.get("choices"),
-            metavar=meta.get("metavar"),
+            flag, type=kind, default=f.default, choices=meta.get("choices"), metavar=meta.get("metavar"),
             help=meta["help"] + shown,
         )
     return groups
@@ -183,18 +174,13 @@ class TrainConfig:
         None, "recipe", "open_clip model name, or 'tiny' for a random tiny CLIP", fixed=True
     )
     clip_pretrained: str | None = _option(
-        None,
-        "recipe",
+        None, "recipe",
         "open_clip pretrained tag, a local weights file, 'none' for random weights, or 'pretrain': "
-        "train it contrastively on the run's training split first, cached under --clip-cache",
-        fixed=True,
+        "train it contrastively on the run's training split first, cached under --clip-cache", fixed=True,
     )
     clip_sha256: str | None = _option(
-        None,
-        "recipe",
-        "SHA-256 the --clip-pretrained file must have; a run records it in config.json",
-        metavar="HEX",
-        fixed=True,
+        None, "recipe", "SHA-256 the --clip-pretrained file must have; a run records it in config.json",
+        metavar="HEX", fixed=True,
     )
     clip_cache: str = _option(
         "runs/clip", "recipe", "where --clip-pretrained pretrain keeps the CLIPs it trains", metavar="DIR"
@@ -233,8 +219,7 @@ class TrainConfig:
     keep_checkpoints: int = _option(3, "run", "checkpoints kept", metavar="K", check="positive")
     eval_images: int | None = _option(None, "evaluation", "images generated per evaluation", check="positive")
     fid_features: str = _option(
-        "clip",
-        "evaluation",
+        "clip", "evaluation",
         "clip: the run's CLIP; inception: torchmetrics' TF-FID Inception; torchvision: the papers' protocol",
         choices=FID_FEATURES,
     )

@@ -62,19 +62,10 @@ class Evaluator:
     """
 
     def __init__(
-        self,
-        test_dataset: Dataset,
-        *,
-        dataset_name: str,
-        context: MetricContext,
-        num_images: int,
-        dataset_id: str | None = None,
-        batch_size: int = 64,
-        seed: int = 0,
-        fid_cache: str | Path | None = None,
-        fid_reference: str | Path | None = None,
-        metric_names: Sequence[str] | None = None,
-        dist_ctx: DistributedContext | None = None,
+        self, test_dataset: Dataset, *, dataset_name: str, context: MetricContext, num_images: int,
+        dataset_id: str | None = None, batch_size: int = 64, seed: int = 0,
+        fid_cache: str | Path | None = None, fid_reference: str | Path | None = None,
+        metric_names: Sequence[str] | None = None, dist_ctx: DistributedContext | None = None,
         num_workers: int = 0,
     ) -> None:
         self.num_images = check_positive_int("num_images", num_images)
@@ -130,23 +121,12 @@ class Evaluator:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path,
-    *,
-    dataset: str | None = None,
-    data_dir: str | None = None,
-    num_images: int | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    fid_features: str = "clip",
-    inception_weights: str | None = None,
-    fid_cache: str | Path | None = None,
-    fid_reference: str | Path | None = None,
-    score_clip_model: str | None = None,
-    score_clip_pretrained: str | None = None,
-    metric_names: Sequence[str] | None = None,
-    use_ema: bool = True,
-    device: str = "auto",
-    num_workers: int = 0,
+    checkpoint: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
+    num_images: int | None = None, batch_size: int = 64, seed: int = 0, fid_features: str = "clip",
+    inception_weights: str | None = None, fid_cache: str | Path | None = None,
+    fid_reference: str | Path | None = None, score_clip_model: str | None = None,
+    score_clip_pretrained: str | None = None, metric_names: Sequence[str] | None = None, use_ema: bool = True,
+    device: str = "auto", num_workers: int = 0,
 ) -> dict[str, Any]:
     """Load a trained generator and score it on a dataset's test split (what ``evaluate.py`` runs).
 

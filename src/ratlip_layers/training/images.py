@@ -25,11 +25,7 @@ _PAD = 4
 
 @torch.no_grad()
 def sample_images(
-    generator: nn.Module,
-    captions: Sequence[str],
-    *,
-    n: int,
-    seed: int = 0,
+    generator: nn.Module, captions: Sequence[str], *, n: int, seed: int = 0,
     text_encoder: nn.Module | None = None,
 ) -> Tensor:
     """``n`` images per caption, caption by caption, in ``[-1, 1]``, from the generator in eval mode.

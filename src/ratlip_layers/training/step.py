@@ -228,20 +228,10 @@ class GANTrainStep:
     """
 
     def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        text_encoder: nn.Module,
-        *,
-        lr_g: float = 1e-4,
-        lr_d: float = 4e-4,
-        sim_weight: float = 4.0,
-        mode_seeking_weight: float = 0.0,
-        magp_weight: float = 2.0,
-        magp_power: float = 6.0,
-        precision: Precision | None = None,
-        dist_ctx: DistributedContext | None = None,
-        on_nonfinite: str = "stop",
+        self, generator: nn.Module, discriminator: nn.Module, text_encoder: nn.Module, *, lr_g: float = 1e-4,
+        lr_d: float = 4e-4, sim_weight: float = 4.0, mode_seeking_weight: float = 0.0,
+        magp_weight: float = 2.0, magp_power: float = 6.0, precision: Precision | None = None,
+        dist_ctx: DistributedContext | None = None, on_nonfinite: str = "stop",
     ) -> None:
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
