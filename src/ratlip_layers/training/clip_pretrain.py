@@ -219,11 +219,10 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         start = latest.state["step"]
     cache = _cached_images(train_set, config.imsize)
     order = torch.Generator().manual_seed(config.seed)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, unit="step", desc="CLIP pre-training", dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=start, unit="step", desc="CLIP pre-training", dynamic_ncols=True,
+               disable=not progress)
     for step in range(start, config.steps):
         # Batch `step` is a function of (seed, step), so a resumed run draws the batches it would have.
         order.manual_seed(draw_seed(config.seed, step))
@@ -239,7 +238,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         scheduler.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))  # as open_clip's training does
-        if bar is not None:
+        if progress:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{logit_scale.item():.1f}")
         elif (step + 1) % 100 == 0 or step + 1 == config.steps:
@@ -247,8 +246,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
             state = {"step": step + 1, "optim": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
             checkpoints.save(step + 1, weights={"clip": model.state_dict()}, state=state, config=dataclasses.asdict(config))
-    if bar is not None:
-        bar.close()
+    bar.close()
     model.eval().requires_grad_(False)
     report = clip_retrieval_report(model, tokenizer, test_set, device=device)
     write_atomic(weights_path, safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
@@ -266,12 +264,6 @@ def _embed_captions(clip_model: nn.Module, tokenizer: Any, captions: list[str], 
         for i in range(0, len(captions), batch_size)
     ]
     return torch.cat(chunks).float().cpu()
-
-
-@torch.no_grad()
-def _embed_images(encoder: CLIPImageEncoder, images: Tensor, device: torch.device, batch_size: int) -> Tensor:
-    chunks = [encoder(images[i : i + batch_size].to(device)).embedding for i in range(0, len(images), batch_size)]
-    return F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
 
 
 def clip_retrieval_report(
@@ -311,7 +303,11 @@ def clip_retrieval_report(
     items = [dataset[(i, draw_seed(i))] for i in range(count)]
     images = torch.stack([image for image, _ in items])
     captions = [caption for _, caption in items]
-    image_emb = _embed_images(CLIPImageEncoder(clip_model), images, device, batch_size)
+    encoder = CLIPImageEncoder(clip_model)
+    with torch.no_grad():
+        chunks = [encoder(images[i : i + batch_size].to(device)).embedding
+                  for i in range(0, count, batch_size)]
+    image_emb = F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
     text_emb = _embed_captions(clip_model, tokenizer, captions, device, batch_size)
     similarity = image_emb @ text_emb.T
     shapes = isinstance(dataset, ShapesDataset)

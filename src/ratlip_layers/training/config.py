@@ -1,8 +1,5 @@
-"""The training run's configuration: every option of ``examples/train_cub.py``, declared once.
-
-Each :class:`TrainConfig` field carries its command-line help, group and choices in its metadata;
-:meth:`TrainConfig.add_arguments` builds the command line from them and :meth:`TrainConfig.validate`
-checks them, so an option is added, documented and checked in one place.
+"""The training run's configuration: every option of ``examples/train_cub.py``, declared once, with
+its command-line help, group, choices and check in its field's metadata.
 """
 
 from __future__ import annotations
@@ -41,9 +38,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # from the paper was measured: docs/training.rst. Evaluating at 1000, 2000 and the end shows the
     # CLIP score rise.
     "tiny": dict(
-        imsize=32, batch_size=32, steps=2500, lr_g=1.6e-3, lr_d=3.2e-3, sim_weight=4.0, mode_seeking_weight=0.0,
-        magp_weight=0.02, magp_power=6.0, clip_model="tiny", clip_pretrained="pretrain", d_channels=128,
-        d_joint_channels=64, seed=0, eval_images=512, sample_every=500, eval_every=1000, save_every=1000,
+        imsize=32, batch_size=32, steps=2500, lr_g=1.6e-3, lr_d=3.2e-3, sim_weight=4.0,
+        mode_seeking_weight=0.0, magp_weight=0.02, magp_power=6.0, clip_model="tiny",
+        clip_pretrained="pretrain", d_channels=128, d_joint_channels=64, seed=0, eval_images=512,
+        sample_every=500, eval_every=1000, save_every=1000,
     ),
 }
 """Per-preset defaults for the options left unset; the generator preset of the same name goes with each."""
@@ -233,11 +231,8 @@ class TrainConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> dict[str, Any]:
-        """Add one ``--option`` per field to ``parser``, in the fields' groups.
-
-        Flags are the field names with dashes; booleans are switches; options with a default say
-        it in their help; ``--steps`` and ``--epochs`` exclude each other. Parsed values are
-        keyword options of :meth:`resolve`.
+        """Add one ``--option`` per field to ``parser`` (booleans as switches; ``--steps`` and
+        ``--epochs`` exclusive); the parsed values are keyword options of :meth:`resolve`.
 
         Returns:
             The argument groups by key (``"recipe"``, ``"data"``, ``"execution"``, ``"run"``,
@@ -288,7 +283,6 @@ class TrainConfig:
                 f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}"
             )
         if self.fid_features != "clip" and self.inception_weights is None:
-            # Found now rather than at the first evaluation, possibly hours into the run.
             raise ValueError(
                 f"fid_features {self.fid_features!r} needs inception_weights (--inception-weights), the "
                 "local weights file of its Inception network; nothing is downloaded"

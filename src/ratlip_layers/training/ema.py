@@ -59,11 +59,9 @@ class EMA:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay, self.warmup, self.num_updates = float(decay), bool(warmup), 0
         learned = trainable_state(module).keys()
-        # deepcopy's memo maps an object to its copy: mapping the frozen tensors and CLIPs to
-        # themselves makes the copy share them instead of duplicating them.
+        # deepcopy's memo maps an object to its copy: mapped to themselves, frozen parts are shared.
         shared = {id(t): t for name, t in module.state_dict(keep_vars=True).items() if name not in learned}
-        # Read from sys.modules, not imported: no FrozenCLIP exists before its module is loaded, and
-        # importing it would load open_clip for every EMA user.
+        # Not imported: no FrozenCLIP exists before its module is loaded, and it loads open_clip.
         frozen = sys.modules.get("ratlip_layers.clip.frozen")
         if frozen is not None:
             shared.update({id(m): m for m in module.modules() if isinstance(m, frozen.FrozenCLIP)})

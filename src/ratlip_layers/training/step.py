@@ -73,11 +73,8 @@ class Precision:
 
     @staticmethod
     def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, *, skip: bool = False) -> None:
-        """``scaler.step`` and ``update``, with the scale floor.
-
-        With ``skip`` (a non-finite loss) the optimiser does not step, but an fp16 scaler still backs
-        off, as it would for non-finite gradients; otherwise a too-large scale would skip every step.
-        """
+        """``scaler.step`` and ``update``, with the scale floor. With ``skip`` (a non-finite loss) the
+        optimiser does not step but the scaler still backs off, lest a too-large scale skip every step."""
         if not skip:
             scaler.step(optimizer)
             scaler.update()
@@ -151,8 +148,7 @@ class DiscriminatorLoss(nn.Module):
                 fake_features = d.features(fake)
                 mark("clip_fake")
             else:
-                # The caller's CLIP features of ``fake`` (the frozen CLIP does not depend on D):
-                # the reference computes them once and gives D a detached copy.
+                # The frozen CLIP's features of ``fake``, computed once as the reference does.
                 fake_features = ImageFeatures(
                     tuple(m.detach() for m in fake_features.maps), fake_features.embedding.detach()
                 )
@@ -182,9 +178,8 @@ class DiscriminatorLoss(nn.Module):
 
 
 def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over ``module``'s trainable parameters, fused where torch has the kernel (CPU, CUDA):
-    one pass over all tensors instead of a Python loop over each of them, which was a quarter of
-    the tiny preset's step (about 250 small parameters)."""
+    """Adam over ``module``'s trainable parameters, fused where torch has the kernel (CPU, CUDA): a
+    Python loop over each tensor was a quarter of the tiny preset's step."""
     params = [p for p in module.parameters() if p.requires_grad]
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, fused=fused or None)
@@ -318,9 +313,8 @@ class GANTrainStep:
             fake = self.g_forward(noise, torch.cat([sentence, sentence[:pairs]]))
             fake, fake_pairs = fake[:batch], fake[batch:]
             mark("g_forward")
-            # One CLIP pass over the fakes, with the graph the generator update needs; the D update
-            # reads a detached copy. The CLIP is frozen, so its features of the fakes do not change
-            # with the D step in between (the reference does the same).
+            # One CLIP pass over the fakes, with the graph the G update needs; the D update reads a
+            # detached copy (the CLIP is frozen, so the D step in between cannot change them).
             features = self.discriminator.features(fake)
             mark("clip_fake")
             loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(

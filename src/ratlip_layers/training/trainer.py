@@ -201,13 +201,10 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Save a checkpoint of the current step (every rank must call; rank 0 writes)."""
-        rng = self.dist.gather(get_rng_state())
-        path = None
+        rng, path = self.dist.gather(get_rng_state()), None
         if self.dist.is_main:
-            weights = {
-                "generator": self.generator.trainable_state_dict(),
-                "discriminator": self.discriminator.trainable_state_dict(),
-            }
+            weights = {"generator": self.generator.trainable_state_dict(),
+                       "discriminator": self.discriminator.trainable_state_dict()}
             if self.ema is not None:
                 weights["ema"] = self.ema.state_dict()
             if clip_spec(self.clip_model)["pretrained"] is None:
