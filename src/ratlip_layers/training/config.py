@@ -32,11 +32,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         d_channels=512, d_joint_channels=128, seed=100, eval_images=30_000, sample_every=1000, eval_every=0,
         save_every=1000,
     ),
-    # The built-in CPU run: tiny networks on `shapes`, with the tiny CLIP pre-trained on the same
-    # captions first (cached; about 2 minutes on 2 cores), so that D judges with features that know
-    # the captions and the CLIP-similarity term teaches the shapes, as in the paper. Each departure
-    # from the paper was measured: docs/training.rst. Evaluating at 1000, 2000 and the end shows the
-    # CLIP score rise.
+    # The built-in CPU run: tiny networks on `shapes`, the tiny CLIP pre-trained on its captions first
+    # (cached; about 2 minutes on 2 cores) so that D and the similarity term know them, as in the
+    # paper; each departure from the paper was measured (docs/training.rst).
     "tiny": dict(
         imsize=32, batch_size=32, steps=2500, lr_g=1.6e-3, lr_d=3.2e-3, sim_weight=4.0,
         mode_seeking_weight=0.0, magp_weight=0.02, magp_power=6.0, clip_model="tiny",

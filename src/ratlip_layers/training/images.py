@@ -47,10 +47,9 @@ def sample_images(
         >>> from ratlip_layers.training import sample_images
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
-        >>> images = sample_images(G, ["a red circle on a blue background", "a black square on a red background"],
-        ...                        n=3, seed=0)
-        >>> images.shape, torch.equal(images, sample_images(G, ["a red circle on a blue background",
-        ...                                                     "a black square on a red background"], n=3, seed=0))
+        >>> captions = ["a red circle on a blue background", "a black square on a red background"]
+        >>> images = sample_images(G, captions, n=3, seed=0)
+        >>> images.shape, torch.equal(images, sample_images(G, captions, n=3, seed=0))
         (torch.Size([6, 3, 32, 32]), True)
     """
     check_module("generator", generator)
