@@ -15,12 +15,8 @@ EXAMPLES = ROOT / "examples"
 
 def _run(script, *args, cwd=None):
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        timeout=600,
-        check=False,
+        [sys.executable, str(EXAMPLES / script), *map(str, args)], capture_output=True, text=True,
+        cwd=cwd or ROOT, timeout=600, check=False,
     )
 
 
@@ -38,10 +34,7 @@ def test_no_arguments_means_the_tiny_shapes_run_on_cpu():
     args.pop("no_progress")
     config = TrainConfig.resolve(**args)
     assert (config.preset, config.dataset, config.clip_model, config.clip_pretrained) == (
-        "tiny",
-        "shapes",
-        "tiny",
-        "pretrain",
+        "tiny", "shapes", "tiny", "pretrain",
     )
     assert config.sim_weight == 4.0 and config.clip_cache == "runs/clip"
     assert config.out == "runs/shapes-tiny" and config.device == "auto" and config.steps == 2500
@@ -51,28 +44,9 @@ def test_no_arguments_means_the_tiny_shapes_run_on_cpu():
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     result = _run(
-        "train_cub.py",
-        "--clip-pretrained",
-        "none",
-        "--steps",
-        4,
-        "--batch-size",
-        4,
-        "--device",
-        "cpu",
-        "--out",
-        root / "run",
-        "--sample-every",
-        2,
-        "--save-every",
-        2,
-        "--eval-images",
-        32,
-        "--fid-cache",
-        root / "fid",
-        "--log-every",
-        2,
-        "--no-progress",
+        "train_cub.py", "--clip-pretrained", "none", "--steps", 4, "--batch-size", 4, "--device", "cpu",
+        "--out", root / "run", "--sample-every", 2, "--save-every", 2, "--eval-images", 32, "--fid-cache",
+        root / "fid", "--log-every", 2, "--no-progress",
     )
     assert result.returncode == 0, result.stderr
     assert "metrics step=4" in result.stderr and "colour_acc=" in result.stderr
@@ -94,10 +68,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
 @pytest.mark.slow
 def test_sample_grid_is_reproducible_and_individual_pngs(run_dir, tmp_path):
     captions = [
-        "--caption",
-        "a red circle on a blue background",
-        "--caption",
-        "a green square on a white background",
+        "--caption", "a red circle on a blue background", "--caption", "a green square on a white background",
     ]
     for name in ("a.png", "b.png"):
         result = _run(
@@ -113,14 +84,8 @@ def test_sample_grid_is_reproducible_and_individual_pngs(run_dir, tmp_path):
     )
     assert other.returncode == 0 and Image.open(tmp_path / "c.png").tobytes() != a.tobytes()
     result = _run(
-        "sample.py",
-        "--checkpoint",
-        run_dir / "checkpoints" / "step-00000002",
-        *captions,
-        "--n",
-        2,
-        "--out-dir",
-        tmp_path / "pngs",
+        "sample.py", "--checkpoint", run_dir / "checkpoints" / "step-00000002", *captions, "--n", 2,
+        "--out-dir", tmp_path / "pngs",
     )
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
@@ -132,19 +97,8 @@ def test_sample_grid_is_reproducible_and_individual_pngs(run_dir, tmp_path):
 def test_evaluate_prints_and_saves_both_metrics(run_dir, tmp_path):
     out = tmp_path / "eval.json"
     result = _run(
-        "evaluate.py",
-        "--checkpoint",
-        run_dir,
-        "--dataset",
-        "shapes",
-        "--num-images",
-        32,
-        "--fid-cache",
-        tmp_path / "fid",
-        "--out",
-        out,
-        "--device",
-        "cpu",
+        "evaluate.py", "--checkpoint", run_dir, "--dataset", "shapes", "--num-images", 32, "--fid-cache",
+        tmp_path / "fid", "--out", out, "--device", "cpu",
     )
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
@@ -188,10 +142,7 @@ def test_sigterm_saves_and_exits_143_so_schedulers_see_an_unfinished_run(tmp_pat
     args = ["--clip-pretrained", "none", "--steps", 100000, "--batch-size", 2, "--eval-images", 4, "--device", "cpu", "--out", run]
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "train_cub.py"), "--no-progress", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     deadline = time.monotonic() + 300
     while not (run / "samples" / "real.png").exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -22,8 +22,7 @@ def test_round_trip_and_no_leftovers(tmp_path):
     net(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     path = save_checkpoint(
-        tmp_path / "step-00000001",
-        weights={"net": net.state_dict()},
+        tmp_path / "step-00000001", weights={"net": net.state_dict()},
         state={"optim": optimizer.state_dict(), "rng": get_rng_state(), "step": 1},
         config={"lr": 0.1, "name": "x"},
     )
@@ -80,7 +79,7 @@ def test_a_write_that_fails_on_disk_leaves_no_temporary_directory(tmp_path, monk
             raise OSError("disk full")
         path.write_bytes(data)
 
-    monkeypatch.setattr(checkpoint_module, "_write_synced", fail_second)
+    monkeypatch.setattr(checkpoint_module, "write_synced", fail_second)
     with pytest.raises(OSError, match="disk full"):
         manager.save(2, weights={"net": {"w": torch.zeros(2)}}, state={"step": 2}, config={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]

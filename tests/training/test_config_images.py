@@ -15,22 +15,10 @@ from ratlip_layers.training.images import write_png
 
 def test_presets_fill_unset_options():
     tiny = TrainConfig.resolve()
-    assert (tiny.preset, tiny.dataset, tiny.clip_model, tiny.imsize, tiny.device) == (
-        "tiny",
-        "shapes",
-        "tiny",
-        32,
-        "auto",
-    )
+    assert (tiny.preset, tiny.dataset, tiny.clip_model, tiny.imsize, tiny.device) == ("tiny", "shapes", "tiny", 32, "auto")
     assert tiny.steps == RECIPES["tiny"]["steps"] and tiny.epochs is None and tiny.out == "runs/shapes-tiny"
     paper = TrainConfig.resolve(preset="paper", dataset="cub", data_dir="data/birds")
-    assert (paper.lr_g, paper.lr_d, paper.sim_weight, paper.magp_weight, paper.magp_power) == (
-        1e-4,
-        4e-4,
-        4.0,
-        2.0,
-        6.0,
-    )
+    assert (paper.lr_g, paper.lr_d, paper.sim_weight, paper.magp_weight, paper.magp_power) == (1e-4, 4e-4, 4.0, 2.0, 6.0)
     assert (paper.batch_size, paper.epochs, paper.steps, paper.imsize) == (64, 1500, None, 224)
     assert paper.generator_config() == GeneratorConfig.preset("paper")
     assert TrainConfig.resolve(preset="paper", steps=10).epochs is None
@@ -45,16 +33,13 @@ def test_json_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "options, match",
     [
-        ({"preset": "huge"}, "preset must be one of"),
-        ({"dataset": "mnist"}, "dataset must be one of"),
-        ({"amp": "fp8"}, "amp must be one of"),
-        ({"steps": 0}, "steps must be a positive int"),
+        ({"preset": "huge"}, "preset must be one of"), ({"dataset": "mnist"}, "dataset must be one of"),
+        ({"amp": "fp8"}, "amp must be one of"), ({"steps": 0}, "steps must be a positive int"),
         ({"lr_g": -1.0}, "lr_g must be a finite number > 0, got -1.0"),
         ({"lr_d": float("nan")}, "lr_d must be a finite number > 0, got nan"),
         ({"sim_weight": float("inf")}, "sim_weight must be a finite number >= 0, got inf"),
         ({"magp_weight": "2"}, "magp_weight must be a finite number >= 0, got '2'"),
-        ({"fid_features": "torchvision"}, "needs inception_weights"),
-        ({"ema": 1.5}, "ema must be a decay"),
+        ({"fid_features": "torchvision"}, "needs inception_weights"), ({"ema": 1.5}, "ema must be a decay"),
         ({"save_every": -1}, "save_every must be an int >= 0"),
         ({"steps": 5, "epochs": 2}, "exactly one of steps and epochs"),
         ({"colour": 1}, "unknown training options"),

@@ -20,10 +20,7 @@ def _free_port() -> int:
 
 def _worker(rank: int, world_size: int, port: int, options: dict, out_dir: str) -> None:
     os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
         WORLD_SIZE=str(world_size),
     )
     torch.set_num_threads(1)
@@ -43,18 +40,9 @@ def _worker(rank: int, world_size: int, port: int, options: dict, out_dir: str) 
 @pytest.mark.slow
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     options = {
-        "preset": "tiny",
-        "clip_pretrained": "none",
-        "steps": 3,
-        "batch_size": 4,
-        "device": "cpu",
-        "out": str(tmp_path / "run"),
-        "eval_images": 16,
-        "fid_cache": str(tmp_path / "fid"),
-        "log_every": 1,
-        "sample_every": 0,
-        "eval_every": 0,
-        "save_every": 0,
+        "preset": "tiny", "clip_pretrained": "none", "steps": 3, "batch_size": 4, "device": "cpu",
+        "out": str(tmp_path / "run"), "eval_images": 16, "fid_cache": str(tmp_path / "fid"), "log_every": 1,
+        "sample_every": 0, "eval_every": 0, "save_every": 0,
     }
     mp.spawn(_worker, args=(2, _free_port(), options, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in range(2))

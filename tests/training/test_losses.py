@@ -2,10 +2,7 @@ import pytest
 import torch
 
 from ratlip_layers.training import (
-    discriminator_hinge_loss,
-    generator_loss,
-    matching_aware_gradient_penalty,
-    mode_seeking_loss,
+    discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty, mode_seeking_loss,
 )
 
 

@@ -25,11 +25,8 @@ def _snapshot(module):
 def test_one_step_updates_both_networks_and_never_clip(nets):
     clip, generator, discriminator, text, tokens = nets
     clip_before = _snapshot(clip)
-    g_before, d_before = generator.trainable_state_dict(), discriminator.trainable_state_dict()
-    g_before, d_before = (
-        {k: v.clone() for k, v in g_before.items()},
-        {k: v.clone() for k, v in d_before.items()},
-    )
+    g_before = {k: v.clone() for k, v in generator.trainable_state_dict().items()}
+    d_before = {k: v.clone() for k, v in discriminator.trainable_state_dict().items()}
     step = GANTrainStep(generator, discriminator, text, sim_weight=4.0)
     logs = step(torch.rand(4, 3, 32, 32) * 2 - 1, tokens, step=1)
     assert set(logs) >= {"loss_d", "loss_g", "magp", "d_real", "d_fake", "d_mismatch", "clip_sim", "skipped"}

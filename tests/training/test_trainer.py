@@ -64,9 +64,7 @@ def test_run_directory_contents(tiny_config, tmp_path):
     run = tmp_path / "run"
     assert json.loads((run / "config.json").read_text())["steps"] == 4
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
-        "real.png",
-        "step-00000002.png",
-        "step-00000004.png",
+        "real.png", "step-00000002.png", "step-00000004.png",
     ]
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000004"]
     ckpt = load_checkpoint(run / "checkpoints" / "step-00000004")

@@ -4,8 +4,6 @@ Values are comparable only under the same features, which the result's key names
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
+from .._io import write_atomic
 from ..clip import CLIPImageEncoder
 from ..data.errors import DataFileError
 
@@ -36,19 +35,6 @@ def _existing_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{what} not found at {path}")
-    return path
-
-
-def _write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """``write`` a temporary file, then rename it: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -218,7 +204,7 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
         with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
             np.savez(f, mu=mu, sigma=sigma)
 
-    return _write_atomic(path, write)
+    return write_atomic(path, write)
 
 
 class FrechetDistance(FrechetInceptionDistance):
@@ -342,4 +328,4 @@ def prepare_real_statistics(
     for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
         metric.update(images.to(device), real=True)
     statistics = {name: getattr(metric, name).detach().cpu().clone() for name in _REAL_STATES}
-    return _write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))
+    return write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))

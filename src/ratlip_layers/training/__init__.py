@@ -21,12 +21,8 @@ if TYPE_CHECKING:
     from .ema import EMA
     from .evaluation import Evaluator, evaluate_checkpoint
     from .images import captioned_grid, sample_images, save_images
-    from .losses import (
-        discriminator_hinge_loss,
-        generator_loss,
-        matching_aware_gradient_penalty,
-        mode_seeking_loss,
-    )
+    from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty
+    from .losses import mode_seeking_loss
     from .step import GANTrainStep, NonFiniteLossError, Precision
     from .trainer import Trainer, TrainResult
 
@@ -41,16 +37,12 @@ _EXPORTS = {
     "evaluation": ("Evaluator", "evaluate_checkpoint"),
     "images": ("captioned_grid", "sample_images", "save_images"),
     "losses": (
-        "discriminator_hinge_loss",
-        "generator_loss",
-        "matching_aware_gradient_penalty",
-        "mode_seeking_loss",
+        "discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty", "mode_seeking_loss"
     ),
     "step": ("GANTrainStep", "NonFiniteLossError", "Precision"),
     "trainer": ("TrainResult", "Trainer"),
 }
 _LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_LAZY)
-
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)

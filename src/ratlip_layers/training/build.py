@@ -19,10 +19,7 @@ __all__ = ["build_clip_model", "load_generator"]
 
 
 def build_clip_model(
-    name: str,
-    pretrained: str | None,
-    *,
-    weights_sha256: str | None = None,
+    name: str, pretrained: str | None, *, weights_sha256: str | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, Any]:
     """The frozen CLIP of a run: ``"tiny"`` is :func:`ratlip_layers.clip.tiny_clip`, any other name an

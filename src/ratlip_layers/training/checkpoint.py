@@ -1,10 +1,7 @@
-"""Atomic, resumable checkpoints: weights in safetensors, the rest in a ``weights_only`` torch file.
-
-A checkpoint is a directory ``step-00001234/`` holding one ``<name>.safetensors`` per network,
-``state.pt`` (optimisers, counters, RNG states: tensors and plain Python types only, since it is read
-back with ``torch.load(weights_only=True)``) and ``config.json``. It is written under a temporary
-name, fsynced, then renamed into place, so a crash never leaves a half-written checkpoint where
-``--resume`` would find it.
+"""Atomic, resumable checkpoints: a directory ``step-00001234/`` of one ``<name>.safetensors`` per
+network, ``state.pt`` (tensors and plain types, read with ``torch.load(weights_only=True)``) and
+``config.json``, written under a temporary name, fsynced, then renamed into place, so that a crash
+never leaves half a checkpoint where ``--resume`` would find it.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from .._checks import check_device, check_path, check_positive_int
+from .._io import write_synced
 
 __all__ = [
     "Checkpoint", "CheckpointError", "CheckpointManager", "get_rng_state", "load_checkpoint",
@@ -63,13 +61,6 @@ class Checkpoint(NamedTuple):
     config: dict[str, Any]
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -79,24 +70,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(
-    path: str | Path,
-    *,
-    weights: Mapping[str, Mapping[str, Tensor]],
-    state: Mapping[str, Any],
+    path: str | Path, *, weights: Mapping[str, Mapping[str, Tensor]], state: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
-    """Write the checkpoint directory ``path`` atomically (replacing one there only once complete):
-    ``weights`` (network name -> state dict) as ``<name>.safetensors``, ``state`` (tensors and plain
-    Python types) as ``state.pt`` and ``config`` as ``config.json``; returns ``path``.
-
-    A ``state`` that would not load back with ``weights_only=True`` (e.g. one holding a ``Path``) or
-    a ``config`` that is not JSON raises ``ValueError`` before anything is written.
-    """
+    """Write the checkpoint directory ``path`` atomically: ``weights`` (network name -> state dict),
+    ``state`` and ``config``; returns ``path``. A ``state`` that would not load back with
+    ``weights_only=True`` (e.g. holding a ``Path``) or a ``config`` that is not JSON raises
+    ``ValueError`` before anything is written."""
     path = Path(check_path("path", path))
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoint path {path} exists and is not a directory; refusing to replace it")
-    # Serialise and check everything before touching the disk: what cannot be read back is refused
-    # now, not found at the next resume.
+    # Serialised and checked before touching the disk: refused now, not found at the next resume.
     for what, value in (("weights", weights), ("state", state), ("config", config)):
         if not isinstance(value, Mapping):
             raise TypeError(f"{what} must be a mapping, got {type(value).__name__}")
@@ -131,7 +115,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         for name, data in files.items():
-            _write_synced(tmp / name, data)
+            write_synced(tmp / name, data)
         _fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
@@ -146,7 +130,7 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint directory: safetensors weights and a ``weights_only=True`` state file.
+    """Read a checkpoint directory.
 
     Args:
         path: the checkpoint directory.
@@ -236,18 +220,14 @@ class CheckpointManager:
         return found[-1] if found else None
 
     def load_latest(
-        self,
-        *,
-        map_location: str | torch.device = "cpu",
-        on_skip: Callable[[str], None] = print,
+        self, *, map_location: str | torch.device = "cpu", on_skip: Callable[[str], None] = print,
         set_aside: bool = True,
     ) -> Checkpoint | None:
-        """Load the newest checkpoint that reads back, or return ``None`` when there is none.
+        """Load the newest checkpoint that reads back, ``None`` when there is none.
 
-        A newer one that does not read back is renamed ``<name>.unreadable`` (never deleted, and
-        then ignored by later saves and clean-ups) and ``on_skip`` is told why; under DDP only rank
-        0 renames (``set_aside=False`` on the others). Raises :class:`CheckpointError` when there
-        are checkpoints but none reads back.
+        A newer one that does not is renamed ``<name>.unreadable`` (kept, and ignored from then on)
+        and ``on_skip`` is told why; under DDP only rank 0 renames (``set_aside=False`` elsewhere).
+        Raises :class:`CheckpointError` when there are checkpoints but none reads back.
         """
         skipped = []
         for path in reversed(self.checkpoints()):
@@ -269,15 +249,11 @@ class CheckpointManager:
         return None
 
     def save(
-        self,
-        step: int,
-        *,
-        weights: Mapping[str, Mapping[str, Tensor]],
-        state: Mapping[str, Any],
+        self, step: int, *, weights: Mapping[str, Mapping[str, Tensor]], state: Mapping[str, Any],
         config: Mapping[str, Any],
     ) -> Path:
-        """Save the checkpoint of ``step`` atomically, as ``save_checkpoint`` does, then delete all but the
-        newest ``keep`` and any temporary directory a killed run left."""
+        """Save the checkpoint of ``step``, then delete all but the newest ``keep`` and any temporary
+        directory a killed run left."""
         path = save_checkpoint(self.path_for(step), weights=weights, state=state, config=config)
         for stale in self.checkpoints()[: -self.keep]:
             shutil.rmtree(stale)
@@ -313,8 +289,8 @@ def seed_everything(seed: int) -> None:
 
 
 def get_rng_state() -> dict[str, Any]:
-    """The states of torch (CPU, and the current CUDA device if initialised), NumPy and Python, as
-    tensors and plain types that load with ``weights_only=True``; :func:`set_rng_state` restores them."""
+    """The random states of torch (CPU, and the current CUDA device if initialised), NumPy and Python,
+    as types that load with ``weights_only=True``."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {
@@ -322,11 +298,8 @@ def get_rng_state() -> dict[str, Any]:
         # Only the current device's: each DDP rank drives one GPU.
         "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
         "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
+            "kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached),
         },
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }

@@ -1,11 +1,8 @@
 """Contrastive pre-training of an open_clip model on a captioned dataset, for a CLIP that knows its captions.
 
-The GAN's CLIP must tell captions apart for the method to work: a random CLIP gives "an orange
-square on a green background" and its colour-swapped caption nearly the same sentence embedding.
-:func:`pretrain_clip` trains any open_clip architecture (the tiny one by default) on any dataset the
-pipeline reads, with open_clip's own ``ClipLoss`` and learnable ``logit_scale``, AdamW, linear
-warm-up and cosine decay, as open_clip's training code does; it writes ``clip.safetensors`` (which
-``--clip-pretrained`` and :func:`ratlip_layers.clip.tiny_clip` load) and a retrieval report.
+The GAN's CLIP must tell captions apart: a random CLIP gives a caption and its colour-swapped twin
+nearly the same sentence embedding. Training follows open_clip's (``ClipLoss``, learnable
+``logit_scale``, AdamW, linear warm-up, cosine decay).
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,13 +22,14 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._io import write_atomic
 from ..clip import CLIPImageEncoder
 from ..data import build_dataset
 from ..data.build import DATASETS
 from ..data.keys import draw_seed
 from ..data.shapes import CAPTION_CLASSES, ShapesDataset, parse_shapes_caption, shapes_caption
 from .build import build_clip_model
-from .checkpoint import CheckpointManager, _write_synced, seed_everything
+from .checkpoint import CheckpointManager, seed_everything
 from .config import _add_arguments, _check_fields, _option
 from .distributed import resolve_device
 
@@ -48,10 +45,8 @@ _RESULT_FIELDS = ("clip_model", "dataset", "data_dir", "imsize", "steps", "batch
 
 @dataclass
 class CLIPPretrainConfig:
-    """The options of :func:`pretrain_clip` and ``examples/pretrain_clip.py``.
-
-    The defaults train the tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy over its 168
-    caption classes in 1,200 steps (a few minutes on 2 CPU cores).
+    """The options of :func:`pretrain_clip` and ``examples/pretrain_clip.py``; the defaults train the
+    tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy in a few minutes on 2 CPU cores.
 
     Example:
         >>> from ratlip_layers.training import CLIPPretrainConfig
@@ -106,8 +101,7 @@ class CLIPPretrainConfig:
 
 @dataclass
 class CLIPPretrainResult:
-    """What :func:`pretrain_clip` returns: the ``weights`` file, the retrieval ``report`` and
-    whether the weights were already there (``cached``).
+    """What :func:`pretrain_clip` returns: the ``weights`` file, the ``report``, and ``cached``.
 
     Example:
         >>> from pathlib import Path
@@ -131,8 +125,8 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 def _cached_images(dataset: Any, image_size: int) -> Tensor | None:
-    """All ``shapes`` training images, drawn once as uint8: drawing them costs more than a tiny CLIP's
-    step. Other datasets augment per draw and are read through their loader."""
+    """All ``shapes`` training images as uint8, drawn once since drawing costs more than a tiny CLIP's
+    step; ``None`` for other datasets, which augment per draw."""
     if not isinstance(dataset, ShapesDataset):
         return None
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
@@ -155,19 +149,13 @@ def _lr_factor(step: int, warmup: int, steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".tmp-{path.name}")
-    _write_synced(temporary, data)
-    os.replace(temporary, path)
-
-
 def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = True) -> CLIPPretrainResult:
     """Train a CLIP contrastively on ``config.dataset``'s training split and write its weights.
 
-    A finished run's folder is reused as it is (same options, same folder: see
-    :meth:`CLIPPretrainConfig.run_dir`); an interrupted one resumes from its newest checkpoint.
-    The folder holds ``clip.safetensors`` (the model's state dict), ``config.json``, ``report.json``
-    (from :func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
+    The run folder (:meth:`CLIPPretrainConfig.run_dir`) of a finished run is reused; an interrupted
+    run resumes. It holds ``clip.safetensors`` (the state dict, which ``--clip-pretrained`` and
+    :func:`ratlip_layers.clip.tiny_clip` load), ``config.json``, ``report.json``
+    (:func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
 
     Args:
         config: the options; the defaults' when ``None``.
@@ -231,11 +219,10 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         start = latest.state["step"]
     cache = _cached_images(train_set, config.imsize)
     order = torch.Generator().manual_seed(config.seed)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, unit="step", desc="CLIP pre-training", dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=start, unit="step", desc="CLIP pre-training", dynamic_ncols=True,
+               disable=not progress)
     for step in range(start, config.steps):
         # Batch `step` is a function of (seed, step), so a resumed run draws the batches it would have.
         order.manual_seed(draw_seed(config.seed, step))
@@ -251,7 +238,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         scheduler.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))  # as open_clip's training does
-        if bar is not None:
+        if progress:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{logit_scale.item():.1f}")
         elif (step + 1) % 100 == 0 or step + 1 == config.steps:
@@ -259,12 +246,11 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
             state = {"step": step + 1, "optim": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
             checkpoints.save(step + 1, weights={"clip": model.state_dict()}, state=state, config=dataclasses.asdict(config))
-    if bar is not None:
-        bar.close()
+    bar.close()
     model.eval().requires_grad_(False)
     report = clip_retrieval_report(model, tokenizer, test_set, device=device)
-    _write_atomic(weights_path, safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
-    _write_atomic(run_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode())
+    write_atomic(weights_path, safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
+    write_atomic(run_dir / REPORT_FILE, (json.dumps(report, indent=2) + "\n").encode())
     for finished in checkpoints.checkpoints():  # the weights file now holds what they held
         shutil.rmtree(finished)
     return CLIPPretrainResult(weights_path, report)
@@ -280,35 +266,18 @@ def _embed_captions(clip_model: nn.Module, tokenizer: Any, captions: list[str], 
     return torch.cat(chunks).float().cpu()
 
 
-@torch.no_grad()
-def _embed_images(encoder: CLIPImageEncoder, images: Tensor, device: torch.device, batch_size: int) -> Tensor:
-    chunks = [encoder(images[i : i + batch_size].to(device)).embedding for i in range(0, len(images), batch_size)]
-    return F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
-
-
 def clip_retrieval_report(
-    clip_model: nn.Module,
-    tokenizer: Any,
-    dataset: Any,
-    *,
-    num_items: int = 1024,
-    batch_size: int = 256,
+    clip_model: nn.Module, tokenizer: Any, dataset: Any, *, num_items: int = 1024, batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """How well a CLIP matches a dataset's images and captions.
 
-    ``image_to_text_r1``: how often an image's nearest caption, among those of ``num_items`` test
-    items, is its own (a caption that says the same counts: ``shapes`` repeats its 168 captions in
-    four phrasings);
-    ``text_to_image_r1``: how often a caption's nearest image is one it describes. On ``shapes``
-    also zero-shot classification of each image among all 168 (shape, colour, background) captions:
-    ``zero_shot_acc`` (all three right), ``zero_shot_shape``, ``zero_shot_colour``,
-    ``zero_shot_background``, and ``swapped_colour_cosine``, the mean cosine between a caption's
-    sentence embedding and that of the caption with the two colours swapped (near 1: the CLIP
-    cannot tell which colour is the shape's).
-
-    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, as in the GAN, which freezes
-    ``clip_model`` in place.
+    ``image_to_text_r1`` / ``text_to_image_r1``: how often an image's nearest caption among the
+    ``num_items`` test items' says what its own does, and the reverse. On ``shapes`` also zero-shot
+    classification among all 168 (shape, colour, background) captions (``zero_shot_acc``: all three
+    right; ``zero_shot_shape``, ``_colour``, ``_background``) and ``swapped_colour_cosine``, the mean
+    cosine between a caption's embedding and its colour-swapped twin's (near 1: colours confused).
+    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, which freezes ``clip_model``.
 
     Args:
         clip_model: an open_clip model.
@@ -334,7 +303,11 @@ def clip_retrieval_report(
     items = [dataset[(i, draw_seed(i))] for i in range(count)]
     images = torch.stack([image for image, _ in items])
     captions = [caption for _, caption in items]
-    image_emb = _embed_images(CLIPImageEncoder(clip_model), images, device, batch_size)
+    encoder = CLIPImageEncoder(clip_model)
+    with torch.no_grad():
+        chunks = [encoder(images[i : i + batch_size].to(device)).embedding
+                  for i in range(0, count, batch_size)]
+    image_emb = F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
     text_emb = _embed_captions(clip_model, tokenizer, captions, device, batch_size)
     similarity = image_emb @ text_emb.T
     shapes = isinstance(dataset, ShapesDataset)
@@ -342,8 +315,7 @@ def clip_retrieval_report(
     same = torch.tensor([[a == b for b in meaning] for a in meaning])
     rows = torch.arange(count)
     report = {
-        "num_items": count,
-        "image_to_text_r1": float(same[rows, similarity.argmax(1)].float().mean()),
+        "num_items": count, "image_to_text_r1": float(same[rows, similarity.argmax(1)].float().mean()),
         "text_to_image_r1": float(same[similarity.argmax(0), rows].float().mean()),
     }
     if shapes:

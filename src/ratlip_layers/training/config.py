@@ -1,8 +1,5 @@
-"""The training run's configuration: every option of ``examples/train_cub.py``, declared once.
-
-Each :class:`TrainConfig` field carries its command-line help, group and choices in its metadata;
-:meth:`TrainConfig.add_arguments` builds the command line from them and :meth:`TrainConfig.validate`
-checks them, so an option is added, documented and checked in one place.
+"""The training run's configuration: every option of ``examples/train_cub.py``, declared once, with
+its command-line help, group, choices and check in its field's metadata.
 """
 
 from __future__ import annotations
@@ -29,60 +26,28 @@ ImageNet Inception as the DF-GAN/GALIP/RATLIP papers compute FID."""
 
 RECIPES: dict[str, dict[str, Any]] = {
     # SPEC section 4: the reference's recipe on ViT-B/32 at 224 px (batch 64 per GPU on 8 GPUs).
-    "paper": {
-        "imsize": 224,
-        "batch_size": 64,
-        "epochs": 1500,
-        "lr_g": 1e-4,
-        "lr_d": 4e-4,
-        "sim_weight": 4.0,
-        "mode_seeking_weight": 0.0,
-        "magp_weight": 2.0,
-        "magp_power": 6.0,
-        "clip_model": "ViT-B-32-quickgelu",
-        "clip_pretrained": "openai",
-        "d_channels": 512,
-        "d_joint_channels": 128,
-        "seed": 100,
-        "eval_images": 30_000,
-        "sample_every": 1000,
-        "eval_every": 0,
-        "save_every": 1000,
-    },
-    # The built-in CPU run: tiny networks on `shapes`, with the tiny CLIP pre-trained on the same
-    # captions first (cached; about 2 minutes on 2 cores), so that D judges with features that know
-    # the captions and the CLIP-similarity term teaches the shapes, as in the paper. Each departure
-    # from the paper was measured: docs/training.rst.
-    "tiny": {
-        "imsize": 32,
-        "batch_size": 32,
-        "steps": 2500,
-        "lr_g": 1.6e-3,
-        "lr_d": 3.2e-3,
-        "sim_weight": 4.0,
-        "mode_seeking_weight": 0.0,
-        "magp_weight": 0.02,
-        "magp_power": 6.0,
-        "clip_model": "tiny",
-        "clip_pretrained": "pretrain",
-        "d_channels": 128,
-        "d_joint_channels": 64,
-        "seed": 0,
-        "eval_images": 512,
-        "sample_every": 500,
-        "eval_every": 1000,  # the metrics line at 1000, 2000 and the end: the CLIP score rises
-        "save_every": 1000,
-    },
+    "paper": dict(
+        imsize=224, batch_size=64, epochs=1500, lr_g=1e-4, lr_d=4e-4, sim_weight=4.0, mode_seeking_weight=0.0,
+        magp_weight=2.0, magp_power=6.0, clip_model="ViT-B-32-quickgelu", clip_pretrained="openai",
+        d_channels=512, d_joint_channels=128, seed=100, eval_images=30_000, sample_every=1000, eval_every=0,
+        save_every=1000,
+    ),
+    # The built-in CPU run: tiny networks on `shapes`, the tiny CLIP pre-trained on its captions first
+    # (cached; about 2 minutes on 2 cores) so that D and the similarity term know them, as in the
+    # paper; each departure from the paper was measured (docs/training.rst).
+    "tiny": dict(
+        imsize=32, batch_size=32, steps=2500, lr_g=1.6e-3, lr_d=3.2e-3, sim_weight=4.0,
+        mode_seeking_weight=0.0, magp_weight=0.02, magp_power=6.0, clip_model="tiny",
+        clip_pretrained="pretrain", d_channels=128, d_joint_channels=64, seed=0, eval_images=512,
+        sample_every=500, eval_every=1000, save_every=1000,
+    ),
 }
 """Per-preset defaults for the options left unset; the generator preset of the same name goes with each."""
 
 
 _GROUPS = {
-    "recipe": "recipe (unset options take the preset's value)",
-    "data": "data",
-    "execution": "execution",
-    "run": "run directory",
-    "evaluation": "evaluation",
+    "recipe": "recipe (unset options take the preset's value)", "data": "data", "execution": "execution",
+    "run": "run directory", "evaluation": "evaluation",
 }
 """The command line's argument groups, in ``--help`` order."""
 
@@ -124,9 +89,7 @@ def _check_names(options: dict[str, Any]) -> None:
         raise ValueError(f"unknown training options {unknown}")
 
 
-def _add_arguments(
-    cls: type, parser: argparse.ArgumentParser, titles: dict[str, str]
-) -> dict[str, Any]:
+def _add_arguments(cls: type, parser: argparse.ArgumentParser, titles: dict[str, str]) -> dict[str, Any]:
     """Add one ``--option`` per field of the dataclass ``cls`` (declared with ``_option``) to
     ``parser``, in argument groups titled by ``titles``; returns the groups by key."""
     groups = {key: parser.add_argument_group(title) for key, title in titles.items()}
@@ -147,11 +110,7 @@ def _add_arguments(
             continue
         shown = "" if f.default is None else f" (default {f.default})"
         group.add_argument(
-            flag,
-            type=kind,
-            default=f.default,
-            choices=meta.get("choices"),
-            metavar=meta.get("metavar"),
+            flag, type=kind, default=f.default, choices=meta.get("choices"), metavar=meta.get("metavar"),
             help=meta["help"] + shown,
         )
     return groups
@@ -211,18 +170,13 @@ class TrainConfig:
         None, "recipe", "open_clip model name, or 'tiny' for a random tiny CLIP", fixed=True
     )
     clip_pretrained: str | None = _option(
-        None,
-        "recipe",
+        None, "recipe",
         "open_clip pretrained tag, a local weights file, 'none' for random weights, or 'pretrain': "
-        "train it contrastively on the run's training split first, cached under --clip-cache",
-        fixed=True,
+        "train it contrastively on the run's training split first, cached under --clip-cache", fixed=True,
     )
     clip_sha256: str | None = _option(
-        None,
-        "recipe",
-        "SHA-256 the --clip-pretrained file must have; a run records it in config.json",
-        metavar="HEX",
-        fixed=True,
+        None, "recipe", "SHA-256 the --clip-pretrained file must have; a run records it in config.json",
+        metavar="HEX", fixed=True,
     )
     clip_cache: str = _option(
         "runs/clip", "recipe", "where --clip-pretrained pretrain keeps the CLIPs it trains", metavar="DIR"
@@ -261,8 +215,7 @@ class TrainConfig:
     keep_checkpoints: int = _option(3, "run", "checkpoints kept", metavar="K", check="positive")
     eval_images: int | None = _option(None, "evaluation", "images generated per evaluation", check="positive")
     fid_features: str = _option(
-        "clip",
-        "evaluation",
+        "clip", "evaluation",
         "clip: the run's CLIP; inception: torchmetrics' TF-FID Inception; torchvision: the papers' protocol",
         choices=FID_FEATURES,
     )
@@ -276,11 +229,8 @@ class TrainConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> dict[str, Any]:
-        """Add one ``--option`` per field to ``parser``, in the fields' groups.
-
-        Flags are the field names with dashes; booleans are switches; options with a default say
-        it in their help; ``--steps`` and ``--epochs`` exclude each other. Parsed values are
-        keyword options of :meth:`resolve`.
+        """Add one ``--option`` per field to ``parser`` (booleans as switches; ``--steps`` and
+        ``--epochs`` exclusive); the parsed values are keyword options of :meth:`resolve`.
 
         Returns:
             The argument groups by key (``"recipe"``, ``"data"``, ``"execution"``, ``"run"``,
@@ -331,7 +281,6 @@ class TrainConfig:
                 f"give exactly one of steps and epochs, got steps={self.steps}, epochs={self.epochs}"
             )
         if self.fid_features != "clip" and self.inception_weights is None:
-            # Found now rather than at the first evaluation, possibly hours into the run.
             raise ValueError(
                 f"fid_features {self.fid_features!r} needs inception_weights (--inception-weights), the "
                 "local weights file of its Inception network; nothing is downloaded"

@@ -15,8 +15,8 @@ __all__ = ["EMA", "trainable_state"]
 
 
 def trainable_state(module: nn.Module) -> dict[str, Tensor]:
-    """What a network learns: its ``trainable_state_dict()`` if it has one (RATLIP networks leave
-    their frozen CLIP out that way), else its ``state_dict()``; the tensors are the live ones."""
+    """The live tensors a network learns: its ``trainable_state_dict()`` (without a frozen CLIP) if it
+    has one, else its ``state_dict()``."""
     method = getattr(module, "trainable_state_dict", None)
     return dict(method() if callable(method) else module.state_dict())
 
@@ -30,13 +30,12 @@ def _check_keys(expected: Mapping[str, Tensor], got: Mapping[str, Tensor], what:
 
 
 class EMA:
-    """One averaged copy of a network: ``average = decay * average + (1 - decay) * weights``.
+    """One averaged copy of a network, ``average = decay * average + (1 - decay) * weights``, as timm's
+    ``ModelEmaV3``.
 
-    ``module`` is a copy of the network in eval mode, without gradients, that holds the average:
-    sample and evaluate with it directly. Only the learned state (see :meth:`state_dict`) is copied:
-    floating tensors are averaged, integer buffers copied; the frozen CLIP and every other tensor
-    stay shared with the network. With ``warmup`` the decay is lowered to ``(1 + n) / (10 + n)``
-    after ``n`` updates, so the random initialisation fades fast. The pattern is timm's ``ModelEmaV3``.
+    ``module`` is the copy (eval mode, no gradients) to sample and evaluate with. Only the learned
+    state is copied (floats averaged, integer buffers copied); the frozen CLIP stays shared. With
+    ``warmup`` the decay is at most ``(1 + n) / (10 + n)`` after ``n`` updates.
 
     Args:
         module: the network to follow (the unwrapped module, not a DDP wrapper or a compiled one).
@@ -60,11 +59,9 @@ class EMA:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay, self.warmup, self.num_updates = float(decay), bool(warmup), 0
         learned = trainable_state(module).keys()
-        # deepcopy's memo maps an object to its copy: mapping the frozen tensors and CLIPs to
-        # themselves makes the copy share them instead of duplicating them.
+        # deepcopy's memo maps an object to its copy: mapped to themselves, frozen parts are shared.
         shared = {id(t): t for name, t in module.state_dict(keep_vars=True).items() if name not in learned}
-        # Read from sys.modules, not imported: no FrozenCLIP exists before its module is loaded, and
-        # importing it would load open_clip for every EMA user.
+        # Not imported: no FrozenCLIP exists before its module is loaded, and it loads open_clip.
         frozen = sys.modules.get("ratlip_layers.clip.frozen")
         if frozen is not None:
             shared.update({id(m): m for m in module.modules() if isinstance(m, frozen.FrozenCLIP)})
@@ -92,8 +89,7 @@ class EMA:
         self.num_updates += 1
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The averaged tensors (sharing storage with ``module``), keyed like the network's
-        ``trainable_state_dict()``, else its ``state_dict()``."""
+        """The averaged tensors (``module``'s own), keyed like the network's learned state."""
         return trainable_state(self.module)
 
     @torch.no_grad()

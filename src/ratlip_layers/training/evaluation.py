@@ -1,5 +1,4 @@
-"""Scoring a generator on a dataset's test captions: what training's ``--eval-every`` and
-``examples/evaluate.py`` both run."""
+"""Scoring a generator on a dataset's test captions, for ``--eval-every`` and ``examples/evaluate.py``."""
 
 from __future__ import annotations
 
@@ -29,24 +28,21 @@ _FID_FEATURES = {
 
 
 class Evaluator:
-    """The registered metrics of a dataset, ready to score generators on its test captions.
-
-    FID's real statistics are prepared once (from the cache when possible); each :meth:`evaluate`
-    then generates ``num_images`` images for the test captions with fixed noise.
+    """The registered metrics of a dataset, scoring generators on its test captions: FID's real
+    statistics are prepared once (cached), then each :meth:`evaluate` generates ``num_images``
+    images with fixed noise.
 
     Args:
         test_dataset: the test split (``(image, caption)`` items with a ``caption(i)`` method).
         dataset_name: the registry's dataset name (which metrics apply).
         context: the :class:`ratlip_layers.metrics.MetricContext` (scoring CLIP, FID features).
         num_images: images generated per evaluation.
-        dataset_id: names the data in the FID cache; by default
-            ``"<dataset_name>-test-<image size>-<number of items>"``.
+        dataset_id: names the data in the FID cache; by default ``"<name>-test-<size>-<items>"``.
         batch_size: images per generator call.
         seed: the noise seed.
-        fid_cache: the cache directory (default ``$XDG_CACHE_HOME/ratlip-layers/fid``, that is
-            ``~/.cache/ratlip-layers/fid``).
-        fid_reference: an ``.npz`` of reference statistics (``mu``, ``sigma``) to score FID against
-            instead of the test split's images (the papers' protocol).
+        fid_cache: the cache directory (default ``$XDG_CACHE_HOME/ratlip-layers/fid``).
+        fid_reference: an ``.npz`` of reference ``mu`` and ``sigma`` to score FID against instead
+            of the test images (the papers' protocol).
         metric_names: a subset of the registered metrics (default: all that apply).
         dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.
@@ -66,19 +62,10 @@ class Evaluator:
     """
 
     def __init__(
-        self,
-        test_dataset: Dataset,
-        *,
-        dataset_name: str,
-        context: MetricContext,
-        num_images: int,
-        dataset_id: str | None = None,
-        batch_size: int = 64,
-        seed: int = 0,
-        fid_cache: str | Path | None = None,
-        fid_reference: str | Path | None = None,
-        metric_names: Sequence[str] | None = None,
-        dist_ctx: DistributedContext | None = None,
+        self, test_dataset: Dataset, *, dataset_name: str, context: MetricContext, num_images: int,
+        dataset_id: str | None = None, batch_size: int = 64, seed: int = 0,
+        fid_cache: str | Path | None = None, fid_reference: str | Path | None = None,
+        metric_names: Sequence[str] | None = None, dist_ctx: DistributedContext | None = None,
         num_workers: int = 0,
     ) -> None:
         self.num_images = check_positive_int("num_images", num_images)
@@ -107,15 +94,14 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, generator: nn.Module, text_encoder: CLIPTextAdapter | None = None) -> dict[str, Any]:
-        """Score ``generator`` (``(noise, sentence) -> images``, put in eval mode meanwhile).
+        """Score ``generator`` (``(noise, sentence) -> images``, in eval mode meanwhile).
 
         Args:
             generator: the generator to score (e.g. the EMA copy).
-            text_encoder: the text encoder it was trained with; by default its own ``generator.text``
-                (a :class:`ratlip_layers.models.RATLIPGenerator` has one), else the scoring CLIP's.
+            text_encoder: its text encoder; by default ``generator.text``, else the scoring CLIP's.
 
         Returns:
-            The metric values, merged; identical on every rank.
+            The metric values, identical on every rank.
         """
         text = text_encoder or getattr(generator, "text", None) or self.text
         was_training = generator.training
@@ -135,45 +121,26 @@ class Evaluator:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path,
-    *,
-    dataset: str | None = None,
-    data_dir: str | None = None,
-    num_images: int | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    fid_features: str = "clip",
-    inception_weights: str | None = None,
-    fid_cache: str | Path | None = None,
-    fid_reference: str | Path | None = None,
-    score_clip_model: str | None = None,
-    score_clip_pretrained: str | None = None,
-    metric_names: Sequence[str] | None = None,
-    use_ema: bool = True,
-    device: str = "auto",
-    num_workers: int = 0,
+    checkpoint: str | Path, *, dataset: str | None = None, data_dir: str | None = None,
+    num_images: int | None = None, batch_size: int = 64, seed: int = 0, fid_features: str = "clip",
+    inception_weights: str | None = None, fid_cache: str | Path | None = None,
+    fid_reference: str | Path | None = None, score_clip_model: str | None = None,
+    score_clip_pretrained: str | None = None, metric_names: Sequence[str] | None = None, use_ema: bool = True,
+    device: str = "auto", num_workers: int = 0,
 ) -> dict[str, Any]:
     """Load a trained generator and score it on a dataset's test split (what ``evaluate.py`` runs).
 
     Args:
         checkpoint: a run, checkpoint or ``save_pretrained`` directory (see :func:`load_generator`).
-        dataset: the dataset (default: the run's).
-        data_dir: its directory (default: the run's).
+        dataset, data_dir: the data (default: the run's).
         num_images: images to generate (default: the run's ``eval_images``, else 30,000).
-        batch_size: images per generator call.
-        seed: the noise seed.
-        fid_features: ``"clip"``, ``"inception"`` (torchmetrics' TF-FID) or ``"torchvision"`` (the
-            papers' protocol); see :data:`ratlip_layers.metrics.FID_PROTOCOLS`.
+        fid_features: ``"clip"`` or one of :data:`ratlip_layers.metrics.FID_PROTOCOLS`.
         inception_weights: the local weights file of the chosen Inception network.
-        fid_cache: the real-statistics cache directory, as for :class:`Evaluator`.
-        fid_reference: an ``.npz`` of reference statistics, as for :class:`Evaluator`.
-        score_clip_model: the open_clip model that scores (CLIP score, CLIP FID features); by
-            default the generator's own CLIP.
-        score_clip_pretrained: its pretrained tag or weights path.
-        metric_names: a subset of the registered metrics.
+        score_clip_model, score_clip_pretrained: the open_clip model that scores (CLIP score, CLIP
+            FID features) and its weights; by default the generator's own CLIP.
         use_ema: use the EMA weights when the checkpoint has them.
+        batch_size, seed, fid_cache, fid_reference, metric_names, num_workers: as for :class:`Evaluator`.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        num_workers: data-loader workers for the real statistics.
 
     Returns:
         ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features",

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
 from .._checks import check_captions, check_module, check_path, check_positive_int, check_tensor
+from .._io import write_atomic
 
 __all__ = ["captioned_grid", "sample_images", "save_images"]
 
@@ -24,17 +25,11 @@ _PAD = 4
 
 @torch.no_grad()
 def sample_images(
-    generator: nn.Module,
-    captions: Sequence[str],
-    *,
-    n: int,
-    seed: int = 0,
+    generator: nn.Module, captions: Sequence[str], *, n: int, seed: int = 0,
     text_encoder: nn.Module | None = None,
 ) -> Tensor:
-    """``n`` images per caption, caption by caption, in ``[-1, 1]``.
-
-    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone, so rows differ only
-    by their caption and the same seed gives the same images. The generator is run in eval mode.
+    """``n`` images per caption, caption by caption, in ``[-1, 1]``, from the generator in eval mode.
+    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone.
 
     Args:
         generator: a :class:`ratlip_layers.models.RATLIPGenerator` (``(noise, sentence) -> images``).
@@ -52,10 +47,9 @@ def sample_images(
         >>> from ratlip_layers.training import sample_images
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
-        >>> images = sample_images(G, ["a red circle on a blue background", "a black square on a red background"],
-        ...                        n=3, seed=0)
-        >>> images.shape, torch.equal(images, sample_images(G, ["a red circle on a blue background",
-        ...                                                     "a black square on a red background"], n=3, seed=0))
+        >>> captions = ["a red circle on a blue background", "a black square on a red background"]
+        >>> images = sample_images(G, captions, n=3, seed=0)
+        >>> images.shape, torch.equal(images, sample_images(G, captions, n=3, seed=0))
         (torch.Size([6, 3, 32, 32]), True)
     """
     check_module("generator", generator)
@@ -86,7 +80,7 @@ def sample_images(
 
 
 def _check_pixels(name: str, images: object, layout: str) -> Tensor:
-    """Check ``images`` (``(C, H, W)`` or ``(B, C, H, W)``, per ``layout``) is something a PNG can hold."""
+    """``images`` (``layout``: ``(C, H, W)`` or ``(B, C, H, W)``), checked to fit in a PNG."""
     pixels = check_tensor(name, images, layout.count(",") + 1, layout)
     channels, height, width = pixels.shape[-3:]
     if channels not in (1, 3) or height == 0 or width == 0:
@@ -105,11 +99,8 @@ def _font() -> ImageFont.ImageFont:
 
 
 def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> Image.Image:
-    """A grid with one row per caption: the caption on the left, then ``columns`` images.
-
-    The images are laid out by torchvision's ``make_grid`` on a white background, enlarged
-    (nearest) to at least 64 px so that small samples stay visible; the captions are drawn in a
-    240 px panel to their left.
+    """A grid with one row per caption: the caption on the left (a 240 px panel), then ``columns``
+    images on white, enlarged (nearest) to at least 64 px so that small samples stay visible.
 
     Args:
         images: ``len(captions) * columns`` grey or RGB images in ``[-1, 1]``, row by row.
@@ -160,7 +151,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
 
 def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     """Write a PIL image, or one ``(C, H, W)`` tensor in ``[-1, 1]`` (C = 1 or 3), as a PNG at ``path``,
-    atomically: into a temporary file beside it, then renamed, so a reader never sees half a picture.
+    atomically.
 
     Raises:
         TypeError: ``image`` is neither, or ``path`` is not a path.
@@ -181,22 +172,12 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     path = Path(check_path("path", path))
     if path.is_dir():
         raise ValueError(f"path must be a PNG file to write, got {path}, an existing directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        raise ValueError(
-            f"cannot write {path}: a file stands where its folder {path.parent} should be"
-        ) from None
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        if isinstance(image, Tensor):
-            save_image(image.detach().float().cpu(), tmp, format="png", normalize=True, value_range=(-1, 1))
-        else:
-            image.save(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    if isinstance(image, Tensor):
+        pixels = image.detach().float().cpu()
+        return write_atomic(
+            path, lambda f: save_image(pixels, f, format="png", normalize=True, value_range=(-1, 1))
+        )
+    return write_atomic(path, lambda tmp: image.save(tmp, format="png"))
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
@@ -205,7 +186,7 @@ def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> l
     Args:
         images: ``(B, C, H, W)`` images in ``[-1, 1]``, C = 1 (grey) or 3 (RGB).
         directory: the folder, created if missing.
-        prefix: the start of each file name; no path separators.
+        prefix: the start of each file name, without path separators.
 
     Raises:
         TypeError: ``images`` is not a floating tensor, ``directory`` not a path, ``prefix`` not a str.

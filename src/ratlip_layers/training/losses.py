@@ -10,12 +10,8 @@ from torch import Tensor
 
 from .._checks import check_float, check_same_batch
 
-__all__ = [
-    "discriminator_hinge_loss",
-    "generator_loss",
-    "matching_aware_gradient_penalty",
-    "mode_seeking_loss",
-]
+__all__ = ["discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty",
+           "mode_seeking_loss"]
 
 
 def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
@@ -29,17 +25,13 @@ def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
 
 
 def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> Tensor:
-    """Hinge loss of the discriminator with mismatched captions as extra negatives.
-
-    ``relu(1 - real).mean() + (relu(1 + fake).mean() + relu(1 + mismatched).mean()) / 2``
+    """The discriminator's hinge loss, mismatched captions as extra negatives:
+    ``relu(1 - real).mean() + (relu(1 + fake).mean() + relu(1 + mismatched).mean()) / 2``.
 
     Args:
         real: logits of real images with their own captions.
-        fake: logits of generated images with the captions they were generated from.
+        fake: logits of generated images with their captions.
         mismatched: logits of real images with another image's caption.
-
-    Returns:
-        The scalar loss.
 
     Shape:
         - real, fake, mismatched: :math:`(B,)`
@@ -54,26 +46,16 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
 
 
 def matching_aware_gradient_penalty(
-    logits: Tensor,
-    inputs: Sequence[Tensor],
-    *,
-    weight: float = 2.0,
-    power: float = 6.0,
+    logits: Tensor, inputs: Sequence[Tensor], *, weight: float = 2.0, power: float = 6.0
 ) -> Tensor:
-    """MA-GP: ``weight * mean(||d logits / d inputs||_2 ** power)`` on real images with their captions.
-
-    The gradients of every input (the CLIP feature maps of the real images and the sentence
-    embeddings) are flattened per sample and concatenated before the norm. The graph is kept, so
-    the penalty trains the discriminator.
+    """MA-GP: ``weight * mean(||d logits / d inputs||_2 ** power)``, the gradients of all ``inputs``
+    flattened per sample and concatenated; the graph is kept, so the penalty trains D.
 
     Args:
-        logits: the discriminator's logits for real images and matching captions; built from ``inputs``.
-        inputs: tensors with ``requires_grad=True`` that ``logits`` was computed from, batch first.
-        weight: the penalty's weight (2 in the recipe).
-        power: the exponent of the norm (6 in the recipe).
-
-    Returns:
-        The scalar penalty.
+        logits: D's logits for real images and matching captions, computed from ``inputs``.
+        inputs: tensors with ``requires_grad=True`` (CLIP feature maps, sentence embeddings), batch first.
+        weight: the penalty's weight.
+        power: the exponent of the norm.
 
     Shape:
         - logits: :math:`(B,)`
@@ -110,14 +92,13 @@ def generator_loss(
     """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``.
 
     Args:
-        fake_logits: the discriminator's logits for generated images and their captions.
-        image_embedding: the CLIP image embeddings of the generated images (gradients flow through
-            the frozen CLIP to the images).
-        sentence: the CLIP sentence embeddings of the captions.
-        sim_weight: weight of the CLIP similarity term (4 in the recipe).
+        fake_logits: D's logits for generated images and their captions.
+        image_embedding: the generated images' CLIP embeddings (gradients flow through the frozen CLIP).
+        sentence: the captions' CLIP sentence embeddings.
+        sim_weight: weight of the CLIP similarity term.
 
     Returns:
-        ``(loss, similarity)``: the scalar loss and the mean cosine similarity (for logging).
+        ``(loss, similarity)``: the loss and the mean cosine similarity (for logging).
 
     Shape:
         - fake_logits: :math:`(B,)`
@@ -147,16 +128,12 @@ def generator_loss(
 def mode_seeking_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise_b: Tensor) -> Tensor:
     """Mode-seeking term (MSGAN, Mao et al. 2019): ``1 / (mean|a - b| / mean|z_a - z_b| + 1e-5)``.
 
-    ``images_a`` and ``images_b`` are generated from the same captions with the noises ``noise_a``
-    and ``noise_b``. Minimising the term pushes two noises apart in image space, so that samples of
-    one caption differ (where the shape sits, for instance) instead of collapsing to one picture.
+    Minimising it pushes images of one caption from two noises apart, so that samples of a caption
+    differ instead of collapsing to one picture.
 
     Args:
         images_a, images_b: generated images, pair by pair from the same caption.
         noise_a, noise_b: the noise each was generated from.
-
-    Returns:
-        The scalar loss (about ``1 / 0.3`` when paired images differ by 0.3 per pixel for unit noise).
 
     Shape:
         - images_a, images_b: :math:`(B, C, H, W)`

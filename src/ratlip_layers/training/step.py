@@ -18,14 +18,8 @@ from .ema import trainable_state
 from .losses import discriminator_hinge_loss, generator_loss, matching_aware_gradient_penalty, mode_seeking_loss
 
 __all__ = [
-    "AMP_MODES",
-    "NONFINITE_POLICIES",
-    "SCALE_FLOOR",
-    "SCALE_RESET",
-    "DiscriminatorLoss",
-    "GANTrainStep",
-    "NonFiniteLossError",
-    "Precision",
+    "AMP_MODES", "NONFINITE_POLICIES", "SCALE_FLOOR", "SCALE_RESET", "DiscriminatorLoss", "GANTrainStep",
+    "NonFiniteLossError", "Precision",
 ]
 
 ADAM_BETAS = (0.0, 0.9)
@@ -79,11 +73,8 @@ class Precision:
 
     @staticmethod
     def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, *, skip: bool = False) -> None:
-        """``scaler.step`` and ``update``, with the scale floor.
-
-        With ``skip`` (a non-finite loss) the optimiser does not step, but an fp16 scaler still backs
-        off, as it would for non-finite gradients; otherwise a too-large scale would skip every step.
-        """
+        """``scaler.step`` and ``update``, with the scale floor. With ``skip`` (a non-finite loss) the
+        optimiser does not step but the scaler still backs off, lest a too-large scale skip every step."""
         if not skip:
             scaler.step(optimizer)
             scaler.update()
@@ -106,25 +97,18 @@ class Precision:
         return f"Precision(mode={self.mode!r}, device_type={self.device_type!r})"
 
 
-def _no_phase(name: str) -> None:
-    """The phase mark when no timing hook is set."""
-
-
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the message names the step, the loss and its value."""
 
 
 class DiscriminatorLoss(nn.Module):
-    """The discriminator's objective as a module, so that DDP can wrap it.
-
-    Hinge loss on (real, caption), (fake, caption) and (real, another sample's caption, the batch
-    rolled by one), plus MA-GP with respect to the real images' CLIP feature maps and the sentence
-    embeddings. The penalty's gradient is taken inside ``forward``, which keeps DDP's gradient
-    synchronisation to the one backward pass of the total.
+    """The discriminator's objective as a module, so that DDP can wrap it: hinge loss on (real,
+    caption), (fake, caption) and (real, the batch's captions rolled by one), plus MA-GP on the real
+    images' CLIP feature maps and the sentences, its gradient taken inside ``forward`` so that DDP
+    synchronises one backward pass.
 
     Args:
-        discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator` (``features``,
-            ``image_code`` and ``match_logits``).
+        discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
         magp_weight: MA-GP weight (0 turns it off).
         magp_power: MA-GP exponent.
 
@@ -150,15 +134,13 @@ class DiscriminatorLoss(nn.Module):
         self.discriminator = discriminator
         self.magp_weight = float(magp_weight)
         self.magp_power = float(magp_power)
-        self.on_phase: Callable[[str], None] | None = None
-        """Called with a phase's name at its end (``clip_real``, ``clip_fake``, ``d_heads``, ``magp``),
-        for phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) times nothing."""
+        self.on_phase: Callable[[str], None] | None = None  # as GANTrainStep.on_phase
 
     def forward(
         self, real: Tensor, fake: Tensor, sentence: Tensor, fake_features: ImageFeatures | None = None
     ) -> tuple[Tensor, ...]:
         d = self.discriminator
-        mark = self.on_phase or _no_phase
+        mark = self.on_phase or (lambda name: None)
         with torch.no_grad():
             real_features = d.features(real)
             mark("clip_real")
@@ -166,8 +148,7 @@ class DiscriminatorLoss(nn.Module):
                 fake_features = d.features(fake)
                 mark("clip_fake")
             else:
-                # The caller's CLIP features of ``fake`` (the frozen CLIP does not depend on D):
-                # the reference computes them once and gives D a detached copy.
+                # The frozen CLIP's features of ``fake``, computed once as the reference does.
                 fake_features = ImageFeatures(
                     tuple(m.detach() for m in fake_features.maps), fake_features.embedding.detach()
                 )
@@ -184,31 +165,21 @@ class DiscriminatorLoss(nn.Module):
         mark("d_heads")
         if self.magp_weight > 0:
             penalty = matching_aware_gradient_penalty(
-                real_logits,
-                (*maps, matched),
-                weight=self.magp_weight,
-                power=self.magp_power,
+                real_logits, (*maps, matched), weight=self.magp_weight, power=self.magp_power
             )
         else:
             penalty = hinge.new_zeros(())
         mark("magp")
-        return (
-            hinge + penalty,
-            hinge.detach(),
-            penalty.detach(),
-            real_logits.detach().mean(),
-            fake_logits.detach().mean(),
-            mismatched_logits.detach().mean(),
-        )
+        means = (logits.detach().mean() for logits in (real_logits, fake_logits, mismatched_logits))
+        return (hinge + penalty, hinge.detach(), penalty.detach(), *means)
 
     def extra_repr(self) -> str:
         return f"magp_weight={self.magp_weight}, magp_power={self.magp_power}"
 
 
 def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over ``module``'s trainable parameters, fused where torch has the kernel (CPU, CUDA):
-    one pass over all tensors instead of a Python loop over each of them, which was a quarter of
-    the tiny preset's step (about 250 small parameters)."""
+    """Adam over ``module``'s trainable parameters, fused where torch has the kernel (CPU, CUDA): a
+    Python loop over each tensor was a quarter of the tiny preset's step."""
     params = [p for p in module.parameters() if p.requires_grad]
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, fused=fused or None)
@@ -217,26 +188,22 @@ def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
 class GANTrainStep:
     """The D/G update of the recipe, with AMP, DDP and a non-finite-loss policy.
 
-    Per batch: sentence embeddings from the frozen text encoder; one generator forward on fresh
-    noise; a discriminator update on (real, fake detached); then a generator update on
-    ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward, plus
-    ``mode_seeking_weight`` times :func:`mode_seeking_loss` when it is on (the first half of the
-    batch's captions drawn a second time, with other noise, in the same forward). Adam with betas
-    (0.0, 0.9) for both networks. Under DDP the generator and ``DiscriminatorLoss`` are wrapped
-    in ``DistributedDataParallel``, so gradients are averaged across ranks, and the generator's
-    BatchNorm statistics are averaged after each step.
+    Per batch: one generator forward on fresh noise; a D update on (real, fake detached); then a G
+    update on ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward, plus
+    ``mode_seeking_weight`` times :func:`mode_seeking_loss` (the first half of the captions drawn
+    again with other noise, in the same forward). Adam with betas (0.0, 0.9). Under DDP the
+    generator and ``DiscriminatorLoss`` are wrapped in ``DistributedDataParallel`` and the
+    generator's BatchNorm statistics are averaged after each step.
 
     Args:
-        generator: a :class:`ratlip_layers.models.RATLIPGenerator` (or any module ``(noise, sentence) -> images``
-            with a ``z_dim``).
+        generator: a :class:`ratlip_layers.models.RATLIPGenerator`, or a module with a ``z_dim``
+            mapping ``(noise, sentence)`` to images.
         discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
-        text_encoder: a :class:`ratlip_layers.clip.CLIPTextAdapter` (frozen).
-        lr_g: generator learning rate.
-        lr_d: discriminator (NetD and NetC) learning rate.
+        text_encoder: a frozen :class:`ratlip_layers.clip.CLIPTextAdapter`.
+        lr_g, lr_d: the generator's and the discriminator's learning rates.
         sim_weight: weight of the generator's CLIP-similarity term.
         mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
-        magp_weight: MA-GP weight.
-        magp_power: MA-GP exponent.
+        magp_weight, magp_power: MA-GP weight and exponent.
         precision: the :class:`ratlip_layers.training.Precision` (autocast and scalers).
         dist_ctx: the :class:`ratlip_layers.training.DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
@@ -256,20 +223,10 @@ class GANTrainStep:
     """
 
     def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        text_encoder: nn.Module,
-        *,
-        lr_g: float = 1e-4,
-        lr_d: float = 4e-4,
-        sim_weight: float = 4.0,
-        mode_seeking_weight: float = 0.0,
-        magp_weight: float = 2.0,
-        magp_power: float = 6.0,
-        precision: Precision | None = None,
-        dist_ctx: DistributedContext | None = None,
-        on_nonfinite: str = "stop",
+        self, generator: nn.Module, discriminator: nn.Module, text_encoder: nn.Module, *, lr_g: float = 1e-4,
+        lr_d: float = 4e-4, sim_weight: float = 4.0, mode_seeking_weight: float = 0.0,
+        magp_weight: float = 2.0, magp_power: float = 6.0, precision: Precision | None = None,
+        dist_ctx: DistributedContext | None = None, on_nonfinite: str = "stop",
     ) -> None:
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
@@ -279,10 +236,9 @@ class GANTrainStep:
         for name, value in (("lr_g", lr_g), ("lr_d", lr_d)):
             if check_float(name, value) <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        check_float("sim_weight", sim_weight)
-        check_float("mode_seeking_weight", mode_seeking_weight)
-        check_float("magp_weight", magp_weight)
-        check_float("magp_power", magp_power)
+        for name, value in (("sim_weight", sim_weight), ("mode_seeking_weight", mode_seeking_weight),
+                            ("magp_weight", magp_weight), ("magp_power", magp_power)):
+            check_float(name, value)
         self.generator = generator
         self.discriminator = discriminator
         self.text_encoder = text_encoder
@@ -293,12 +249,13 @@ class GANTrainStep:
         self.on_nonfinite = on_nonfinite
         self.opt_g = _adam(generator, lr_g)
         self.opt_d = _adam(discriminator, lr_d)
-        d_loss = DiscriminatorLoss(discriminator, magp_weight=magp_weight, magp_power=magp_power)
-        self._d_loss = d_loss
+        self._d_loss = d_loss = DiscriminatorLoss(
+            discriminator, magp_weight=magp_weight, magp_power=magp_power
+        )
         self.on_phase: Callable[[str], None] | None = None
-        """Called with a phase's name at its end (``text``, ``g_forward``, ``clip_real``,
-        ``clip_fake``, ``d_heads``, ``magp``, ``backward``, ``optimizer``; a name can recur), for
-        phase-by-phase timing (``benchmarks/bench_train_step.py``); ``None`` (the default) times nothing."""
+        """Called with a phase's name at its end (``text``, ``g_forward``, ``clip_real``, ``clip_fake``,
+        ``d_heads``, ``magp``, ``backward``, ``optimizer``; a name can recur), for
+        ``benchmarks/bench_train_step.py``."""
         if self.dist.enabled:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.g_forward: nn.Module = DistributedDataParallel(generator, device_ids=ids)
@@ -312,8 +269,8 @@ class GANTrainStep:
         ]
 
     def _average_buffers(self) -> None:
-        """Average the generator's running statistics across ranks, so that every rank (and its
-        EMA copy) holds the same network after each step, not just the same parameters."""
+        """Average the generator's running statistics across ranks: every rank (and its EMA) then
+        holds the same network, not just the same parameters."""
         if not self.dist.enabled or not self._g_buffers:
             return
         flat = torch.cat([b.reshape(-1) for b in self._g_buffers])
@@ -342,7 +299,7 @@ class GANTrainStep:
             tokens: their captions' token ids (B, L).
             step: the step's number, for messages.
         """
-        mark = self.on_phase or _no_phase
+        mark = self.on_phase or (lambda name: None)
         self._d_loss.on_phase = mark
         with torch.no_grad():
             sentence = self.text_encoder(tokens).sentence.float()
@@ -356,9 +313,8 @@ class GANTrainStep:
             fake = self.g_forward(noise, torch.cat([sentence, sentence[:pairs]]))
             fake, fake_pairs = fake[:batch], fake[batch:]
             mark("g_forward")
-            # One CLIP pass over the fakes, with the graph the generator update needs; the D update
-            # reads a detached copy. The CLIP is frozen, so its features of the fakes do not change
-            # with the D step in between (the reference does the same).
+            # One CLIP pass over the fakes, with the graph the G update needs; the D update reads a
+            # detached copy (the CLIP is frozen, so the D step in between cannot change them).
             features = self.discriminator.features(fake)
             mark("clip_fake")
             loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
@@ -405,18 +361,12 @@ class GANTrainStep:
 
     def state_dict(self) -> dict[str, Any]:
         """Both optimisers' and both scalers' states."""
-        return {
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            **self.precision.state_dict(),
-        }
+        optimizers = {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        return {**optimizers, **self.precision.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned.
-
-        The optimisers keep the implementation chosen here (fused or not): ``load_state_dict`` would
-        otherwise take the checkpoint's, which another machine or an older run may have chosen.
-        """
+        """Restore what :meth:`state_dict` returned; the optimisers keep the implementation (fused or
+        not) chosen here, not the checkpoint's, which another machine may have chosen."""
         for optimizer, saved in ((self.opt_g, state["opt_g"]), (self.opt_d, state["opt_d"])):
             chosen = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
             optimizer.load_state_dict(saved)

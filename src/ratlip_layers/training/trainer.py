@@ -50,9 +50,8 @@ _SHAPES_DATA_SEED = 0  # the shapes pictures stay the same whatever the training
 
 
 class TrainResult(NamedTuple):
-    """What :meth:`Trainer.fit` returns: the final ``step``, the final evaluation's ``metrics``
-    (empty when a signal stopped the run), whether it was ``interrupted``, the ``run_dir``, and the
-    signal that stopped it (``None`` for a finished run).
+    """What :meth:`Trainer.fit` returns: the final ``step``, the final ``metrics`` (empty when a
+    signal stopped the run), whether it was ``interrupted``, the ``run_dir`` and the ``stop_signal``.
 
     Example:
         >>> import signal
@@ -70,18 +69,15 @@ class TrainResult(NamedTuple):
 
     @property
     def exit_status(self) -> int:
-        """What a shell reports for a process the signal stopped, ``128 + signum`` (130 for SIGINT,
-        143 for SIGTERM), so that schedulers count an interrupted run as unfinished; else 0."""
+        """``128 + signum`` for a run a signal stopped, as a shell reports it, so that schedulers
+        count it as unfinished; else 0."""
         return 0 if self.stop_signal is None else 128 + int(self.stop_signal)
 
 
 class Trainer:
-    """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says.
-
-    Builds the frozen CLIP, the generator, the discriminator, the EMA and the data; :meth:`fit` then
-    trains, resuming from a checkpoint when asked. Under ``torchrun`` each process trains on its
-    share of every batch (DDP) and rank 0 does the I/O. SIGINT or SIGTERM stops the run after the
-    current step, with a checkpoint.
+    """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says; :meth:`fit` resumes
+    when asked. Under ``torchrun`` each process trains on its share of every batch (DDP) and rank 0
+    does the I/O. SIGINT or SIGTERM stops the run after the current step, with a checkpoint.
 
     The run directory holds ``config.json``, ``checkpoints/step-*``, ``samples/*.png``,
     ``tensorboard/``, ``metrics.jsonl`` (one line per evaluation) and, at the end, ``generator/``
@@ -181,8 +177,7 @@ class Trainer:
         seed_everything(cfg.seed + rank)  # the noise differs per rank
 
     def _pretrain_clip(self) -> Path:
-        """``--clip-pretrained pretrain``: the CLIP pre-trained on this run's training split, by rank 0
-        unless the cache holds it already (see :func:`pretrain_clip`)."""
+        """``--clip-pretrained pretrain``: rank 0 pre-trains the CLIP on this run's data, or reuses it."""
         from .clip_pretrain import WEIGHTS_FILE, CLIPPretrainConfig, pretrain_clip
 
         cfg = self.config
@@ -200,21 +195,16 @@ class Trainer:
         self.dist.barrier()
         return options.run_dir() / WEIGHTS_FILE
 
-    # ------------------------------------------------------------------ state
-
     def sampling_generator(self) -> RATLIPGenerator:
         """The generator to sample and evaluate with: the EMA's averaged copy, if EMA is on."""
         return self.generator if self.ema is None else self.ema.module
 
     def save(self) -> Path | None:
         """Save a checkpoint of the current step (every rank must call; rank 0 writes)."""
-        rng = self.dist.gather(get_rng_state())
-        path = None
+        rng, path = self.dist.gather(get_rng_state()), None
         if self.dist.is_main:
-            weights = {
-                "generator": self.generator.trainable_state_dict(),
-                "discriminator": self.discriminator.trainable_state_dict(),
-            }
+            weights = {"generator": self.generator.trainable_state_dict(),
+                       "discriminator": self.discriminator.trainable_state_dict()}
             if self.ema is not None:
                 weights["ema"] = self.ema.state_dict()
             if clip_spec(self.clip_model)["pretrained"] is None:
@@ -275,8 +265,6 @@ class Trainer:
         self._last_saved = self.step
         self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
 
-    # ------------------------------------------------------------------ outputs
-
     def _log(self, message: str) -> None:
         if self.dist.is_main:
             tqdm.write(message, file=sys.stderr)  # above the bar, if there is one
@@ -294,8 +282,7 @@ class Trainer:
         return write_png(grid, self.run_dir / "samples" / f"{name}.png")
 
     def _isolated_rng(self) -> contextlib.AbstractContextManager:
-        """Random numbers drawn inside (e.g. by a feature extractor's initialisation) leave the
-        training's random state as it was, so pictures and evaluations cannot change the run."""
+        """Pictures and evaluations draw random numbers here, so they cannot change the run."""
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def write_real_grid(self) -> Path:
@@ -340,8 +327,6 @@ class Trainer:
             self._log("metrics " + " ".join(values))
         return results
 
-    # ------------------------------------------------------------------ loop
-
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         """SIGINT and SIGTERM ask the loop to save and stop after the current step."""
@@ -361,12 +346,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train to ``steps`` (or ``epochs``), resuming first if the config says so.
 
-        Returns:
-            The :class:`TrainResult`.
-
         Raises:
-            NonFiniteLossError: a loss became NaN or infinite under ``on_nonfinite="stop"``; no
-                checkpoint is written, so the newest one on disk is the last good one.
+            NonFiniteLossError: a loss became NaN or infinite under ``on_nonfinite="stop"``; the
+                newest checkpoint on disk is then the last good one.
         """
         cfg = self.config
         if cfg.resume == "auto":

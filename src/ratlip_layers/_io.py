@@ -1,0 +1,37 @@
+"""Atomic file writes, shared by every module that writes files readers may open meanwhile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None] | bytes) -> Path:
+    """``write`` (a function of a path, or bytes to write synced) a temporary file beside ``path``,
+    then rename it into place: a reader never sees half a file. Creates the parent folders."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        raise ValueError(
+            f"cannot write {path}: a file stands where its folder {path.parent} should be"
+        ) from None
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        if isinstance(write, bytes):
+            write_synced(tmp, write)
+        else:
+            write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
