@@ -80,7 +80,7 @@ def build_clip(
     device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
     """Build a frozen open_clip model and its tokenizer, ``(clip_model, tokenizer)``; the model records
-    how (:func:`clip_spec`).
+    how (:func:`~ratlip_layers.clip.clip_spec`).
 
     Args:
         model_name: an open_clip model name, e.g. ``"ViT-B-32"``.

@@ -262,6 +262,7 @@ class FrechetDistance(FrechetInceptionDistance):
         """Score against a given mean ``(D,)`` and covariance ``(D, D)`` instead of real images.
 
         Example:
+            >>> import numpy as np
             >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
             >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
             >>> [float(m.mean()) for m in fid.real_moments()]

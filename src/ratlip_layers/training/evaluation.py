@@ -29,7 +29,7 @@ _FID_FEATURES = {
 
 class Evaluator:
     """The registered metrics of a dataset, scoring generators on its test captions: FID's real
-    statistics are prepared once (cached), then each :meth:`evaluate` generates ``num_images``
+    statistics are prepared once (cached), then each :meth:`~ratlip_layers.training.Evaluator.evaluate` generates ``num_images``
     images with fixed noise.
 
     Args:

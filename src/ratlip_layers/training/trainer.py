@@ -75,7 +75,7 @@ class TrainResult(NamedTuple):
 
 
 class Trainer:
-    """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says; :meth:`fit` resumes
+    """Trains RATLIP as a :class:`ratlip_layers.training.TrainConfig` says; :meth:`~ratlip_layers.training.Trainer.fit` resumes
     when asked. Under ``torchrun`` each process trains on its share of every batch (DDP) and rank 0
     does the I/O. SIGINT or SIGTERM stops the run after the current step, with a checkpoint.
 
