@@ -1,10 +1,18 @@
-"""Atomic file writes, shared by every module that writes files readers may open meanwhile."""
+"""Atomic file writes, and reads that report a bad file by its path, shared by every module that
+reads or writes files."""
 
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+
+UNREADABLE = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError)
+"""What a reader of a truncated or corrupt file raises (json's and UTF-8's errors are ValueErrors)."""
 
 
 def write_synced(path: Path, data: bytes) -> None:
@@ -35,3 +43,12 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | bytes) -> Pat
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_reported(file: Path, reader: Callable[[Path], Any], error: type[Exception] = ValueError) -> Any:
+    """``reader(file)``; a failure to read it is raised as ``error`` naming ``file``."""
+    try:
+        return reader(file)
+    except UNREADABLE as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise error(f"{file} is unreadable: {first}") from None

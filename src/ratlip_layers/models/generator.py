@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor
 from .._checks import factory_kwargs
+from .._io import read_reported, write_atomic
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -196,13 +196,13 @@ class RATLIPGenerator(WithFrozenCLIP):
         if include_clip is None:
             include_clip = spec is not None and spec["pretrained"] is None
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file(_unshared(self.trainable_state_dict()), str(path / WEIGHTS_FILE))
+        # Each file atomically, config.json last: a reader never loads half a file.
+        write_atomic(path / WEIGHTS_FILE, lambda f: save_file(_unshared(self.trainable_state_dict()), str(f)))
         if include_clip:
-            save_file(_unshared(self.clip_model.state_dict()), str(path / CLIP_WEIGHTS_FILE))
+            write_atomic(path / CLIP_WEIGHTS_FILE, lambda f: save_file(_unshared(self.clip_model.state_dict()), str(f)))
         meta = {"format": FORMAT, "version": 1, "generator": self.config.to_dict(), "clip": spec,
                 "clip_weights": CLIP_WEIGHTS_FILE if include_clip else None}
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        write_atomic(path / CONFIG_FILE, json.dumps(meta, indent=2).encode())
 
     @classmethod
     def from_pretrained(
@@ -218,7 +218,10 @@ class RATLIPGenerator(WithFrozenCLIP):
             device: where to put the generator (and a rebuilt CLIP).
         """
         path = Path(directory)
-        meta = _read_file(path / CONFIG_FILE, lambda f: json.loads(f.read_text()))
+        for file in (path / CONFIG_FILE, path / WEIGHTS_FILE):
+            if not file.is_file():
+                raise ValueError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
+        meta = read_reported(path / CONFIG_FILE, lambda f: json.loads(f.read_text()))
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path / CONFIG_FILE} must have format {FORMAT!r}, got {meta.get('format')!r}")
         config = GeneratorConfig.from_dict(meta["generator"])
@@ -234,10 +237,10 @@ class RATLIPGenerator(WithFrozenCLIP):
                 spec["model_name"], pretrained, weights_sha256=sha256, device=device, **spec["model_kwargs"]
             )
             if weights:
-                clip_model.load_state_dict(_read_file(path / weights, lambda f: load_file(f, device="cpu")))
+                clip_model.load_state_dict(read_reported(path / weights, lambda f: load_file(f, device="cpu")))
             setattr(clip_model, CLIP_SPEC_ATTR, spec)
         generator = cls(config, clip_model, tokenizer=tokenizer, impl=impl, device=device)
-        weights = _read_file(path / WEIGHTS_FILE, lambda f: load_file(f, device="cpu"))
+        weights = read_reported(path / WEIGHTS_FILE, lambda f: load_file(f, device="cpu"))
         generator.load_trainable_state_dict(weights)
         return generator
 
@@ -256,13 +259,3 @@ def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
         out[key] = value.detach().clone() if ptr in seen else value.detach().contiguous()
         seen.add(ptr)
     return out
-
-
-def _read_file(file: Path, reader: Callable[[Path], Any]) -> Any:
-    """``reader(file)``; a missing, truncated or corrupt file is reported by its path."""
-    if not file.is_file():
-        raise ValueError(f"{file} is missing: save_pretrained writes {CONFIG_FILE} and {WEIGHTS_FILE}")
-    try:
-        return reader(file)
-    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"{file} is unreadable: {str(err).strip().splitlines()[0]}") from None

@@ -19,12 +19,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
 from .._checks import check_device, check_path, check_positive_int
-from .._io import write_synced
+from .._io import read_reported, write_synced
 
 __all__ = [
     "Checkpoint", "CheckpointError", "CheckpointManager", "get_rng_state", "load_checkpoint",
@@ -35,7 +34,6 @@ STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # What reading a truncated or corrupt checkpoint raises (json's decode error is a ValueError).
-_UNREADABLE = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError)
 
 
 class CheckpointError(ValueError):
@@ -159,20 +157,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         )
     device = str(map_location)
     files = sorted(path.glob("*.safetensors"))
-    weights = {file.stem: _read(file, lambda f: load_file(f, device=device)) for file in files}
-    state = _read(path / STATE_FILE, lambda f: torch.load(f, map_location=map_location, weights_only=True))
+    weights = {file.stem: read_reported(file, lambda f: load_file(f, device=device), CheckpointError) for file in files}
+    state = read_reported(
+        path / STATE_FILE, lambda f: torch.load(f, map_location=map_location, weights_only=True), CheckpointError
+    )
     config_file = path / CONFIG_FILE
-    config = _read(config_file, lambda f: json.loads(f.read_text())) if config_file.is_file() else {}
+    config = read_reported(config_file, lambda f: json.loads(f.read_text()), CheckpointError) if config_file.is_file() else {}
     return Checkpoint(path, weights, state, config)
-
-
-def _read(file: Path, reader: Callable[[Path], Any]) -> Any:
-    """``reader(file)``, any failure to read raised as a :class:`CheckpointError` naming ``file``."""
-    try:
-        return reader(file)
-    except _UNREADABLE as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{file} is unreadable: {first}") from None
 
 
 def _step_of(path: Path) -> int | None:
