@@ -21,6 +21,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+def pytest_configure(config):
+    # float32 means float32 on a GPU too: cuDNN would otherwise run convolutions in TF32 (10-bit
+    # mantissa), and two memory formats, picking different algorithms, would differ by about 1e-3.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--device",

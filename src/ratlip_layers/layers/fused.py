@@ -108,7 +108,8 @@ def fused_modulate_twice(
     *, use_triton: bool | None = None,
 ) -> Tensor:
     """The fused block body, for arguments :func:`~ratlip_layers.layers.modulate_twice` checked and
-    ``negative_slope >= 0``; ``use_triton=None``: Triton, if installed, for NCHW-contiguous CUDA ``x``."""
+    ``negative_slope >= 0``; ``use_triton=None``: Triton, if installed, for NCHW-contiguous CUDA ``x``
+    of at most float32 precision (the kernels compute in float32, which would round float64 down)."""
     if use_triton is None:
-        use_triton = HAS_TRITON and x.is_cuda and x.is_contiguous()
+        use_triton = HAS_TRITON and x.is_cuda and x.is_contiguous() and x.dtype != torch.float64
     return _ModulateTwice.apply(x, gamma1, beta1, gamma2, beta2, float(negative_slope), use_triton)
