@@ -320,10 +320,13 @@ class BaseTester:
         assert not x_nc.is_contiguous()
         module = perturb_(self._build_config(cfg)).eval().to(device)
         expected = self.case.outputs(module, x, cond, state)
+        # Float rounding only: a layout bug moves values by O(1). 1e-4, not 1e-5: ShuffleAttention's
+        # GroupNorm over as few as 2 pixels divides by their spread, which magnifies the other
+        # summation order of a channels_last kernel (seen once in a 2-process run).
         for variant in (x_cl, x_nc):
             got = self.case.outputs(module, variant, cond, state)
             for e, g in zip(expected, got, strict=True):
-                torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
 
 
 # The calling-convention errors shared by the conditioned layers.
