@@ -50,11 +50,9 @@ def load_generator(
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import load_generator
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
-        >>> folder = tempfile.mkdtemp()
-        >>> G.save_pretrained(folder)
+        >>> G.save_pretrained(folder := tempfile.mkdtemp())
         >>> generator, info = load_generator(folder)
         >>> generator.training, info["weights"]
         (False, 'generator')

@@ -33,7 +33,6 @@ __all__ = [
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-# What reading a truncated or corrupt checkpoint raises (json's decode error is a ValueError).
 
 
 class CheckpointError(ValueError):
@@ -45,7 +44,6 @@ class Checkpoint(NamedTuple):
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import CheckpointManager, load_checkpoint
         >>> path = CheckpointManager(tempfile.mkdtemp()).save(7, weights={"net": {"w": torch.ones(2)}},
         ...                                                   state={"step": 7}, config={"lr": 0.1})
         >>> ckpt = load_checkpoint(path)
@@ -128,21 +126,13 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint directory.
-
-    Args:
-        path: the checkpoint directory.
-        map_location: where to put the tensors.
-
-    Returns:
-        The :class:`Checkpoint`.
+    """Read the checkpoint directory ``path``, its tensors onto ``map_location``.
 
     Raises:
         CheckpointError: a file does not read back.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import load_checkpoint
         >>> load_checkpoint(tempfile.mkdtemp())
         Traceback (most recent call last):
         ...
@@ -178,12 +168,11 @@ class CheckpointManager:
     """Saves ``step-NNNNNNNN`` checkpoints atomically under ``root``, keeping the newest ``keep``.
 
     Args:
-        root: the directory of the checkpoints (``<run>/checkpoints``).
+        root: ``<run>/checkpoints``.
         keep: how many to keep; older ones are deleted after each save.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import CheckpointManager
         >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
         >>> for step in (1, 2, 3):
         ...     _ = manager.save(step, weights={}, state={"step": step}, config={})
@@ -301,8 +290,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
-    numpy = state["numpy"]
+    numpy, python = state["numpy"], state["python"]
     keys = numpy["keys"].numpy().astype(np.uint32)
     np.random.set_state((numpy["kind"], keys, numpy["pos"], numpy["has_gauss"], numpy["cached"]))
-    python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))

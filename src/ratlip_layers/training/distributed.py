@@ -33,7 +33,6 @@ class DistributedContext:
     """Who this process is: ``rank`` of ``world_size``, on ``device``; rank 0 does all the I/O.
 
     Example:
-        >>> from ratlip_layers.training import DistributedContext
         >>> ctx = DistributedContext()
         >>> ctx.enabled, ctx.is_main, ctx.gather("loss")
         (False, True, ['loss'])
@@ -89,14 +88,7 @@ class DistributedContext:
 
 def init_distributed(device: str = "auto") -> DistributedContext:
     """Join the process group ``torchrun`` describes in the environment (NCCL on GPUs, Gloo on
-    CPUs; each process drives the GPU of its ``LOCAL_RANK``), or run alone.
-
-    Args:
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a device string.
-
-    Returns:
-        The :class:`DistributedContext`.
-    """
+    CPUs; each process drives the GPU of its ``LOCAL_RANK``, see :func:`resolve_device`), or run alone."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -43,7 +43,6 @@ class EMA:
         warmup: use the lowered early decay.
 
     Example:
-        >>> from ratlip_layers.training import EMA
         >>> net = nn.Linear(2, 2)
         >>> ema = EMA(net, decay=0.5, warmup=False)
         >>> with torch.no_grad():

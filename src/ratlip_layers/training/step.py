@@ -43,12 +43,7 @@ class Precision:
     ``bf16`` needs no loss scaling; ``fp16`` scales each network's loss with its own
     ``torch.amp.GradScaler`` (their state is checkpointed) and applies the reference's scale floor.
 
-    Args:
-        mode: ``"off"``, ``"bf16"`` or ``"fp16"``.
-        device_type: ``"cuda"`` or ``"cpu"``.
-
     Example:
-        >>> from ratlip_layers.training import Precision
         >>> p = Precision("bf16", "cpu")
         >>> with p.autocast():
         ...     y = nn.Linear(2, 2)(torch.ones(1, 2))
@@ -59,9 +54,7 @@ class Precision:
     def __init__(self, mode: str = "off", device_type: str = "cpu") -> None:
         if mode not in _DTYPES:
             raise ValueError(f"amp mode must be one of {AMP_MODES}, got {mode!r}")
-        self.mode = mode
-        self.device_type = device_type
-        self.dtype = _DTYPES[mode]
+        self.mode, self.device_type, self.dtype = mode, device_type, _DTYPES[mode]
         self.scaler_g = torch.amp.GradScaler(device_type, enabled=mode == "fp16")
         self.scaler_d = torch.amp.GradScaler(device_type, enabled=mode == "fp16")
 
@@ -116,9 +109,6 @@ class DiscriminatorLoss(nn.Module):
         ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.models import CLIPDiscriminator
-        >>> from ratlip_layers.training.step import DiscriminatorLoss
         >>> D = CLIPDiscriminator(tiny_clip()[0], channels=16, joint_channels=8)
         >>> images = torch.rand(4, 3, 32, 32) * 2 - 1
         >>> total, hinge, penalty, *_ = DiscriminatorLoss(D)(images, images.flip(0), torch.randn(4, 32))
@@ -127,9 +117,8 @@ class DiscriminatorLoss(nn.Module):
         (True, True)
     """
 
-    def __init__(
-        self, discriminator: nn.Module, *, magp_weight: float = 2.0, magp_power: float = 6.0
-    ) -> None:
+    def __init__(self, discriminator: nn.Module, *, magp_weight: float = 2.0,
+                 magp_power: float = 6.0) -> None:
         super().__init__()
         self.discriminator = discriminator
         self.magp_weight = float(magp_weight)
@@ -209,9 +198,6 @@ class GANTrainStep:
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
 
     Example:
-        >>> from ratlip_layers.clip import CLIPTextAdapter, tiny_clip
-        >>> from ratlip_layers.models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
-        >>> from ratlip_layers.training import GANTrainStep
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> D = CLIPDiscriminator(clip_model, channels=16, joint_channels=8)
@@ -239,19 +225,15 @@ class GANTrainStep:
         for name, value in (("sim_weight", sim_weight), ("mode_seeking_weight", mode_seeking_weight),
                             ("magp_weight", magp_weight), ("magp_power", magp_power)):
             check_float(name, value)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.text_encoder = text_encoder
+        self.generator, self.discriminator, self.text_encoder = generator, discriminator, text_encoder
         self.sim_weight = float(sim_weight)
         self.mode_seeking_weight = float(mode_seeking_weight)
         self.precision = precision or Precision("off")
         self.dist = dist_ctx or DistributedContext()
         self.on_nonfinite = on_nonfinite
-        self.opt_g = _adam(generator, lr_g)
-        self.opt_d = _adam(discriminator, lr_d)
-        self._d_loss = d_loss = DiscriminatorLoss(
-            discriminator, magp_weight=magp_weight, magp_power=magp_power
-        )
+        self.opt_g, self.opt_d = _adam(generator, lr_g), _adam(discriminator, lr_d)
+        d_loss = DiscriminatorLoss(discriminator, magp_weight=magp_weight, magp_power=magp_power)
+        self._d_loss = d_loss
         self.on_phase: Callable[[str], None] | None = None
         """Called with a phase's name at its end (``text``, ``g_forward``, ``clip_real``, ``clip_fake``,
         ``d_heads``, ``magp``, ``backward``, ``optimizer``; a name can recur), for
@@ -264,9 +246,7 @@ class GANTrainStep:
             self.g_forward, self.d_loss = generator, d_loss
         learned = trainable_state(generator).keys()
         # BatchNorm statistics: each rank updates them from its own share of the batch.
-        self._g_buffers = [
-            b for name, b in generator.named_buffers() if name in learned and b.is_floating_point()
-        ]
+        self._g_buffers = [b for n, b in generator.named_buffers() if n in learned and b.is_floating_point()]
 
     def _average_buffers(self) -> None:
         """Average the generator's running statistics across ranks: every rank (and its EMA) then
@@ -353,9 +333,8 @@ class GANTrainStep:
             [loss_d.detach(), hinge, penalty, d_real, d_fake, d_mis, loss_g.detach(), similarity.detach()]
         )
         names = ("loss_d", "hinge_d", "magp", "d_real", "d_fake", "d_mismatch", "loss_g", "clip_sim")
-        logs = dict(zip(names, values.float().tolist()))
-        logs["skipped"] = float(skip_d or skip_g)
-        logs["g_updated"] = float(not skip_g)
+        logs = {**dict(zip(names, values.float().tolist())), "skipped": float(skip_d or skip_g),
+                "g_updated": float(not skip_g)}
         mark("optimizer")
         return logs
 

@@ -54,9 +54,6 @@ class TrainResult(NamedTuple):
     signal stopped the run), whether it was ``interrupted``, the ``run_dir`` and the ``stop_signal``.
 
     Example:
-        >>> import signal
-        >>> from pathlib import Path
-        >>> from ratlip_layers.training import TrainResult
         >>> TrainResult(1200, {}, True, Path("runs/shapes-tiny"), signal.SIGTERM).exit_status
         143
     """
@@ -90,7 +87,6 @@ class Trainer:
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import TrainConfig, Trainer
         >>> config = TrainConfig.resolve(steps=2, batch_size=4, device="cpu", out=tempfile.mkdtemp(),
         ...                              eval_images=8, fid_cache=tempfile.mkdtemp(),
         ...                              clip_pretrained="none")  # the preset pre-trains CLIP first
@@ -149,9 +145,8 @@ class Trainer:
         self.train_set = build_dataset(cfg.dataset, split="train", **data)
         self.test_set = build_dataset(cfg.dataset, split="test", **data)
         world, rank = self.dist.world_size, self.dist.rank
-        self.sampler = ResumableSampler(
-            self.train_set, num_replicas=world, rank=rank, seed=cfg.seed, drop_last=True
-        )
+        self.sampler = ResumableSampler(self.train_set, num_replicas=world, rank=rank, seed=cfg.seed,
+                                        drop_last=True)
         self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -201,7 +196,7 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Save a checkpoint of the current step (every rank must call; rank 0 writes)."""
-        rng, path = self.dist.gather(get_rng_state()), None
+        rng, path, cfg = self.dist.gather(get_rng_state()), None, self.config
         if self.dist.is_main:
             weights = {"generator": self.generator.trainable_state_dict(),
                        "discriminator": self.discriminator.trainable_state_dict()}
@@ -215,8 +210,7 @@ class Trainer:
                 "world_size": self.dist.world_size, "optim": self.step_fn.state_dict(),
                 "ema_updates": self.ema.num_updates if self.ema is not None else 0, "rng": rng,
             }
-            config = self.config.to_dict()
-            path = self.checkpoints.save(self.step, weights=weights, state=state, config=config)
+            path = self.checkpoints.save(self.step, weights=weights, state=state, config=cfg.to_dict())
         self._last_saved = self.step
         self.dist.barrier()
         return path
@@ -307,10 +301,8 @@ class Trainer:
                 from ..metrics import MetricContext  # torchmetrics: imported by runs that evaluate only
                 from .evaluation import Evaluator
 
-                context = MetricContext(
-                    self.clip_model, self.tokenizer, fid_features=cfg.fid_features,
-                    inception_weights=cfg.inception_weights,
-                )
+                context = MetricContext(self.clip_model, self.tokenizer, fid_features=cfg.fid_features,
+                                        inception_weights=cfg.inception_weights)
                 self._evaluator = Evaluator(
                     self.test_set, dataset_name=cfg.dataset, context=context, num_images=cfg.eval_images,
                     seed=cfg.seed, fid_cache=cfg.fid_cache, fid_reference=cfg.fid_reference,
@@ -367,10 +359,8 @@ class Trainer:
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         metrics: dict[str, float] = {}
         try:
-            bar = tqdm(
-                total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                disable=not self.progress,
-            )
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                       disable=not self.progress)
             # From here on, a signal stops the run after one step, with a checkpoint.
             with self._signals(), bar:
                 if self.dist.is_main:
@@ -379,8 +369,8 @@ class Trainer:
             if self._last_saved != self.step:
                 self.save()
             if stopped:
-                where = self.checkpoints.root
-                self._log(f"stopped at step {self.step}; resume with --resume auto (checkpoint in {where})")
+                self._log(f"stopped at step {self.step}; resume with --resume auto "
+                          f"(checkpoint in {self.checkpoints.root})")
             else:
                 if self.dist.is_main:
                     if self._last_sampled != self.step:
