@@ -1,5 +1,4 @@
-"""Atomic file writes, and reads that report a bad file by its path, shared by every module that
-reads or writes files."""
+"""Atomic file writes, and reads that report a bad file by its path, for every module with files."""
 
 from __future__ import annotations
 

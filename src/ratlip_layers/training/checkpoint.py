@@ -196,8 +196,7 @@ class CheckpointManager:
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint, or ``None``."""
-        found = self.checkpoints()
-        return found[-1] if found else None
+        return next(reversed(self.checkpoints()), None)
 
     def load_latest(
         self, *, map_location: str | torch.device = "cpu", on_skip: Callable[[str], None] = print,

@@ -49,7 +49,6 @@ class CLIPPretrainConfig:
     tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy in a few minutes on 2 CPU cores.
 
     Example:
-        >>> from ratlip_layers.training import CLIPPretrainConfig
         >>> config = CLIPPretrainConfig(steps=10, warmup=2)
         >>> config.validate()
         >>> config.run_dir().parent.as_posix(), config.run_dir().name.startswith("shapes-tiny-32px-")
@@ -95,8 +94,7 @@ class CLIPPretrainConfig:
         """``out``, or a folder of ``cache`` named after the dataset, model, size and fingerprint."""
         if self.out is not None:
             return Path(self.out)
-        name = f"{self.dataset}-{self.clip_model}-{self.imsize}px-{self.fingerprint()}"
-        return Path(self.cache) / name
+        return Path(self.cache) / f"{self.dataset}-{self.clip_model}-{self.imsize}px-{self.fingerprint()}"
 
 
 @dataclass
@@ -104,8 +102,6 @@ class CLIPPretrainResult:
     """What :func:`pretrain_clip` returns: the ``weights`` file, the ``report``, and ``cached``.
 
     Example:
-        >>> from pathlib import Path
-        >>> from ratlip_layers.training import CLIPPretrainResult
         >>> CLIPPretrainResult(Path("runs/clip/x/clip.safetensors"), {"zero_shot_acc": 0.97}).cached
         False
     """
@@ -158,16 +154,11 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
     (:func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
 
     Args:
-        config: the options; the defaults' when ``None``.
+        config: the options (``None``: the defaults).
         progress: show a tqdm bar (and log lines otherwise).
-
-    Returns:
-        The :class:`CLIPPretrainResult`.
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import CLIPPretrainConfig, pretrain_clip
-        >>> from ratlip_layers.clip import tiny_clip
         >>> config = CLIPPretrainConfig(steps=2, warmup=1, batch_size=8, device="cpu", out=tempfile.mkdtemp())
         >>> result = pretrain_clip(config, progress=False)
         >>> result.weights.name, result.cached, 0.0 <= result.report["zero_shot_acc"] <= 1.0
@@ -280,8 +271,7 @@ def clip_retrieval_report(
     Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, which freezes ``clip_model``.
 
     Args:
-        clip_model: an open_clip model.
-        tokenizer: its tokenizer.
+        clip_model, tokenizer: an open_clip model and its tokenizer.
         dataset: a dataset of ``(image, caption)`` items.
         num_items: test items to use (the first ones).
         batch_size: images per forward pass.
@@ -291,9 +281,6 @@ def clip_retrieval_report(
         The scores in ``[0, 1]`` (the cosine in ``[-1, 1]``), and ``num_items``.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.data import ShapesDataset
-        >>> from ratlip_layers.training import clip_retrieval_report
         >>> report = clip_retrieval_report(*tiny_clip(), ShapesDataset(16, split="test"))
         >>> report["num_items"], sorted(report)[:3]
         (16, ['image_to_text_r1', 'num_items', 'swapped_colour_cosine'])

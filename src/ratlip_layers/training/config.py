@@ -137,7 +137,6 @@ class TrainConfig:
     Build with :meth:`resolve`, which fills the preset's values and checks the result.
 
     Example:
-        >>> from ratlip_layers.training import TrainConfig
         >>> cfg = TrainConfig.resolve(preset="tiny", steps=10)
         >>> cfg.dataset, cfg.imsize, cfg.steps, cfg.clip_model
         ('shapes', 32, 10, 'tiny')
@@ -146,29 +145,24 @@ class TrainConfig:
     preset: str = _option("tiny", "recipe", "recipe and generator preset", choices=tuple(RECIPES), fixed=True)
     imsize: int | None = _option(None, "recipe", "image size in pixels", check="positive", fixed=True)
     batch_size: int | None = _option(None, "recipe", "images per step and per process", check="positive")
-    steps: int | None = _option(
-        None, "recipe", "training steps (one D and one G update each)", check="positive", exclusive="budget"
-    )
-    epochs: int | None = _option(
-        None, "recipe", "passes over the training split", check="positive", exclusive="budget"
-    )
+    steps: int | None = _option(None, "recipe", "training steps (one D and one G update each)",
+                                check="positive", exclusive="budget")
+    epochs: int | None = _option(None, "recipe", "passes over the training split", check="positive",
+                                 exclusive="budget")
     lr_g: float | None = _option(None, "recipe", "generator learning rate", check="rate")
     lr_d: float | None = _option(None, "recipe", "discriminator learning rate", check="rate")
-    sim_weight: float | None = _option(
-        None, "recipe", "weight of the generator's CLIP-similarity loss", check="weight"
-    )
+    sim_weight: float | None = _option(None, "recipe", "weight of the generator's CLIP-similarity loss",
+                                       check="weight")
     mode_seeking_weight: float | None = _option(
         None, "recipe", "weight of the generator's mode-seeking loss (MSGAN; 0: off)", check="weight"
     )
     magp_weight: float | None = _option(None, "recipe", "MA-GP weight", check="weight")
     magp_power: float | None = _option(None, "recipe", "MA-GP exponent", check="weight")
     d_channels: int | None = _option(None, "recipe", "NetD output channels", check="positive", fixed=True)
-    d_joint_channels: int | None = _option(
-        None, "recipe", "NetC inner channels", check="positive", fixed=True
-    )
-    clip_model: str | None = _option(
-        None, "recipe", "open_clip model name, or 'tiny' for a random tiny CLIP", fixed=True
-    )
+    d_joint_channels: int | None = _option(None, "recipe", "NetC inner channels", check="positive",
+                                           fixed=True)
+    clip_model: str | None = _option(None, "recipe", "open_clip model name, or 'tiny' for a random tiny CLIP",
+                                     fixed=True)
     clip_pretrained: str | None = _option(
         None, "recipe",
         "open_clip pretrained tag, a local weights file, 'none' for random weights, or 'pretrain': "
@@ -178,40 +172,32 @@ class TrainConfig:
         None, "recipe", "SHA-256 the --clip-pretrained file must have; a run records it in config.json",
         metavar="HEX", fixed=True,
     )
-    clip_cache: str = _option(
-        "runs/clip", "recipe", "where --clip-pretrained pretrain keeps the CLIPs it trains", metavar="DIR"
-    )
+    clip_cache: str = _option("runs/clip", "recipe",
+                              "where --clip-pretrained pretrain keeps the CLIPs it trains", metavar="DIR")
     dataset: str = _option("shapes", "data", "training and test data", choices=DATASETS, fixed=True)
-    data_dir: str | None = _option(
-        None, "data", "dataset directory (all but shapes); layouts in docs/training.rst"
-    )
+    data_dir: str | None = _option(None, "data",
+                                   "dataset directory (all but shapes); layouts in docs/training.rst")
     num_workers: int = _option(0, "data", "data-loader worker processes", check="count")
     strict_data: bool = _option(False, "data", "stop at an unreadable file instead of skipping it")
     amp: str = _option("off", "execution", "mixed precision", choices=AMP_MODES)
-    ema: float = _option(
-        0.999, "execution", "generator EMA decay; 0 turns it off", metavar="DECAY", check="decay"
-    )
+    ema: float = _option(0.999, "execution", "generator EMA decay; 0 turns it off", metavar="DECAY",
+                         check="decay")
     compile: bool = _option(False, "execution", "torch.compile the generator and CLIP encoder")
     channels_last: bool = _option(False, "execution", "channels-last memory format")
     seed: int | None = _option(None, "execution", "seed of the weights, data order and noise", check="count")
     device: str = _option("auto", "execution", "auto, cpu, cuda or a device string")
     on_nonfinite: str = _option("stop", "execution", "on a NaN/inf loss", choices=NONFINITE_POLICIES)
-    out: str | None = _option(
-        None, "run", "run directory (default runs/<dataset>-<preset>)", metavar="RUN_DIR"
-    )
-    resume: str | None = _option(
-        None, "run", "continue from the newest checkpoint or from PATH", metavar="auto|PATH"
-    )
+    out: str | None = _option(None, "run", "run directory (default runs/<dataset>-<preset>)",
+                              metavar="RUN_DIR")
+    resume: str | None = _option(None, "run", "continue from the newest checkpoint or from PATH",
+                                 metavar="auto|PATH")
     log_every: int = _option(50, "run", "steps between log lines", check="positive")
-    sample_every: int | None = _option(
-        None, "run", "steps between sample grids (0: only at the end)", check="count"
-    )
-    eval_every: int | None = _option(
-        None, "run", "steps between evaluations (0: only at the end)", check="count"
-    )
-    save_every: int | None = _option(
-        None, "run", "steps between checkpoints (0: only at the end)", check="count"
-    )
+    sample_every: int | None = _option(None, "run", "steps between sample grids (0: only at the end)",
+                                       check="count")
+    eval_every: int | None = _option(None, "run", "steps between evaluations (0: only at the end)",
+                                     check="count")
+    save_every: int | None = _option(None, "run", "steps between checkpoints (0: only at the end)",
+                                     check="count")
     keep_checkpoints: int = _option(3, "run", "checkpoints kept", metavar="K", check="positive")
     eval_images: int | None = _option(None, "evaluation", "images generated per evaluation", check="positive")
     fid_features: str = _option(
@@ -219,9 +205,8 @@ class TrainConfig:
         "clip: the run's CLIP; inception: torchmetrics' TF-FID Inception; torchvision: the papers' protocol",
         choices=FID_FEATURES,
     )
-    inception_weights: str | None = _option(
-        None, "evaluation", "local weights of the chosen Inception network"
-    )
+    inception_weights: str | None = _option(None, "evaluation",
+                                            "local weights of the chosen Inception network")
     fid_cache: str | None = _option(None, "evaluation", "directory of cached real-image FID statistics")
     fid_reference: str | None = _option(
         None, "evaluation", "reference statistics (mu, sigma) instead of the test split's", metavar="NPZ"
@@ -237,10 +222,7 @@ class TrainConfig:
             ``"evaluation"``), for adding options that are not the config's.
 
         Example:
-            >>> import argparse
-            >>> from ratlip_layers.training import TrainConfig
-            >>> parser = argparse.ArgumentParser()
-            >>> _ = TrainConfig.add_arguments(parser)
+            >>> _ = TrainConfig.add_arguments(parser := argparse.ArgumentParser())
             >>> TrainConfig.resolve(**vars(parser.parse_args(["--steps", "3", "--amp", "bf16"]))).amp
             'bf16'
         """

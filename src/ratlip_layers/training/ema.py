@@ -39,8 +39,7 @@ class EMA:
 
     Args:
         module: the network to follow (the unwrapped module, not a DDP wrapper or a compiled one).
-        decay: the decay, in ``[0, 1)``.
-        warmup: use the lowered early decay.
+        decay, warmup: the decay, in ``[0, 1)``, and whether to lower it early as above.
 
     Example:
         >>> net = nn.Linear(2, 2)

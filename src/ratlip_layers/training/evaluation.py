@@ -38,8 +38,7 @@ class Evaluator:
         context: the :class:`ratlip_layers.metrics.MetricContext` (scoring CLIP, FID features).
         num_images: images generated per evaluation.
         dataset_id: names the data in the FID cache; by default ``"<name>-test-<size>-<items>"``.
-        batch_size: images per generator call.
-        seed: the noise seed.
+        batch_size, seed: images per generator call, and the noise seed.
         fid_cache: the cache directory (default ``$XDG_CACHE_HOME/ratlip-layers/fid``).
         fid_reference: an ``.npz`` of reference ``mu`` and ``sigma`` to score FID against instead
             of the test images (the papers' protocol).
@@ -50,8 +49,6 @@ class Evaluator:
     Example:
         >>> import tempfile
         >>> from ratlip_layers.data import ShapesDataset
-        >>> from ratlip_layers.metrics import MetricContext
-        >>> from ratlip_layers.training import Evaluator
         >>> clip_model, tokenizer = tiny_clip()
         >>> evaluator = Evaluator(ShapesDataset(32, split="test"), dataset_name="shapes",
         ...                       context=MetricContext(clip_model, tokenizer), num_images=16,
@@ -73,10 +70,8 @@ class Evaluator:
             raise ValueError("the test split is empty: there are no captions to evaluate on")
         self.dataset, self.batch_size, self.seed = test_dataset, batch_size, seed
         self.dist = dist_ctx or DistributedContext()
-        self.metrics = {
-            name: metric.to(self.dist.device)
-            for name, metric in build_metrics(dataset_name, context, metric_names).items()
-        }
+        metrics = build_metrics(dataset_name, context, metric_names)
+        self.metrics = {name: metric.to(self.dist.device) for name, metric in metrics.items()}
         self.text = CLIPTextAdapter(context.clip_model, tokenizer=context.tokenizer)
         if dataset_id is None:
             image_size = test_dataset[0][0].shape[-1]
@@ -94,15 +89,9 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, generator: nn.Module, text_encoder: CLIPTextAdapter | None = None) -> dict[str, Any]:
-        """Score ``generator`` (``(noise, sentence) -> images``, in eval mode meanwhile).
-
-        Args:
-            generator: the generator to score (e.g. the EMA copy).
-            text_encoder: its text encoder; by default ``generator.text``, else the scoring CLIP's.
-
-        Returns:
-            The metric values, identical on every rank.
-        """
+        """The metric values (identical on every rank) of ``generator``, ``(noise, sentence) -> images``
+        (in eval mode meanwhile), with ``text_encoder`` (default ``generator.text``, else the scoring
+        CLIP's)."""
         text = text_encoder or getattr(generator, "text", None) or self.text
         was_training = generator.training
         generator.eval()
@@ -138,9 +127,8 @@ def evaluate_checkpoint(
         inception_weights: the local weights file of the chosen Inception network.
         score_clip_model, score_clip_pretrained: the open_clip model that scores (CLIP score, CLIP
             FID features) and its weights; by default the generator's own CLIP.
-        use_ema: use the EMA weights when the checkpoint has them.
+        device, use_ema: as for :func:`load_generator`.
         batch_size, seed, fid_cache, fid_reference, metric_names, num_workers: as for :class:`Evaluator`.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
 
     Returns:
         ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features",
@@ -148,7 +136,6 @@ def evaluate_checkpoint(
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import evaluate_checkpoint
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> G.save_pretrained(folder := tempfile.mkdtemp())
@@ -178,9 +165,8 @@ def evaluate_checkpoint(
     else:
         scoring_clip, tokenizer = build_clip_model(score_clip_model, score_clip_pretrained, device=target)
         clip_name = f"{score_clip_model} ({score_clip_pretrained or 'random weights'})"
-    context = MetricContext(
-        scoring_clip, tokenizer, fid_features=fid_features, inception_weights=inception_weights
-    )
+    context = MetricContext(scoring_clip, tokenizer, fid_features=fid_features,
+                            inception_weights=inception_weights)
     evaluator = Evaluator(
         build_dataset(dataset, split="test", image_size=generator.config.image_size, data_dir=data_dir),
         dataset_name=dataset, context=context, num_images=num_images, batch_size=batch_size, seed=seed,

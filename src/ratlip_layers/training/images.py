@@ -34,17 +34,13 @@ def sample_images(
     Args:
         generator: a :class:`ratlip_layers.models.RATLIPGenerator` (``(noise, sentence) -> images``).
         captions: the captions, one row each.
-        n: images per caption.
-        seed: the noise seed.
+        n, seed: images per caption, and the noise seed.
         text_encoder: encodes the captions; by default ``generator.text``.
 
     Returns:
         ``(len(captions) * n, 3, S, S)`` images.
 
     Example:
-        >>> from ratlip_layers.clip import tiny_clip
-        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
-        >>> from ratlip_layers.training import sample_images
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> captions = ["a red circle on a blue background", "a black square on a red background"]
@@ -99,7 +95,7 @@ def _font() -> ImageFont.ImageFont:
 
 
 def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> Image.Image:
-    """A grid with one row per caption: the caption on the left (a 240 px panel), then ``columns``
+    """An RGB grid with one row per caption: the caption on the left (a 240 px panel), then ``columns``
     images on white, enlarged (nearest) to at least 64 px so that small samples stay visible.
 
     Args:
@@ -107,14 +103,10 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         captions: one caption per row.
         columns: images per row.
 
-    Returns:
-        The grid as an RGB PIL image.
-
     Shape:
         - images: :math:`(R \\cdot C, 3, H, W)` or :math:`(R \\cdot C, 1, H, W)`
 
     Example:
-        >>> from ratlip_layers.training import captioned_grid
         >>> grid = captioned_grid(torch.zeros(6, 3, 32, 32), ["a red circle", "a blue square"], columns=3)
         >>> grid.size
         (448, 140)
@@ -130,21 +122,18 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
     height, width = images.shape[-2:]
     scale = max(1, -(-_MIN_CELL // min(height, width)))
     cells = F.interpolate(images.detach().float().cpu(), scale_factor=scale, mode="nearest")
-    pictures = make_grid(
-        cells, nrow=columns, padding=_PAD, normalize=True, value_range=(-1, 1), pad_value=1.0
-    )
+    pictures = make_grid(cells, nrow=columns, padding=_PAD, normalize=True, value_range=(-1, 1),
+                         pad_value=1.0)
     if len(cells) == 1:  # make_grid returns a lone image as it is, without the padding around it
         pictures = F.pad(pictures, (_PAD,) * 4, value=1.0)
     # The same conversion as save_image's, so a grid and its saved PNGs agree pixel for pixel.
     pixels = pictures.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     grid = Image.new("RGB", (_TEXT_WIDTH + pixels.shape[1], pixels.shape[0]), (255, 255, 255))
     grid.paste(Image.fromarray(pixels), (_TEXT_WIDTH, 0))
-    draw = ImageDraw.Draw(grid)
-    font = _font()
+    draw, font = ImageDraw.Draw(grid), _font()
     chars = max(8, int(_TEXT_WIDTH / max(1.0, draw.textlength("abcdefghij", font=font) / 10)) - 2)
-    cell_h = height * scale
     for row, caption in enumerate(captions):
-        top = _PAD + row * (cell_h + _PAD)
+        top = _PAD + row * (height * scale + _PAD)
         draw.multiline_text((_PAD, top), "\n".join(textwrap.wrap(caption, chars)), fill=(0, 0, 0), font=font)
     return grid
 
@@ -159,8 +148,6 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
 
     Example:
         >>> import tempfile, pathlib
-        >>> from PIL import Image
-        >>> from ratlip_layers.training.images import write_png
         >>> path = write_png(torch.zeros(3, 4, 4), pathlib.Path(tempfile.mkdtemp()) / "grey.png")
         >>> Image.open(path).getpixel((0, 0))
         (128, 128, 128)
@@ -172,12 +159,11 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     path = Path(check_path("path", path))
     if path.is_dir():
         raise ValueError(f"path must be a PNG file to write, got {path}, an existing directory")
-    if isinstance(image, Tensor):
-        pixels = image.detach().float().cpu()
-        return write_atomic(
-            path, lambda f: save_image(pixels, f, format="png", normalize=True, value_range=(-1, 1))
-        )
-    return write_atomic(path, lambda tmp: image.save(tmp, format="png"))
+    if not isinstance(image, Tensor):
+        return write_atomic(path, lambda f: image.save(f, format="png"))
+    pixels = image.detach().float().cpu()
+    return write_atomic(path, lambda f: save_image(pixels, f, format="png", normalize=True,
+                                                   value_range=(-1, 1)))
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
@@ -194,7 +180,6 @@ def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> l
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.training import save_images
         >>> [p.name for p in save_images(torch.zeros(2, 3, 8, 8), tempfile.mkdtemp(), prefix="red-")]
         ['red-0000.png', 'red-0001.png']
     """

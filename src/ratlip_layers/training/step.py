@@ -193,8 +193,7 @@ class GANTrainStep:
         sim_weight: weight of the generator's CLIP-similarity term.
         mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
         magp_weight, magp_power: MA-GP weight and exponent.
-        precision: the :class:`ratlip_layers.training.Precision` (autocast and scalers).
-        dist_ctx: the :class:`ratlip_layers.training.DistributedContext`.
+        precision, dist_ctx: the :class:`Precision` (autocast, scalers) and :class:`DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
 
     Example:
@@ -272,13 +271,9 @@ class GANTrainStep:
         return bad
 
     def __call__(self, images: Tensor, tokens: Tensor, *, step: int = 0) -> dict[str, float]:
-        """Run one D update and one G update; return the losses and logit means as floats.
-
-        Args:
-            images: real images in ``[-1, 1]``, on the networks' device.
-            tokens: their captions' token ids (B, L).
-            step: the step's number, for messages.
-        """
+        """One D update and one G update on real ``images`` in ``[-1, 1]`` (on the networks' device)
+        and their captions' token ids ``tokens`` (B, L); returns the losses and logit means as floats.
+        ``step`` numbers the step in messages."""
         mark = self.on_phase or (lambda name: None)
         self._d_loss.on_phase = mark
         with torch.no_grad():

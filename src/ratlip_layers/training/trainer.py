@@ -250,11 +250,9 @@ class Trainer:
         if len(state["rng"]) == self.dist.world_size:
             set_rng_state(state["rng"][self.dist.rank])
         else:
-            message = (
-                f"the checkpoint was written by {len(state['rng'])} process(es), this run has "
-                f"{self.dist.world_size}: random states are re-seeded, so the run continues, not bit-exactly"
-            )
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(f"the checkpoint was written by {len(state['rng'])} process(es), this run has "
+                          f"{self.dist.world_size}: random states are re-seeded, so the run continues, not "
+                          "bit-exactly", RuntimeWarning, stacklevel=2)
             seed_everything(cfg.seed + self.dist.rank + self.step)
         self._last_saved = self.step
         self._log(f"resumed from {ckpt.path} at step {self.step} (epoch {self.epoch})")
