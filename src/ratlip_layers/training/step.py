@@ -193,7 +193,8 @@ class GANTrainStep:
         sim_weight: weight of the generator's CLIP-similarity term.
         mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
         magp_weight, magp_power: MA-GP weight and exponent.
-        precision, dist_ctx: the :class:`Precision` (autocast, scalers) and :class:`DistributedContext`.
+        precision, dist_ctx: the :class:`~ratlip_layers.training.Precision` (autocast, scalers) and the
+            :class:`~ratlip_layers.training.DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
 
     Example:
