@@ -102,8 +102,7 @@ class DiscriminatorLoss(nn.Module):
 
     Args:
         discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
-        magp_weight: MA-GP weight (0 turns it off).
-        magp_power: MA-GP exponent.
+        magp_weight, magp_power: MA-GP weight (0 turns it off) and exponent.
 
     Returns (forward):
         ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
