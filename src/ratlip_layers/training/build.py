@@ -49,6 +49,7 @@ def load_generator(
         from a ``save_pretrained`` directory).
 
     Example:
+        >>> from ratlip_layers.training import load_generator
         >>> import tempfile
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)

@@ -43,6 +43,7 @@ class Checkpoint(NamedTuple):
     """A loaded checkpoint: ``weights[name]`` per network, the training ``state`` and the ``config``.
 
     Example:
+        >>> from ratlip_layers.training import CheckpointManager, load_checkpoint
         >>> import tempfile
         >>> path = CheckpointManager(tempfile.mkdtemp()).save(7, weights={"net": {"w": torch.ones(2)}},
         ...                                                   state={"step": 7}, config={"lr": 0.1})
@@ -132,6 +133,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         CheckpointError: a file does not read back.
 
     Example:
+        >>> from ratlip_layers.training import load_checkpoint
         >>> import tempfile
         >>> load_checkpoint(tempfile.mkdtemp())
         Traceback (most recent call last):
@@ -172,6 +174,7 @@ class CheckpointManager:
         keep: how many to keep; older ones are deleted after each save.
 
     Example:
+        >>> from ratlip_layers.training import CheckpointManager
         >>> import tempfile
         >>> manager = CheckpointManager(tempfile.mkdtemp(), keep=2)
         >>> for step in (1, 2, 3):

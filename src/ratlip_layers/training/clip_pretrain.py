@@ -49,6 +49,7 @@ class CLIPPretrainConfig:
     tiny CLIP on ``shapes`` to about 95 % zero-shot accuracy in a few minutes on 2 CPU cores.
 
     Example:
+        >>> from ratlip_layers.training import CLIPPretrainConfig
         >>> config = CLIPPretrainConfig(steps=10, warmup=2)
         >>> config.validate()
         >>> config.run_dir().parent.as_posix(), config.run_dir().name.startswith("shapes-tiny-32px-")
@@ -102,6 +103,8 @@ class CLIPPretrainResult:
     """What :func:`pretrain_clip` returns: the ``weights`` file, the ``report``, and ``cached``.
 
     Example:
+        >>> from pathlib import Path
+        >>> from ratlip_layers.training import CLIPPretrainResult
         >>> CLIPPretrainResult(Path("runs/clip/x/clip.safetensors"), {"zero_shot_acc": 0.97}).cached
         False
     """
@@ -158,6 +161,8 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         progress: show a tqdm bar (and log lines otherwise).
 
     Example:
+        >>> from ratlip_layers.training import CLIPPretrainConfig, pretrain_clip
+        >>> from ratlip_layers.clip import tiny_clip
         >>> import tempfile
         >>> config = CLIPPretrainConfig(steps=2, warmup=1, batch_size=8, device="cpu", out=tempfile.mkdtemp())
         >>> result = pretrain_clip(config, progress=False)
@@ -281,6 +286,9 @@ def clip_retrieval_report(
         The scores in ``[0, 1]`` (the cosine in ``[-1, 1]``), and ``num_items``.
 
     Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.data import ShapesDataset
+        >>> from ratlip_layers.training import clip_retrieval_report
         >>> report = clip_retrieval_report(*tiny_clip(), ShapesDataset(16, split="test"))
         >>> report["num_items"], sorted(report)[:3]
         (16, ['image_to_text_r1', 'num_items', 'swapped_colour_cosine'])

@@ -137,6 +137,7 @@ class TrainConfig:
     Build with :meth:`resolve`, which fills the preset's values and checks the result.
 
     Example:
+        >>> from ratlip_layers.training import TrainConfig
         >>> cfg = TrainConfig.resolve(preset="tiny", steps=10)
         >>> cfg.dataset, cfg.imsize, cfg.steps, cfg.clip_model
         ('shapes', 32, 10, 'tiny')
@@ -222,6 +223,8 @@ class TrainConfig:
             ``"evaluation"``), for adding options that are not the config's.
 
         Example:
+            >>> import argparse
+            >>> from ratlip_layers.training import TrainConfig
             >>> _ = TrainConfig.add_arguments(parser := argparse.ArgumentParser())
             >>> TrainConfig.resolve(**vars(parser.parse_args(["--steps", "3", "--amp", "bf16"]))).amp
             'bf16'

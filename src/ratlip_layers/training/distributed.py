@@ -33,6 +33,7 @@ class DistributedContext:
     """Who this process is: ``rank`` of ``world_size``, on ``device``; rank 0 does all the I/O.
 
     Example:
+        >>> from ratlip_layers.training import DistributedContext
         >>> ctx = DistributedContext()
         >>> ctx.enabled, ctx.is_main, ctx.gather("loss")
         (False, True, ['loss'])

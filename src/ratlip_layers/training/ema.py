@@ -42,6 +42,7 @@ class EMA:
         decay, warmup: the decay, in ``[0, 1)``, and whether to lower it early as above.
 
     Example:
+        >>> from ratlip_layers.training import EMA
         >>> net = nn.Linear(2, 2)
         >>> ema = EMA(net, decay=0.5, warmup=False)
         >>> with torch.no_grad():

@@ -47,6 +47,8 @@ class Evaluator:
         num_workers: data-loader workers for the real statistics.
 
     Example:
+        >>> from ratlip_layers.metrics import MetricContext
+        >>> from ratlip_layers.training import Evaluator
         >>> import tempfile
         >>> from ratlip_layers.data import ShapesDataset
         >>> clip_model, tokenizer = tiny_clip()
@@ -135,6 +137,7 @@ def evaluate_checkpoint(
         "clip_score_model", "metrics"}``.
 
     Example:
+        >>> from ratlip_layers.training import evaluate_checkpoint
         >>> import tempfile
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)

@@ -41,6 +41,9 @@ def sample_images(
         ``(len(captions) * n, 3, S, S)`` images.
 
     Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import sample_images
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> captions = ["a red circle on a blue background", "a black square on a red background"]
@@ -107,6 +110,7 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
         - images: :math:`(R \\cdot C, 3, H, W)` or :math:`(R \\cdot C, 1, H, W)`
 
     Example:
+        >>> from ratlip_layers.training import captioned_grid
         >>> grid = captioned_grid(torch.zeros(6, 3, 32, 32), ["a red circle", "a blue square"], columns=3)
         >>> grid.size
         (448, 140)
@@ -147,6 +151,8 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
         ValueError: the tensor has another shape, or ``path`` is a directory or lies below a file.
 
     Example:
+        >>> from PIL import Image
+        >>> from ratlip_layers.training.images import write_png
         >>> import tempfile, pathlib
         >>> path = write_png(torch.zeros(3, 4, 4), pathlib.Path(tempfile.mkdtemp()) / "grey.png")
         >>> Image.open(path).getpixel((0, 0))
@@ -179,6 +185,7 @@ def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> l
         ValueError: ``images`` has another shape, or ``prefix`` holds a path separator.
 
     Example:
+        >>> from ratlip_layers.training import save_images
         >>> import tempfile
         >>> [p.name for p in save_images(torch.zeros(2, 3, 8, 8), tempfile.mkdtemp(), prefix="red-")]
         ['red-0000.png', 'red-0001.png']

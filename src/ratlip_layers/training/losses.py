@@ -37,6 +37,7 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
         - real, fake, mismatched: :math:`(B,)`
 
     Example:
+        >>> from ratlip_layers.training import discriminator_hinge_loss
         >>> discriminator_hinge_loss(torch.tensor([2.0]), torch.tensor([-2.0]), torch.tensor([0.0]))
         tensor(0.5000)
     """
@@ -59,6 +60,7 @@ def matching_aware_gradient_penalty(
         - inputs: each :math:`(B, *)`
 
     Example:
+        >>> from ratlip_layers.training import matching_aware_gradient_penalty
         >>> x, s = torch.ones(3, 4, requires_grad=True), torch.ones(3, 2, requires_grad=True)
         >>> logits = 0.5 * x.sum(1) + 0.5 * s.sum(1)   # per-sample gradient norm = 0.5 * sqrt(6)
         >>> round(float(matching_aware_gradient_penalty(logits, [x, s], weight=1.0, power=2.0)), 4)
@@ -99,6 +101,7 @@ def generator_loss(
         - image_embedding, sentence: :math:`(B, D)`
 
     Example:
+        >>> from ratlip_layers.training import generator_loss
         >>> e = torch.tensor([[1.0, 0.0]])
         >>> generator_loss(torch.tensor([0.5]), e, e, sim_weight=4.0)
         (tensor(-4.5000), tensor(1.))
@@ -133,6 +136,7 @@ def mode_seeking_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise
         - noise_a, noise_b: :math:`(B, Z)`
 
     Example:
+        >>> from ratlip_layers.training import mode_seeking_loss
         >>> z = torch.zeros(2, 4)
         >>> round(float(mode_seeking_loss(torch.ones(2, 3, 8, 8), -torch.ones(2, 3, 8, 8), z, z + 1)), 3)
         0.5

@@ -44,6 +44,7 @@ class Precision:
     ``torch.amp.GradScaler`` (their state is checkpointed) and applies the reference's scale floor.
 
     Example:
+        >>> from ratlip_layers.training import Precision
         >>> p = Precision("bf16", "cpu")
         >>> with p.autocast():
         ...     y = nn.Linear(2, 2)(torch.ones(1, 2))
@@ -108,6 +109,9 @@ class DiscriminatorLoss(nn.Module):
         ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
 
     Example:
+        >>> from ratlip_layers.clip import tiny_clip
+        >>> from ratlip_layers.models import CLIPDiscriminator
+        >>> from ratlip_layers.training.step import DiscriminatorLoss
         >>> D = CLIPDiscriminator(tiny_clip()[0], channels=16, joint_channels=8)
         >>> images = torch.rand(4, 3, 32, 32) * 2 - 1
         >>> total, hinge, penalty, *_ = DiscriminatorLoss(D)(images, images.flip(0), torch.randn(4, 32))
@@ -197,6 +201,9 @@ class GANTrainStep:
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
 
     Example:
+        >>> from ratlip_layers.clip import CLIPTextAdapter, tiny_clip
+        >>> from ratlip_layers.models import CLIPDiscriminator, GeneratorConfig, RATLIPGenerator
+        >>> from ratlip_layers.training import GANTrainStep
         >>> clip_model, tokenizer = tiny_clip()
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), clip_model, tokenizer=tokenizer)
         >>> D = CLIPDiscriminator(clip_model, channels=16, joint_channels=8)

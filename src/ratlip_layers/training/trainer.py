@@ -54,6 +54,9 @@ class TrainResult(NamedTuple):
     signal stopped the run), whether it was ``interrupted``, the ``run_dir`` and the ``stop_signal``.
 
     Example:
+        >>> import signal
+        >>> from pathlib import Path
+        >>> from ratlip_layers.training import TrainResult
         >>> TrainResult(1200, {}, True, Path("runs/shapes-tiny"), signal.SIGTERM).exit_status
         143
     """
@@ -86,6 +89,7 @@ class Trainer:
         progress: show the tqdm bar.
 
     Example:
+        >>> from ratlip_layers.training import TrainConfig, Trainer
         >>> import tempfile
         >>> config = TrainConfig.resolve(steps=2, batch_size=4, device="cpu", out=tempfile.mkdtemp(),
         ...                              eval_images=8, fid_cache=tempfile.mkdtemp(),
