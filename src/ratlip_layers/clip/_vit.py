@@ -34,8 +34,8 @@ def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]
         raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
     if not isinstance(visual, VisionTransformer):
-        name = type(visual).__name__
-        raise ValueError(f"clip_model must have an open_clip VisionTransformer (ViT) at .visual, got {name}")
+        raise ValueError("clip_model must have an open_clip VisionTransformer (ViT) at .visual, got "
+                         + type(visual).__name__)
     if getattr(visual, "attn_pool", None) is not None:
         raise ValueError("clip_model's ViT must pool its class or patch tokens, got an attentional pooler")
     if getattr(visual, "pool_type", "tok") not in ("tok", "avg"):
@@ -110,10 +110,8 @@ def run_blocks(
         prompt = prompts.get(i)
         if prompt is not None:
             x = torch.cat((x, prompt.unsqueeze(1)), dim=1)
-        if seq_first:
-            x = block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1)
-        else:
-            x = block(x, attn_mask=attn_mask)
+        x = (block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1) if seq_first
+             else block(x, attn_mask=attn_mask))
         if prompt is not None:
             x = x[:, :-1]
         if i in taps:

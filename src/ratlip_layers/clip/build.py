@@ -80,19 +80,16 @@ def build_clip(
     device: torch.device | str | None = None, **model_kwargs: Any
 ) -> tuple[nn.Module, Any]:
     """Build a frozen open_clip model and its tokenizer, ``(clip_model, tokenizer)``; the model records
-    how (:func:`~ratlip_layers.clip.clip_spec`).
+    how (:func:`~ratlip_layers.clip.clip_spec`). ``ValueError`` means an unknown model or tag, or a
+    missing, unreadable or foreign weights file.
 
     Args:
-        model_name: an open_clip model name, e.g. ``"ViT-B-32"``.
+        model_name: e.g. ``"ViT-B-32"``.
         pretrained: an open_clip pretrained tag (the only case that downloads), a local weights file
             (safetensors or a ``torch.save`` of tensors), or ``None`` (random weights).
         weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
             file is refused, so a run rebuilt from its config gets the same CLIP.
-        device: where to build the model; CPU by default.
-        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
-
-    Raises:
-        ValueError: an unknown model or tag, or a missing, unreadable or foreign weights file.
+        device, **model_kwargs: CPU by default; passed to ``open_clip.create_model`` (``embed_dim``...).
 
     Example:
         >>> from ratlip_layers.clip import clip_spec
@@ -136,9 +133,8 @@ def build_clip(
         _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
     sha256 = (weights_sha256 or file_sha256(weights_file)) if weights_file else None
-    spec = dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
-                model_kwargs=copy.deepcopy(model_kwargs))
-    setattr(model, CLIP_SPEC_ATTR, spec)
+    setattr(model, CLIP_SPEC_ATTR, dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
+                                        model_kwargs=copy.deepcopy(model_kwargs)))
     return freeze_clip(model), tokenizer
 
 
@@ -188,9 +184,8 @@ def tiny_clip(
     runs and the built-in default training; returns ``(clip_model, tokenizer)`` as :func:`build_clip`.
 
     Args:
-        pretrained: a weights file of this architecture (as
-            :func:`~ratlip_layers.training.pretrain_clip` writes), or ``None`` for random weights.
-        weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
+        pretrained, weights_sha256: a weights file of this architecture (as
+            :func:`~ratlip_layers.training.pretrain_clip` writes) or ``None``, and as in :func:`build_clip`.
         image_size, embed_dim, context_length: the vision tower's input size (a multiple of 8), the
             joint embedding's size and the tokens per caption.
         device, dtype: of the model; CPU and float32 by default.

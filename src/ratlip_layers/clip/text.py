@@ -28,8 +28,7 @@ class TextEncoding(NamedTuple):
         padding_mask: (B, L) bool, True after each caption's end-of-text token.
 
     Example:
-        >>> clip_model, _ = tiny_clip()
-        >>> sentence, tokens, padding_mask = CLIPTextAdapter(clip_model)(["a bird"])
+        >>> sentence, tokens, padding_mask = CLIPTextAdapter(tiny_clip()[0])(["a bird"])
         >>> int((~padding_mask).sum())  # start, "a", "bird", end
         4
     """
@@ -52,8 +51,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()
-        >>> text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
-        >>> enc = text(["a small red bird", "a yellow flower"])
+        >>> enc = CLIPTextAdapter(clip_model, tokenizer=tokenizer)(["a small red bird", "a yellow flower"])
         >>> enc.sentence.shape, enc.tokens.shape, enc.padding_mask[0, :7].tolist()
         (torch.Size([2, 32]), torch.Size([2, 16, 64]), [False, False, False, False, False, False, True])
     """
@@ -126,13 +124,10 @@ class CLIPTextAdapter(WithFrozenCLIP):
     def forward(self, text: Tensor | Sequence[str]) -> TextEncoding:
         tokens = text if isinstance(text, Tensor) else self.tokenize(text)
         self._check_tokens(tokens)
-        root = self._root
-        length = tokens.shape[1]
-        cast_dtype = root.transformer.get_cast_dtype()
+        root, length, cast_dtype = self._root, tokens.shape[1], self._root.transformer.get_cast_dtype()
         x = root.token_embedding(tokens).to(cast_dtype) + root.positional_embedding[:length].to(cast_dtype)
         attn_mask = root.attn_mask[:length, :length] if root.attn_mask is not None else None
-        x, _ = run_blocks(root.transformer, x, attn_mask=attn_mask)
-        x = root.ln_final(x)
+        x = root.ln_final(run_blocks(root.transformer, x, attn_mask=attn_mask)[0])
         sentence = text_global_pool(x, tokens, self._pool_type, eos_token_id=self._eos_id)
         proj = root.text_projection
         if isinstance(proj, nn.Linear):

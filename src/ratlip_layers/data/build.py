@@ -26,10 +26,8 @@ def build_dataset(
     """Build a dataset of ``(image, caption)`` items by name.
 
     Args:
-        name: one of :data:`DATASETS`.
-        split: ``"train"`` or ``"test"``.
-        image_size: side of the square images.
-        data_dir: the data directory (for all but ``shapes``, which reads nothing).
+        name, split: one of :data:`DATASETS`, and ``"train"`` or ``"test"``.
+        image_size, data_dir: the images' side, and the data directory (``shapes`` reads nothing).
         seed, num_samples: the ``shapes`` pictures' seed and split length (default :data:`SHAPES_SIZES`).
         augment, skip_unreadable: as in :class:`CaptionedImageFolder`.
 

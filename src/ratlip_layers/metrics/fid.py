@@ -19,6 +19,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from .._io import write_atomic
 from ..clip import CLIPImageEncoder
 from ..data.errors import DataFileError
+from ..layers.config import repr_of
 
 __all__ = [
     "FID_PROTOCOLS", "CLIPFeatures", "FrechetDistance", "InceptionFeatures", "load_fid_statistics",
@@ -32,8 +33,7 @@ _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num
 
 
 def _existing_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
+    if not (path := Path(path)).is_file():
         raise DataFileError(f"{what} not found at {path}")
     return path
 
@@ -77,8 +77,7 @@ class CLIPFeatures(nn.Module):
     """FID features from a CLIP model: the image embedding, for images in ``[-1, 1]``.
 
     Args:
-        clip_model: an open_clip ViT model (frozen in place, shared).
-        name: the result key is ``fid_<name>``.
+        clip_model, name: an open_clip ViT model (frozen in place, shared); the result key is ``fid_<name>``.
 
     Example:
         >>> from ratlip_layers.metrics import CLIPFeatures
@@ -97,8 +96,7 @@ class CLIPFeatures(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.encoder(images.float()).embedding.float()
 
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, num_features={self.num_features}"
+    extra_repr = repr_of("name", "num_features")
 
 
 class InceptionFeatures(nn.Module):
@@ -108,9 +106,8 @@ class InceptionFeatures(nn.Module):
     on bilinear 299x299 resizes, as the DF-GAN, GALIP and RATLIP papers computed FID.
 
     Args:
-        weights_path: the protocol's local weights file, read with ``torch.load(weights_only=True)``.
-        protocol: one of :data:`FID_PROTOCOLS`.
-        download: fetch the weights when ``weights_path`` is ``None``.
+        weights_path, protocol: the local weights file (read with ``torch.load(weights_only=True)``) of a
+            protocol in :data:`FID_PROTOCOLS`; ``download`` fetches them when ``weights_path`` is ``None``.
 
     Example:
         >>> from ratlip_layers.metrics import InceptionFeatures
@@ -118,9 +115,6 @@ class InceptionFeatures(nn.Module):
         Traceback (most recent call last):
         ...
         ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/inception_v3.pth
-        >>> features = InceptionFeatures("inception_v3_google.pth", protocol="torchvision")  # doctest: +SKIP
-        >>> features(torch.zeros(2, 3, 64, 64)).shape, features.name  # doctest: +SKIP
-        (torch.Size([2, 2048]), 'inception_torchvision')
     """
 
     num_features = 2048
@@ -141,10 +135,8 @@ class InceptionFeatures(nn.Module):
         from torchvision.models import Inception_V3_Weights, inception_v3
 
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        missing, unexpected = net.load_state_dict(
-            Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state,
-            strict=False,
-        )
+        state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state
+        missing, unexpected = net.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("AuxLogits.")]
         if missing or unexpected:
             raise ValueError(f"{weights_path} is not a torchvision inception_v3 state dict: "
@@ -251,8 +243,7 @@ class FrechetDistance(FrechetInceptionDistance):
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, float64."""
-        n = self.real_features_num_samples.double().cpu()
-        if n < 2:
+        if (n := self.real_features_num_samples.double().cpu()) < 2:
             raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
         mean = self.real_features_sum.double().cpu() / n
         cov = (self.real_features_cov_sum.double().cpu() - n * torch.outer(mean, mean)) / (n - 1)
@@ -285,7 +276,8 @@ def prepare_real_statistics(
     metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path, dataset_id: str,
     batch_size: int = 64, num_workers: int = 0, is_main: bool = True, reference: str | Path | None = None
 ) -> Path:
-    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
+    """Give an FID metric the real statistics of ``dataset``, computed once and cached; returns the cache
+    file, or ``reference`` when given.
 
     Args:
         metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
@@ -294,9 +286,6 @@ def prepare_real_statistics(
         batch_size, num_workers: of the data loader.
         is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
-
-    Returns:
-        The cache file, or ``reference`` when given.
 
     Example:
         >>> import tempfile
@@ -325,8 +314,7 @@ def prepare_real_statistics(
     if cache_file.is_file():
         metric.load_real_statistics(load_file(cache_file))
         return cache_file
-    device = metric.real_features_sum.device
     for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
-        metric.update(images.to(device), real=True)
+        metric.update(images.to(metric.real_features_sum.device), real=True)
     statistics = {name: getattr(metric, name).detach().cpu().clone() for name in _REAL_STATES}
     return write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))

@@ -38,8 +38,7 @@ def _geometry(shape: str) -> tuple[float, float]:
 
 def _fit_shape(mask: np.ndarray) -> tuple[str, tuple[float, float]]:
     """The best-overlapping shape, and the mask's centroid ``(x, y)`` as fractions of the side."""
-    size = mask.shape[0]
-    ys, xs = np.nonzero(mask)
+    size, (ys, xs) = mask.shape[0], np.nonzero(mask)
     cx, cy = (xs.mean() + 0.5) / size, (ys.mean() + 0.5) / size
 
     def overlap(shape: str) -> float:
@@ -80,10 +79,8 @@ def _read(images: Tensor) -> list[tuple]:
 
 
 def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]]:
-    """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``.
-
-    Returns:
-        One tuple per image; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
+    """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``; ``shape`` and
+    ``colour`` are ``None`` when no shape was drawn.
 
     Shape:
         - images: :math:`(B, 3, S, S)`, ``S >= 8``
@@ -92,8 +89,7 @@ def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import read_shapes_image
         >>> ds = ShapesDataset(4, image_size=32)
-        >>> spec = ds.spec(0)
-        >>> read_shapes_image(ds[0][0][None]) == [(spec.shape, spec.colour, spec.background)]
+        >>> read_shapes_image(ds[0][0][None]) == [ds.spec(0)[:3]]
         True
     """
     return [reading[:3] for reading in _read(images)]
@@ -120,10 +116,9 @@ class ShapesAccuracy(Metric):
     Example:
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import ShapesAccuracy
-        >>> ds = ShapesDataset(8, image_size=32)
-        >>> metric = ShapesAccuracy()
+        >>> ds, metric = ShapesDataset(8, image_size=32), ShapesAccuracy()
         >>> metric.update(torch.stack([ds[i][0] for i in range(8)]), [ds.caption(i) for i in range(8)])
-        >>> {k: round(v, 2) for k, v in metric.compute().items()}
+        >>> metric.compute()
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
 
@@ -143,10 +138,8 @@ class ShapesAccuracy(Metric):
         """Score ``images`` against the ``captions`` they were generated from."""
         if len(captions) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
-        wanted = [parse_shapes_caption(c) for c in captions]
-        seen = _read(images)
+        wanted, seen, device = [parse_shapes_caption(c) for c in captions], _read(images), self.total.device
         self.image_size = images.shape[-1]
-        device = self.total.device
         hits = torch.tensor([[s[k] == w[k] for k in range(3)] for s, w in zip(seen, wanted)], device=device)
         shape, fg, bg = hits.unbind(1)
         self.total += len(captions)
