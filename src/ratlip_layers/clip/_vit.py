@@ -11,9 +11,6 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
-__all__ = ["ViTGeometry", "check_block_indices", "default_feature_blocks",
-           "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
-
 REFERENCE_DEPTH = 12
 """Depth of the ViT-B/32 tower the reference's block choices were made for."""
 
@@ -34,8 +31,8 @@ def vision_tower(clip_model: nn.Module) -> tuple[VisionTransformer, ViTGeometry]
         raise TypeError(f"clip_model must be an open_clip CLIP nn.Module, got {type(clip_model).__name__}")
     visual = getattr(clip_model, "visual", None)
     if not isinstance(visual, VisionTransformer):
-        raise ValueError("clip_model must have an open_clip VisionTransformer (ViT) at .visual, got "
-                         + type(visual).__name__)
+        name = type(visual).__name__
+        raise ValueError(f"clip_model must have an open_clip VisionTransformer (ViT) at .visual, got {name}")
     if getattr(visual, "attn_pool", None) is not None:
         raise ValueError("clip_model's ViT must pool its class or patch tokens, got an attentional pooler")
     if getattr(visual, "pool_type", "tok") not in ("tok", "avg"):
@@ -97,10 +94,9 @@ def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
     return visual.ln_pre(visual.patch_dropout(x))
 
 
-def run_blocks(
-    transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
-    prompts: Mapping[int, Tensor] | None = None, taps: Sequence[int] = ()
-) -> tuple[Tensor, list[Tensor]]:
+def run_blocks(transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
+               prompts: Mapping[int, Tensor] | None = None,
+               taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
     """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer`` (sequence-first
     in older releases); ``prompts`` maps a block index to a (B, width) token appended before that block
     and dropped after it. Returns the final tokens and the outputs of the blocks in ``taps``."""

@@ -39,10 +39,8 @@ class CLIPMapper(WithFrozenCLIP):
         torch.Size([2, 64, 4, 4])
     """
 
-    def __init__(
-        self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         _, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)

@@ -82,10 +82,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
         self.embed_dim: int = self.width if proj is None else proj.out_features if linear else proj.shape[1]
 
     @classmethod
-    def from_pretrained(
-        cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
-        **model_kwargs: Any
-    ) -> CLIPTextAdapter:
+    def from_pretrained(cls, model_name: str, pretrained: str | None = None, *,
+                        device: torch.device | str | None = None, **model_kwargs: Any) -> CLIPTextAdapter:
         """Build the adapter from an open_clip model name and ``pretrained``, as :func:`build_clip` does."""
         clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
         return cls(clip_model, tokenizer=tokenizer)
@@ -135,7 +133,6 @@ class CLIPTextAdapter(WithFrozenCLIP):
         elif proj is not None:
             sentence = sentence @ proj
         end = (tokens if self._pool_type == "argmax" else (tokens == self._eos_id).int()).argmax(dim=-1)
-        padding_mask = torch.arange(length, device=tokens.device) > end[:, None]
-        return TextEncoding(sentence, x, padding_mask)
+        return TextEncoding(sentence, x, torch.arange(length, device=tokens.device) > end[:, None])
 
     extra_repr = repr_of("context_length", "width", "embed_dim")

@@ -42,8 +42,7 @@ class CLIPImageEncoder(WithFrozenCLIP):
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
-        layers: the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a 12-block tower,
-            at the same fractions of the depth for other towers.
+        layers: the blocks whose patch tokens to return; default 1, 4, 8 of 12, the same fractions of others.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1]

@@ -19,10 +19,9 @@ SHAPES_SIZES = {"train": 10_000, "test": 1_024}
 """Default number of ``shapes`` items per split."""
 
 
-def build_dataset(
-    name: str, *, split: str = "train", image_size: int = 256, data_dir: str | Path | None = None,
-    seed: int = 0, augment: bool | None = None, num_samples: int | None = None, skip_unreadable: bool = True
-) -> Dataset:
+def build_dataset(name: str, *, split: str = "train", image_size: int = 256,
+                  data_dir: str | Path | None = None, seed: int = 0, augment: bool | None = None,
+                  num_samples: int | None = None, skip_unreadable: bool = True) -> Dataset:
     """Build a dataset of ``(image, caption)`` items by name.
 
     Args:

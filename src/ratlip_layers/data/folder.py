@@ -28,17 +28,15 @@ def _listed(paths: list) -> str:
 
 
 class CaptionedImageFolder(Dataset):
-    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a
-    :class:`DatasetLayoutError` names what the layout lacks and shows it.
+    """Items ``(image (3, S, S) in [-1, 1], caption)``, ``S = image_size``, from images with caption files,
+    split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a :class:`DatasetLayoutError`
+    names what the layout lacks and shows it.
 
     Args:
         root, split, image_size: the data directory, ``"train"`` or ``"test"``, the output images' side.
         augment: random resize-crop and flip, else a centre crop; defaults to ``split == "train"``.
         skip_unreadable: warn about an unreadable file and use the next item, instead of raising.
         name: the dataset's name in messages.
-
-    Shape:
-        - image: :math:`(3, S, S)`, ``S = image_size``
 
     Example:
         >>> import pathlib, pickle, tempfile
@@ -62,10 +60,9 @@ class CaptionedImageFolder(Dataset):
     image_dir = "images"
     tables: tuple[str, ...] = ()  # further files the layout needs
 
-    def __init__(
-        self, root: str | Path, *, split: str = "train", image_size: int = 256, augment: bool | None = None,
-        skip_unreadable: bool = True, name: str = "captioned image folder"
-    ) -> None:
+    def __init__(self, root: str | Path, *, split: str = "train", image_size: int = 256,
+                 augment: bool | None = None, skip_unreadable: bool = True,
+                 name: str = "captioned image folder") -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.root, self.name, self.split = Path(check_path("root", root)), name, split
@@ -186,8 +183,7 @@ class CUBDataset(CaptionedImageFolder):
     tables = ("CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt")
 
     def __init__(self, root: str | Path, **kwargs) -> None:
-        kwargs.setdefault("name", "CUB")
-        super().__init__(root, **kwargs)
+        super().__init__(root, **{"name": "CUB", **kwargs})
         names, rows = (self._table(self.root / name, columns) for name, columns in zip(self.tables, (2, 5)))
         boxes = {}
         for image_id, (relpath,) in names.items():

@@ -32,10 +32,8 @@ class ResumableSampler(DistributedSampler):
         True
     """
 
-    def __init__(
-        self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
-        drop_last: bool = False
-    ) -> None:
+    def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False) -> None:
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
         num_replicas = check_positive_int("num_replicas", num_replicas)

@@ -17,16 +17,12 @@ __all__ = ["CLIPScore"]
 
 
 class CLIPScore(Metric):
-    """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs.
-
-    Args:
-        clip_model, tokenizer: the open_clip ViT model that scores (frozen in place, shared) and its
-            tokenizer (open_clip's CLIP tokenizer by default).
+    """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs, by
+    an open_clip ViT ``clip_model`` (frozen in place, shared) and its ``tokenizer`` (by default CLIP's).
 
     Example:
         >>> from ratlip_layers.metrics import CLIPScore
-        >>> clip_model, tokenizer = tiny_clip()
-        >>> metric = CLIPScore(clip_model, tokenizer=tokenizer)
+        >>> metric = CLIPScore(tiny_clip()[0])
         >>> metric.update(torch.rand(2, 3, 32, 32) * 2 - 1, ["a red circle", "a blue square"])
         >>> sorted(metric.compute())
         ['clip_score']

@@ -47,16 +47,13 @@ def evaluate_generator(
         num_images, z_dim, batch_size: images in total, noise size, images per generator call.
         seed, device: seed of the noise and the caption draws, and where the noise goes.
         rank, world_size: this process's rank and the number of ranks.
-        num_captions: the number of test items; then image ``i`` has the caption of key
-            ``(i % num_captions, draw_seed(seed, i))``, drawn afresh on every pass over the test split
-            (as the reference's ``sample_times``), and the result has ``"passes"``.
+        num_captions: the number of test items; then image ``i`` gets the caption of key ``(i % num_captions,
+            draw_seed(seed, i))``, new on every pass (the reference's ``sample_times``); adds ``"passes"``.
 
     Example:
-        A stand-in "generator" that draws exactly what each caption asks for scores perfectly:
-
         >>> from ratlip_layers.data import ShapesDataset, ShapeSpec, parse_shapes_caption, render_shape
         >>> from ratlip_layers.metrics import ShapesAccuracy, evaluate_generator
-        >>> def draw(noise, captions):
+        >>> def draw(noise, captions):  # a stand-in generator drawing what each caption asks for
         ...     specs = [ShapeSpec(*parse_shapes_caption(c), 0.5, 0.5, 0.3) for c in captions]
         ...     pixels = [torch.from_numpy(render_shape(s, 32)).permute(2, 0, 1) for s in specs]
         ...     return torch.stack(pixels).float() / 127.5 - 1

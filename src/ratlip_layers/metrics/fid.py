@@ -49,9 +49,8 @@ def _weights(weights_path: str | Path | None, download: bool) -> dict[str, Tenso
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickled code, corrupt and foreign files alike
-        raise ValueError(
-            f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}"
-        ) from None
+        raise ValueError(f"{path} is not a state dict loadable with torch.load(weights_only=True): "
+                         f"{err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state
@@ -74,10 +73,8 @@ def _fingerprint(module: nn.Module) -> str:
 
 
 class CLIPFeatures(nn.Module):
-    """FID features from a CLIP model: the image embedding, for images in ``[-1, 1]``.
-
-    Args:
-        clip_model, name: an open_clip ViT model (frozen in place, shared); the result key is ``fid_<name>``.
+    """FID features from an open_clip ViT ``clip_model`` (frozen in place, shared): the image embedding,
+    for images in ``[-1, 1]``; the result key is ``fid_<name>``.
 
     Example:
         >>> from ratlip_layers.metrics import CLIPFeatures
@@ -119,9 +116,8 @@ class InceptionFeatures(nn.Module):
 
     num_features = 2048
 
-    def __init__(
-        self, weights_path: str | Path | None = None, *, protocol: str = "inception", download: bool = False
-    ) -> None:
+    def __init__(self, weights_path: str | Path | None = None, *, protocol: str = "inception",
+                 download: bool = False) -> None:
         super().__init__()
         if protocol not in FID_PROTOCOLS:
             raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
@@ -253,9 +249,8 @@ class FrechetDistance(FrechetInceptionDistance):
         """Score against a given mean ``(D,)`` and covariance ``(D, D)`` instead of real images.
 
         Example:
-            >>> import numpy as np
             >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
-            >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
+            >>> fid.set_real_moments(torch.ones(32), 2 * torch.eye(32))
             >>> [float(m.mean()) for m in fid.real_moments()]
             [1.0, 0.0625]
         """
@@ -272,10 +267,9 @@ class FrechetDistance(FrechetInceptionDistance):
         })
 
 
-def prepare_real_statistics(
-    metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path, dataset_id: str,
-    batch_size: int = 64, num_workers: int = 0, is_main: bool = True, reference: str | Path | None = None
-) -> Path:
+def prepare_real_statistics(metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path,
+                            dataset_id: str, batch_size: int = 64, num_workers: int = 0,
+                            is_main: bool = True, reference: str | Path | None = None) -> Path:
     """Give an FID metric the real statistics of ``dataset``, computed once and cached; returns the cache
     file, or ``reference`` when given.
 

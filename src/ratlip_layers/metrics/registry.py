@@ -101,9 +101,8 @@ def metric_names(dataset: str | None = None) -> tuple[str, ...]:
                  if dataset is None or only is None or dataset in only)
 
 
-def build_metrics(
-    dataset: str, context: MetricContext, names: Sequence[str] | None = None
-) -> dict[str, Metric]:
+def build_metrics(dataset: str, context: MetricContext,
+                  names: Sequence[str] | None = None) -> dict[str, Metric]:
     """Build the named metrics (default: every one that applies to ``dataset``); ``ValueError`` if a name
     is unknown or does not apply to ``dataset``.
 

@@ -54,8 +54,7 @@ def _read(images: Tensor) -> list[tuple]:
     """``(shape, colour, background, centroid)`` per image; see :func:`read_shapes_image`."""
     check_tensor("images", images, 4, "(B, 3, S, S)")
     check_size("images", images, 1, 3, "channels")
-    size = images.shape[-1]
-    if size < 8 or images.shape[-2] != size:
+    if (size := images.shape[-1]) < 8 or images.shape[-2] != size:
         raise ValueError(f"images must be square with side >= 8, got shape {tuple(images.shape)}")
     pixels = (images.detach().float().clamp(-1, 1) + 1) * 127.5
     palette = torch.tensor(list(PALETTE.values()), dtype=pixels.dtype, device=pixels.device)
@@ -79,11 +78,8 @@ def _read(images: Tensor) -> list[tuple]:
 
 
 def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]]:
-    """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``; ``shape`` and
-    ``colour`` are ``None`` when no shape was drawn.
-
-    Shape:
-        - images: :math:`(B, 3, S, S)`, ``S >= 8``
+    """Read ``(shape, colour, background)`` names off each ``shapes`` image, ``(B, 3, S, S)`` in ``[-1, 1]``
+    with ``S >= 8``; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
 
     Example:
         >>> from ratlip_layers.data import ShapesDataset
@@ -147,8 +143,7 @@ class ShapesAccuracy(Metric):
         self.bg_correct += bg.sum()
         self.both_correct += (fg & bg).sum()
         self.shape_correct += shape.sum()
-        placed = [(_CLASSES[w], s[3]) for s, w in zip(seen, wanted) if s[3] is not None]
-        if placed:
+        if placed := [(_CLASSES[w], s[3]) for s, w in zip(seen, wanted) if s[3] is not None]:
             index = torch.tensor([c for c, _ in placed], device=device)
             centres = torch.tensor([xy for _, xy in placed], dtype=torch.float64, device=device)
             self.class_count.index_add_(0, index, torch.ones(len(placed), dtype=torch.float64, device=device))
