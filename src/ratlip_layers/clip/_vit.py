@@ -11,9 +11,6 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
-__all__ = ["ViTGeometry", "check_block_indices", "default_feature_blocks",
-           "default_prompt_blocks", "embed_patches", "pool_tokens", "run_blocks", "vision_tower"]
-
 REFERENCE_DEPTH = 12
 """Depth of the ViT-B/32 tower the reference's block choices were made for."""
 
@@ -97,10 +94,9 @@ def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
     return visual.ln_pre(visual.patch_dropout(x))
 
 
-def run_blocks(
-    transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
-    prompts: Mapping[int, Tensor] | None = None, taps: Sequence[int] = ()
-) -> tuple[Tensor, list[Tensor]]:
+def run_blocks(transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
+               prompts: Mapping[int, Tensor] | None = None,
+               taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
     """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer`` (sequence-first
     in older releases); ``prompts`` maps a block index to a (B, width) token appended before that block
     and dropped after it. Returns the final tokens and the outputs of the blocks in ``taps``."""
@@ -110,10 +106,8 @@ def run_blocks(
         prompt = prompts.get(i)
         if prompt is not None:
             x = torch.cat((x, prompt.unsqueeze(1)), dim=1)
-        if seq_first:
-            x = block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1)
-        else:
-            x = block(x, attn_mask=attn_mask)
+        x = (block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1) if seq_first
+             else block(x, attn_mask=attn_mask))
         if prompt is not None:
             x = x[:, :-1]
         if i in taps:

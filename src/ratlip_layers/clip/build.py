@@ -41,8 +41,7 @@ def freeze_clip(model: nn.Module) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    model.requires_grad_(False)
-    return model.eval()
+    return model.requires_grad_(False).eval()
 
 
 def file_sha256(path: str | Path) -> str:
@@ -50,7 +49,6 @@ def file_sha256(path: str | Path) -> str:
 
     Example:
         >>> import tempfile
-        >>> from ratlip_layers.clip import file_sha256
         >>> with tempfile.NamedTemporaryFile() as f:
         ...     file_sha256(f.name)[:16]
         'e3b0c44298fc1c14'
@@ -67,35 +65,27 @@ def clip_spec(model: nn.Module) -> dict[str, Any] | None:
     ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator cannot rebuild.
 
     Example:
-        >>> from ratlip_layers.clip import clip_spec
         >>> clip_spec(tiny_clip()[0])["model_name"], clip_spec(nn.Linear(2, 2))
         ('ViT-B-32', None)
     """
-    spec = getattr(model, CLIP_SPEC_ATTR, None)
-    return copy.deepcopy(spec) if spec is not None else None
+    return copy.deepcopy(getattr(model, CLIP_SPEC_ATTR, None))
 
 
-def build_clip(
-    model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
-    device: torch.device | str | None = None, **model_kwargs: Any
-) -> tuple[nn.Module, Any]:
+def build_clip(model_name: str, pretrained: str | None = None, *, weights_sha256: str | None = None,
+               device: torch.device | str | None = None, **model_kwargs: Any) -> tuple[nn.Module, Any]:
     """Build a frozen open_clip model and its tokenizer, ``(clip_model, tokenizer)``; the model records
-    how (:func:`~ratlip_layers.clip.clip_spec`).
+    how (:func:`~ratlip_layers.clip.clip_spec`). ``ValueError`` means an unknown model or tag, or a
+    missing, unreadable or foreign weights file.
 
     Args:
-        model_name: an open_clip model name, e.g. ``"ViT-B-32"``.
+        model_name: e.g. ``"ViT-B-32"``.
         pretrained: an open_clip pretrained tag (the only case that downloads), a local weights file
             (safetensors or a ``torch.save`` of tensors), or ``None`` (random weights).
         weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
             file is refused, so a run rebuilt from its config gets the same CLIP.
-        device: where to build the model; CPU by default.
-        **model_kwargs: passed to ``open_clip.create_model``, e.g. ``embed_dim``, ``vision_cfg``.
-
-    Raises:
-        ValueError: an unknown model or tag, or a missing, unreadable or foreign weights file.
+        device, **model_kwargs: CPU by default; passed to ``open_clip.create_model`` (``embed_dim``...).
 
     Example:
-        >>> from ratlip_layers.clip import clip_spec
         >>> clip_model, tokenizer = build_clip(
         ...     "ViT-B-32", embed_dim=16,
         ...     vision_cfg=dict(image_size=16, layers=1, width=32, patch_size=8, head_width=16),
@@ -136,9 +126,8 @@ def build_clip(
         _load_weights_file(model, model_name, weights_file)
     tokenizer = open_clip.get_tokenizer(model_name, context_length=model.context_length)
     sha256 = (weights_sha256 or file_sha256(weights_file)) if weights_file else None
-    spec = dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
-                model_kwargs=copy.deepcopy(model_kwargs))
-    setattr(model, CLIP_SPEC_ATTR, spec)
+    setattr(model, CLIP_SPEC_ATTR, dict(model_name=model_name, pretrained=pretrained, weights_sha256=sha256,
+                                        model_kwargs=copy.deepcopy(model_kwargs)))
     return freeze_clip(model), tokenizer
 
 
@@ -179,18 +168,15 @@ def _load_weights_file(model: nn.Module, model_name: str, path: Path) -> None:
         raise ValueError(f"{path} is not a readable weights file: {reason}") from None
 
 
-def tiny_clip(
-    pretrained: str | None = None, *, weights_sha256: str | None = None, image_size: int = 32,
-    embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None
-) -> tuple[nn.Module, Any]:
+def tiny_clip(pretrained: str | None = None, *, weights_sha256: str | None = None, image_size: int = 32,
+              embed_dim: int = 32, context_length: int = 16, device: torch.device | str | None = None,
+              dtype: torch.dtype | None = None) -> tuple[nn.Module, Any]:
     """A tiny ViT CLIP (both towers width 64 and 2 blocks, patch 8, CLIP's vocabulary) for tests, CPU
     runs and the built-in default training; returns ``(clip_model, tokenizer)`` as :func:`build_clip`.
 
     Args:
-        pretrained: a weights file of this architecture (as
-            :func:`~ratlip_layers.training.pretrain_clip` writes), or ``None`` for random weights.
-        weights_sha256: the file's expected SHA-256, as in :func:`build_clip`.
+        pretrained, weights_sha256: a weights file of this architecture (as
+            :func:`~ratlip_layers.training.pretrain_clip` writes) or ``None``, and as in :func:`build_clip`.
         image_size, embed_dim, context_length: the vision tower's input size (a multiple of 8), the
             joint embedding's size and the tokens per caption.
         device, dtype: of the model; CPU and float32 by default.

@@ -12,13 +12,10 @@ __all__ = ["FrozenCLIP", "WithFrozenCLIP"]
 
 
 class FrozenCLIP(nn.Module):
-    """Holds an open_clip model, which several networks may share, frozen: no gradients, eval mode.
-
-    Args:
-        model: the open_clip model; frozen in place by :func:`freeze_clip`.
+    """Holds an open_clip ``model``, which several networks may share, frozen in place by
+    :func:`freeze_clip`: no gradients, eval mode.
 
     Example:
-        >>> from ratlip_layers.clip import FrozenCLIP
         >>> frozen = FrozenCLIP(nn.Linear(2, 2))
         >>> frozen.train().model.training, frozen.model.weight.requires_grad
         (False, False)
@@ -42,7 +39,6 @@ class WithFrozenCLIP(nn.Module):
     and the trainable state dict leaves CLIP's weights out.
 
     Example:
-        >>> from ratlip_layers.clip import FrozenCLIP, WithFrozenCLIP
         >>> class Head(WithFrozenCLIP):
         ...     def __init__(self, clip_model):
         ...         super().__init__()

@@ -23,8 +23,8 @@ class CLIPMapper(WithFrozenCLIP):
     ``prompt_blocks`` and dropped after it. Gradients reach the map.
 
     Args:
-        clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
-        cond_dim: size of the condition vector the prompts are predicted from.
+        clip_model, cond_dim: an open_clip CLIP model with a ViT image tower (frozen in place, shared),
+            and the size of the condition vector the prompts are predicted from.
         prompt_blocks: the blocks that get a prompt; by default 1 to 8 of 12, the same span of others.
         device, dtype: factory device and dtype of ``fc_prompt``.
 
@@ -34,16 +34,13 @@ class CLIPMapper(WithFrozenCLIP):
         - output: :math:`(B, \\text{width}, g, g)`
 
     Example:
-        >>> clip_model, _ = tiny_clip()
-        >>> mapper = CLIPMapper(clip_model, cond_dim=48)
+        >>> mapper = CLIPMapper(tiny_clip()[0], cond_dim=48)
         >>> mapper(torch.randn(2, 64, 4, 4), torch.randn(2, 48)).shape
         torch.Size([2, 64, 4, 4])
     """
 
-    def __init__(
-        self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, cond_dim: int, *, prompt_blocks: Sequence[int] | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         _, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)

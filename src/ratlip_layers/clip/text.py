@@ -28,8 +28,7 @@ class TextEncoding(NamedTuple):
         padding_mask: (B, L) bool, True after each caption's end-of-text token.
 
     Example:
-        >>> clip_model, _ = tiny_clip()
-        >>> sentence, tokens, padding_mask = CLIPTextAdapter(clip_model)(["a bird"])
+        >>> sentence, tokens, padding_mask = CLIPTextAdapter(tiny_clip()[0])(["a bird"])
         >>> int((~padding_mask).sum())  # start, "a", "bird", end
         4
     """
@@ -52,8 +51,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
 
     Example:
         >>> clip_model, tokenizer = tiny_clip()
-        >>> text = CLIPTextAdapter(clip_model, tokenizer=tokenizer)
-        >>> enc = text(["a small red bird", "a yellow flower"])
+        >>> enc = CLIPTextAdapter(clip_model, tokenizer=tokenizer)(["a small red bird", "a yellow flower"])
         >>> enc.sentence.shape, enc.tokens.shape, enc.padding_mask[0, :7].tolist()
         (torch.Size([2, 32]), torch.Size([2, 16, 64]), [False, False, False, False, False, False, True])
     """
@@ -84,10 +82,8 @@ class CLIPTextAdapter(WithFrozenCLIP):
         self.embed_dim: int = self.width if proj is None else proj.out_features if linear else proj.shape[1]
 
     @classmethod
-    def from_pretrained(
-        cls, model_name: str, pretrained: str | None = None, *, device: torch.device | str | None = None,
-        **model_kwargs: Any
-    ) -> CLIPTextAdapter:
+    def from_pretrained(cls, model_name: str, pretrained: str | None = None, *,
+                        device: torch.device | str | None = None, **model_kwargs: Any) -> CLIPTextAdapter:
         """Build the adapter from an open_clip model name and ``pretrained``, as :func:`build_clip` does."""
         clip_model, tokenizer = build_clip(model_name, pretrained, device=device, **model_kwargs)
         return cls(clip_model, tokenizer=tokenizer)
@@ -126,13 +122,10 @@ class CLIPTextAdapter(WithFrozenCLIP):
     def forward(self, text: Tensor | Sequence[str]) -> TextEncoding:
         tokens = text if isinstance(text, Tensor) else self.tokenize(text)
         self._check_tokens(tokens)
-        root = self._root
-        length = tokens.shape[1]
-        cast_dtype = root.transformer.get_cast_dtype()
+        root, length, cast_dtype = self._root, tokens.shape[1], self._root.transformer.get_cast_dtype()
         x = root.token_embedding(tokens).to(cast_dtype) + root.positional_embedding[:length].to(cast_dtype)
         attn_mask = root.attn_mask[:length, :length] if root.attn_mask is not None else None
-        x, _ = run_blocks(root.transformer, x, attn_mask=attn_mask)
-        x = root.ln_final(x)
+        x = root.ln_final(run_blocks(root.transformer, x, attn_mask=attn_mask)[0])
         sentence = text_global_pool(x, tokens, self._pool_type, eos_token_id=self._eos_id)
         proj = root.text_projection
         if isinstance(proj, nn.Linear):
@@ -140,7 +133,6 @@ class CLIPTextAdapter(WithFrozenCLIP):
         elif proj is not None:
             sentence = sentence @ proj
         end = (tokens if self._pool_type == "argmax" else (tokens == self._eos_id).int()).argmax(dim=-1)
-        padding_mask = torch.arange(length, device=tokens.device) > end[:, None]
-        return TextEncoding(sentence, x, padding_mask)
+        return TextEncoding(sentence, x, torch.arange(length, device=tokens.device) > end[:, None])
 
     extra_repr = repr_of("context_length", "width", "embed_dim")

@@ -42,16 +42,14 @@ class CLIPImageEncoder(WithFrozenCLIP):
 
     Args:
         clip_model: an open_clip CLIP model with a ViT image tower (frozen in place, shared).
-        layers: the blocks whose patch tokens to return; by default blocks 1, 4, 8 of a 12-block tower,
-            at the same fractions of the depth for other towers.
+        layers: the blocks whose patch tokens to return; default 1, 4, 8 of 12, the same fractions of others.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1]
         - output: :class:`ImageFeatures` with ``len(layers)`` maps
 
     Example:
-        >>> clip_model, _ = tiny_clip()
-        >>> encoder = CLIPImageEncoder(clip_model)
+        >>> encoder = CLIPImageEncoder(tiny_clip()[0])
         >>> features = encoder(torch.rand(2, 3, 64, 64) * 2 - 1)
         >>> encoder.layers, features.maps[0].shape, features.embedding.shape
         ((0, 1), torch.Size([2, 64, 4, 4]), torch.Size([2, 32]))
@@ -62,8 +60,8 @@ class CLIPImageEncoder(WithFrozenCLIP):
         visual, geometry = vision_tower(clip_model)
         self.clip = FrozenCLIP(clip_model)
         self.width, self.depth, self.grid, self.image_size, self.embed_dim = geometry
-        default = default_feature_blocks(self.depth)
-        self.layers = check_block_indices("layers", default if layers is None else layers, self.depth)
+        layers = default_feature_blocks(self.depth) if layers is None else layers
+        self.layers = check_block_indices("layers", layers, self.depth)
         cfg = getattr(visual, "preprocess_cfg", None) or {}
         mean = cfg.get("mean", getattr(visual, "image_mean", None) or OPENAI_DATASET_MEAN)
         std = cfg.get("std", getattr(visual, "image_std", None) or OPENAI_DATASET_STD)

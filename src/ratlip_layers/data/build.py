@@ -19,17 +19,14 @@ SHAPES_SIZES = {"train": 10_000, "test": 1_024}
 """Default number of ``shapes`` items per split."""
 
 
-def build_dataset(
-    name: str, *, split: str = "train", image_size: int = 256, data_dir: str | Path | None = None,
-    seed: int = 0, augment: bool | None = None, num_samples: int | None = None, skip_unreadable: bool = True
-) -> Dataset:
+def build_dataset(name: str, *, split: str = "train", image_size: int = 256,
+                  data_dir: str | Path | None = None, seed: int = 0, augment: bool | None = None,
+                  num_samples: int | None = None, skip_unreadable: bool = True) -> Dataset:
     """Build a dataset of ``(image, caption)`` items by name.
 
     Args:
-        name: one of :data:`DATASETS`.
-        split: ``"train"`` or ``"test"``.
-        image_size: side of the square images.
-        data_dir: the data directory (for all but ``shapes``, which reads nothing).
+        name, split: one of :data:`DATASETS`, and ``"train"`` or ``"test"``.
+        image_size, data_dir: the images' side, and the data directory (``shapes`` reads nothing).
         seed, num_samples: the ``shapes`` pictures' seed and split length (default :data:`SHAPES_SIZES`).
         augment, skip_unreadable: as in :class:`CaptionedImageFolder`.
 

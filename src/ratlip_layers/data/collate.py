@@ -29,10 +29,8 @@ class CaptionBatch(NamedTuple):
 
 
 class CaptionCollate:
-    """``collate_fn`` for datasets of ``(image, caption)``; tokenising here keeps it in the workers.
-
-    Args:
-        tokenizer: a CLIP tokenizer, called on a list of strings and returning ``(B, L)`` token ids.
+    """``collate_fn`` for datasets of ``(image, caption)``, with a CLIP ``tokenizer`` (list of str ->
+    ``(B, L)`` token ids); tokenising here keeps it in the workers.
 
     Example:
         >>> from ratlip_layers.data import CaptionCollate

@@ -28,19 +28,15 @@ def _listed(paths: list) -> str:
 
 
 class CaptionedImageFolder(Dataset):
-    """Images with caption files, split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a
-    :class:`DatasetLayoutError` names what the layout lacks and shows it.
+    """Items ``(image (3, S, S) in [-1, 1], caption)``, ``S = image_size``, from images with caption files,
+    split by ``train|test/filenames.pickle`` (Oxford-102, CelebA-tiny); a :class:`DatasetLayoutError`
+    names what the layout lacks and shows it.
 
     Args:
-        root: the data directory.
-        split: ``"train"`` or ``"test"``.
-        image_size: side of the square output images.
+        root, split, image_size: the data directory, ``"train"`` or ``"test"``, the output images' side.
         augment: random resize-crop and flip, else a centre crop; defaults to ``split == "train"``.
         skip_unreadable: warn about an unreadable file and use the next item, instead of raising.
         name: the dataset's name in messages.
-
-    Shape:
-        - image: :math:`(3, S, S)`, ``S = image_size``
 
     Example:
         >>> import pathlib, pickle, tempfile
@@ -51,9 +47,8 @@ class CaptionedImageFolder(Dataset):
         >>> Image.new("RGB", (48, 40), "red").save(root / "images" / "rose.jpg")
         >>> _ = (root / "text" / "rose.txt").write_text("a red flower")
         >>> _ = (root / "train" / "filenames.pickle").write_bytes(pickle.dumps(["rose"]))
-        >>> image, caption = CaptionedImageFolder(root, image_size=32)[0]
-        >>> image.shape, caption
-        (torch.Size([3, 32, 32]), 'a red flower')
+        >>> CaptionedImageFolder(root, image_size=32)[0][1]
+        'a red flower'
     """
 
     layout = """\
@@ -65,10 +60,9 @@ class CaptionedImageFolder(Dataset):
     image_dir = "images"
     tables: tuple[str, ...] = ()  # further files the layout needs
 
-    def __init__(
-        self, root: str | Path, *, split: str = "train", image_size: int = 256, augment: bool | None = None,
-        skip_unreadable: bool = True, name: str = "captioned image folder"
-    ) -> None:
+    def __init__(self, root: str | Path, *, split: str = "train", image_size: int = 256,
+                 augment: bool | None = None, skip_unreadable: bool = True,
+                 name: str = "captioned image folder") -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.root, self.name, self.split = Path(check_path("root", root)), name, split
@@ -81,11 +75,10 @@ class CaptionedImageFolder(Dataset):
         missing = [e for e in needed if not (Path.is_dir if e.endswith("/") else Path.is_file)(self.root / e)]
         if missing:
             raise self._error("missing " + ", ".join(missing))
-        self.keys = load_filenames(self.root / split / "filenames.pickle")
-        if not self.keys:
+        if not (keys := load_filenames(self.root / split / "filenames.pickle")):
             raise self._error(f"{split}/filenames.pickle lists no keys")
-        images = self.root / self.image_dir
-        candidates = [[images / f"{key}{ext}" for ext in (".jpg", ".jpeg", ".png")] for key in self.keys]
+        self.keys, images = keys, self.root / self.image_dir
+        candidates = [[images / f"{key}{ext}" for ext in (".jpg", ".jpeg", ".png")] for key in keys]
         found = [next((p for p in paths if p.is_file()), None) for paths in candidates]
         self.image_paths = [p or paths[0] for p, paths in zip(found, candidates)]
         self.text_paths = [self.root / "text" / f"{key}.txt" for key in self.keys]
@@ -174,9 +167,8 @@ class CUBDataset(CaptionedImageFolder):
         >>> _ = (root / "CUB_200_2011/bounding_boxes.txt").write_text("1 40.0 30.0 20.0 20.0")
         >>> _ = (root / "text/001.Albatross/a_1.txt").write_text("a large white seabird")
         >>> _ = (root / "test/filenames.pickle").write_bytes(pickle.dumps(["001.Albatross/a_1"]))
-        >>> image, caption = CUBDataset(root, split="test", image_size=16)[0]
-        >>> image.shape, caption
-        (torch.Size([3, 16, 16]), 'a large white seabird')
+        >>> CUBDataset(root, split="test", image_size=16)[0][0].shape
+        torch.Size([3, 16, 16])
     """
 
     layout = """\
@@ -191,8 +183,7 @@ class CUBDataset(CaptionedImageFolder):
     tables = ("CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt")
 
     def __init__(self, root: str | Path, **kwargs) -> None:
-        kwargs.setdefault("name", "CUB")
-        super().__init__(root, **kwargs)
+        super().__init__(root, **{"name": "CUB", **kwargs})
         names, rows = (self._table(self.root / name, columns) for name, columns in zip(self.tables, (2, 5)))
         boxes = {}
         for image_id, (relpath,) in names.items():

@@ -42,8 +42,7 @@ def split_key(key: int | DrawKey) -> tuple[int, torch.Generator]:
         if isinstance(key, (tuple, list)) and len(key) == 2:
             index, seed = operator.index(key[0]), operator.index(key[1])
         else:
-            index = operator.index(key)
-            seed = draw_seed(index)
+            seed = draw_seed(index := operator.index(key))
     except TypeError:
         raise TypeError(f"an item key must be an int index or an (index, draw_seed) pair, "
                         f"got {key!r}") from None

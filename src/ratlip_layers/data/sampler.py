@@ -20,10 +20,8 @@ class ResumableSampler(DistributedSampler):
 
     Args:
         dataset: the dataset to sample (only its length is used).
-        num_replicas, rank: the number of DDP ranks and this process's.
-        shuffle: permute each epoch.
+        num_replicas, rank, shuffle, drop_last: as in ``DistributedSampler``.
         seed: seed of the order and of the draws.
-        drop_last: drop the tail that does not divide evenly between ranks.
 
     Example:
         >>> from ratlip_layers.data import ResumableSampler
@@ -34,19 +32,16 @@ class ResumableSampler(DistributedSampler):
         True
     """
 
-    def __init__(
-        self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
-        drop_last: bool = False
-    ) -> None:
+    def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False) -> None:
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"dataset must be a sized Dataset (with __len__), got {type(dataset).__name__}")
         num_replicas = check_positive_int("num_replicas", num_replicas)
         rank = check_nonnegative_int("rank", rank)
         if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, {num_replicas - 1}], got {rank}")
-        seed = check_nonnegative_int("seed", seed)
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
-                         drop_last=drop_last)
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=check_nonnegative_int("seed", seed), drop_last=drop_last)
         self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -62,9 +57,8 @@ class ResumableSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self) -> Iterator[DrawKey]:
-        indices = list(super().__iter__())
-        for position in range(self.start, len(indices)):
-            yield indices[position], draw_seed(self.seed, self.epoch, self.rank, position)
+        for position, index in enumerate(list(super().__iter__())[self.start :], start=self.start):
+            yield index, draw_seed(self.seed, self.epoch, self.rank, position)
 
     def __len__(self) -> int:
         return self.num_samples - self.start

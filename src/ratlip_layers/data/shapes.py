@@ -53,8 +53,7 @@ def shapes_caption(shape: str, colour: str, background: str, phrasing: int = 0) 
     """The caption of a ``colour`` shape on a ``background``.
 
     Args:
-        shape: one of :data:`SHAPES`.
-        colour, background: two different keys of :data:`PALETTE`.
+        shape, colour, background: one of :data:`SHAPES`, and two different keys of :data:`PALETTE`.
         phrasing: index into :data:`PHRASINGS`.
 
     Example:
@@ -92,8 +91,7 @@ def parse_shapes_caption(caption: str) -> tuple[str, str, str]:
     """
     if not isinstance(caption, str):
         raise TypeError(f"caption must be a str, got {type(caption).__name__}")
-    shape = _SHAPE_RE.search(caption.lower())
-    background = _BACKGROUND_RE.search(caption.lower())
+    shape, background = _SHAPE_RE.search(caption.lower()), _BACKGROUND_RE.search(caption.lower())
     if shape is None or background is None:
         raise ValueError(f"caption {caption!r} does not name '<colour> <shape>' and '<colour> background' "
                          f"with colours from {tuple(PALETTE)} and shapes from {SHAPES}")
@@ -150,31 +148,23 @@ def render_shape(spec: ShapeSpec, image_size: int) -> np.ndarray:
 
 
 class ShapesDataset(Dataset):
-    """Items ``(image in [-1, 1], "a {colour} {shape} on a {colour} background")``; a key is an index,
-    which fixes the picture, or an ``(index, draw_seed)`` pair, whose draw seed picks the phrasing.
+    """Items ``(image, "a {colour} {shape} on a {colour} background")``, the image (3, S, S) in [-1, 1]
+    with ``S = image_size``; a key is an index, which fixes the picture, or an ``(index, draw_seed)``
+    pair, whose draw seed picks the phrasing.
 
     Args:
-        num_samples: the dataset's length.
-        image_size: side of the square images in pixels.
-        seed: fixes every picture.
-        split: ``"train"`` or ``"test"``, drawn from different streams.
-
-    Shape:
-        - image: :math:`(3, S, S)`, ``S = image_size``
+        num_samples, image_size: the dataset's length and the images' side in pixels.
+        seed, split: fix every picture; ``"train"`` and ``"test"`` are drawn from different streams.
 
     Example:
         >>> from ratlip_layers.data import ShapesDataset
-        >>> ds = ShapesDataset(100, image_size=32, seed=0)
-        >>> image, caption = ds[3]
-        >>> image.shape, float(image.min()) >= -1.0, float(image.max()) <= 1.0
+        >>> image, caption = ShapesDataset(100, image_size=32, seed=0)[3]
+        >>> image.shape, bool(image.abs().max() <= 1), ShapesDataset(100, image_size=32)[3][0].equal(image)
         (torch.Size([3, 32, 32]), True, True)
-        >>> torch.equal(ShapesDataset(100, image_size=32, seed=0)[3][0], image)
-        True
     """
 
-    def __init__(
-        self, num_samples: int = 10_000, *, image_size: int = 32, seed: int = 0, split: str = "train"
-    ) -> None:
+    def __init__(self, num_samples: int = 10_000, *, image_size: int = 32, seed: int = 0,
+                 split: str = "train") -> None:
         self.num_samples = check_positive_int("num_samples", num_samples)
         self.image_size = check_positive_int("image_size", image_size)
         self.seed = check_nonnegative_int("seed", seed)
@@ -202,9 +192,8 @@ class ShapesDataset(Dataset):
     def caption(self, key: int | DrawKey) -> str:
         """The caption ``self[key]`` has, without drawing the image."""
         index, generator = split_key(key)
-        spec = self.spec(index)
         phrasing = int(torch.randint(len(PHRASINGS), (), generator=generator))
-        return shapes_caption(spec.shape, spec.colour, spec.background, phrasing)
+        return shapes_caption(*self.spec(index)[:3], phrasing)
 
     def __getitem__(self, key: int | DrawKey) -> tuple[Tensor, str]:
         pixels = render_shape(self.spec(split_key(key)[0]), self.image_size)

@@ -31,8 +31,7 @@ def train_transform(image: Image.Image, size: int, generator: torch.Generator) -
     Example:
         >>> from PIL import Image
         >>> from ratlip_layers.data import train_transform
-        >>> g = torch.Generator().manual_seed(0)
-        >>> train_transform(Image.new("RGB", (50, 40)), 32, g).shape
+        >>> train_transform(Image.new("RGB", (50, 40)), 32, torch.Generator().manual_seed(0)).shape
         torch.Size([3, 32, 32])
     """
     if not isinstance(generator, torch.Generator):

@@ -10,23 +10,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from .._checks import check_tensor
+from .._checks import check_captions, check_tensor
 from ..clip import CLIPImageEncoder, CLIPTextAdapter
 
 __all__ = ["CLIPScore"]
 
 
 class CLIPScore(Metric):
-    """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs.
-
-    Args:
-        clip_model: the open_clip ViT model that scores (frozen in place, shared).
-        tokenizer: its tokenizer (open_clip's CLIP tokenizer by default).
+    """``100 * mean cos(CLIP image embedding, CLIP text embedding)`` over all (image, caption) pairs, by
+    an open_clip ViT ``clip_model`` (frozen in place, shared) and its ``tokenizer`` (by default CLIP's).
 
     Example:
         >>> from ratlip_layers.metrics import CLIPScore
-        >>> clip_model, tokenizer = tiny_clip()
-        >>> metric = CLIPScore(clip_model, tokenizer=tokenizer)
+        >>> metric = CLIPScore(tiny_clip()[0])
         >>> metric.update(torch.rand(2, 3, 32, 32) * 2 - 1, ["a red circle", "a blue square"])
         >>> sorted(metric.compute())
         ['clip_score']
@@ -46,12 +42,11 @@ class CLIPScore(Metric):
     def update(self, images: Tensor, captions: Sequence[str]) -> None:
         """Score ``images`` (in ``[-1, 1]``) against ``captions``."""
         check_tensor("images", images, 4, "(B, 3, H, W)")
-        if isinstance(captions, str) or not isinstance(captions, Sequence):
-            raise TypeError(f"captions must be a list of str, got {type(captions).__name__}")
+        captions = check_captions("captions", captions)
         if len(captions) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
         image_embedding = self.image_encoder(images.float()).embedding.float()
-        text_embedding = self.text_encoder(list(captions)).sentence.float()
+        text_embedding = self.text_encoder(captions).sentence.float()
         self.score_sum += 100.0 * F.cosine_similarity(image_embedding, text_embedding, dim=-1).double().sum()
         self.total += len(captions)
 

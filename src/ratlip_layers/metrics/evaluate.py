@@ -27,8 +27,8 @@ def fixed_noise(indices: list[int], z_dim: int, seed: int) -> Tensor:
         raise TypeError(f"indices must be a list of image indices, got {type(indices).__name__}")
     if not indices:
         raise ValueError("indices must be a non-empty list of image indices, got an empty list")
-    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i))) for i in indices]
-    return torch.stack(rows)
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(draw_seed(seed, i)))
+                        for i in indices])
 
 
 @torch.no_grad()
@@ -37,8 +37,8 @@ def evaluate_generator(
     metrics: Mapping[str, Metric], *, num_images: int, z_dim: int, batch_size: int = 64, seed: int = 0,
     device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1, num_captions: int | None = None
 ) -> dict[str, float]:
-    """Generate ``num_images`` images for dataset captions and score them with ``metrics``; image ``i``
-    has noise :func:`fixed_noise` ``(i)``, so the result does not depend on the number of ranks.
+    """Generate ``num_images`` images for dataset captions and return every metric's values in one dict;
+    image ``i`` has noise :func:`fixed_noise` ``(i)``, so the result does not depend on the number of ranks.
 
     Args:
         generate: ``(noise (B, z_dim), captions) -> images`` in ``[-1, 1]``.
@@ -47,19 +47,13 @@ def evaluate_generator(
         num_images, z_dim, batch_size: images in total, noise size, images per generator call.
         seed, device: seed of the noise and the caption draws, and where the noise goes.
         rank, world_size: this process's rank and the number of ranks.
-        num_captions: the number of test items; then image ``i`` has the caption of key
-            ``(i % num_captions, draw_seed(seed, i))``, drawn afresh on every pass over the test split
-            (as the reference's ``sample_times``), and the result has ``"passes"``.
-
-    Returns:
-        Every metric's values, merged into one dict.
+        num_captions: the number of test items; then image ``i`` gets the caption of key ``(i % num_captions,
+            draw_seed(seed, i))``, new on every pass (the reference's ``sample_times``); adds ``"passes"``.
 
     Example:
-        A stand-in "generator" that draws exactly what each caption asks for scores perfectly:
-
         >>> from ratlip_layers.data import ShapesDataset, ShapeSpec, parse_shapes_caption, render_shape
         >>> from ratlip_layers.metrics import ShapesAccuracy, evaluate_generator
-        >>> def draw(noise, captions):
+        >>> def draw(noise, captions):  # a stand-in generator drawing what each caption asks for
         ...     specs = [ShapeSpec(*parse_shapes_caption(c), 0.5, 0.5, 0.3) for c in captions]
         ...     pixels = [torch.from_numpy(render_shape(s, 32)).permute(2, 0, 1) for s in specs]
         ...     return torch.stack(pixels).float() / 127.5 - 1
@@ -68,9 +62,8 @@ def evaluate_generator(
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
     device = check_device("device", device)
-    for name, value in (("num_images", num_images), ("z_dim", z_dim), ("batch_size", batch_size)):
-        check_positive_int(name, value)
-    check_positive_int("world_size", world_size)
+    for name, value in (("num_images", num_images), ("batch_size", batch_size), ("world_size", world_size)):
+        check_positive_int(name, value)  # z_dim: checked by fixed_noise
     if isinstance(rank, bool) or not hasattr(rank, "__index__") or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, world_size - 1] = [0, {world_size - 1}], got {rank!r}")
     for metric in metrics.values():
@@ -78,8 +71,7 @@ def evaluate_generator(
     mine = list(range(rank, num_images, world_size))
     for start in range(0, len(mine), batch_size):
         indices = mine[start : start + batch_size]
-        keys = [(i % num_captions, draw_seed(seed, i)) if num_captions else i for i in indices]
-        texts = [captions(key) for key in keys]
+        texts = [captions((i % num_captions, draw_seed(seed, i)) if num_captions else i) for i in indices]
         images = generate(fixed_noise(indices, z_dim, seed).to(device), texts)
         for metric in metrics.values():
             metric.update(images, texts)

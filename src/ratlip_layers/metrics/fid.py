@@ -19,6 +19,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from .._io import write_atomic
 from ..clip import CLIPImageEncoder
 from ..data.errors import DataFileError
+from ..layers.config import repr_of
 
 __all__ = [
     "FID_PROTOCOLS", "CLIPFeatures", "FrechetDistance", "InceptionFeatures", "load_fid_statistics",
@@ -32,8 +33,7 @@ _REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num
 
 
 def _existing_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
+    if not (path := Path(path)).is_file():
         raise DataFileError(f"{what} not found at {path}")
     return path
 
@@ -49,9 +49,8 @@ def _weights(weights_path: str | Path | None, download: bool) -> dict[str, Tenso
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickled code, corrupt and foreign files alike
-        raise ValueError(
-            f"{path} is not a state dict loadable with torch.load(weights_only=True): {err}"
-        ) from None
+        raise ValueError(f"{path} is not a state dict loadable with torch.load(weights_only=True): "
+                         f"{err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state
@@ -74,11 +73,8 @@ def _fingerprint(module: nn.Module) -> str:
 
 
 class CLIPFeatures(nn.Module):
-    """FID features from a CLIP model: the image embedding, for images in ``[-1, 1]``.
-
-    Args:
-        clip_model: an open_clip ViT model (frozen in place, shared).
-        name: the result key is ``fid_<name>``.
+    """FID features from an open_clip ViT ``clip_model`` (frozen in place, shared): the image embedding,
+    for images in ``[-1, 1]``; the result key is ``fid_<name>``.
 
     Example:
         >>> from ratlip_layers.metrics import CLIPFeatures
@@ -97,8 +93,7 @@ class CLIPFeatures(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.encoder(images.float()).embedding.float()
 
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, num_features={self.num_features}"
+    extra_repr = repr_of("name", "num_features")
 
 
 class InceptionFeatures(nn.Module):
@@ -108,9 +103,8 @@ class InceptionFeatures(nn.Module):
     on bilinear 299x299 resizes, as the DF-GAN, GALIP and RATLIP papers computed FID.
 
     Args:
-        weights_path: the protocol's local weights file, read with ``torch.load(weights_only=True)``.
-        protocol: one of :data:`FID_PROTOCOLS`.
-        download: fetch the weights when ``weights_path`` is ``None``.
+        weights_path, protocol: the local weights file (read with ``torch.load(weights_only=True)``) of a
+            protocol in :data:`FID_PROTOCOLS`; ``download`` fetches them when ``weights_path`` is ``None``.
 
     Example:
         >>> from ratlip_layers.metrics import InceptionFeatures
@@ -118,16 +112,12 @@ class InceptionFeatures(nn.Module):
         Traceback (most recent call last):
         ...
         ratlip_layers.data.errors.DataFileError: Inception weights not found at no/such/inception_v3.pth
-        >>> features = InceptionFeatures("inception_v3_google.pth", protocol="torchvision")  # doctest: +SKIP
-        >>> features(torch.zeros(2, 3, 64, 64)).shape, features.name  # doctest: +SKIP
-        (torch.Size([2, 2048]), 'inception_torchvision')
     """
 
     num_features = 2048
 
-    def __init__(
-        self, weights_path: str | Path | None = None, *, protocol: str = "inception", download: bool = False
-    ) -> None:
+    def __init__(self, weights_path: str | Path | None = None, *, protocol: str = "inception",
+                 download: bool = False) -> None:
         super().__init__()
         if protocol not in FID_PROTOCOLS:
             raise ValueError(f"unknown FID protocol {protocol!r}, expected one of {FID_PROTOCOLS}")
@@ -141,10 +131,8 @@ class InceptionFeatures(nn.Module):
         from torchvision.models import Inception_V3_Weights, inception_v3
 
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-        missing, unexpected = net.load_state_dict(
-            Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state,
-            strict=False,
-        )
+        state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False) if state is None else state
+        missing, unexpected = net.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("AuxLogits.")]
         if missing or unexpected:
             raise ValueError(f"{weights_path} is not a torchvision inception_v3 state dict: "
@@ -251,8 +239,7 @@ class FrechetDistance(FrechetInceptionDistance):
 
     def real_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """The real features' mean ``(D,)`` and unbiased covariance ``(D, D)``, float64."""
-        n = self.real_features_num_samples.double().cpu()
-        if n < 2:
+        if (n := self.real_features_num_samples.double().cpu()) < 2:
             raise ValueError(f"the real statistics hold {int(n)} images; a covariance needs at least 2")
         mean = self.real_features_sum.double().cpu() / n
         cov = (self.real_features_cov_sum.double().cpu() - n * torch.outer(mean, mean)) / (n - 1)
@@ -262,9 +249,8 @@ class FrechetDistance(FrechetInceptionDistance):
         """Score against a given mean ``(D,)`` and covariance ``(D, D)`` instead of real images.
 
         Example:
-            >>> import numpy as np
             >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
-            >>> fid.set_real_moments(np.ones(32), 2 * np.eye(32))
+            >>> fid.set_real_moments(torch.ones(32), 2 * torch.eye(32))
             >>> [float(m.mean()) for m in fid.real_moments()]
             [1.0, 0.0625]
         """
@@ -281,11 +267,11 @@ class FrechetDistance(FrechetInceptionDistance):
         })
 
 
-def prepare_real_statistics(
-    metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path, dataset_id: str,
-    batch_size: int = 64, num_workers: int = 0, is_main: bool = True, reference: str | Path | None = None
-) -> Path:
-    """Give an FID metric the real statistics of ``dataset``, computed once and cached.
+def prepare_real_statistics(metric: FrechetDistance, dataset: Dataset, *, cache_dir: str | Path,
+                            dataset_id: str, batch_size: int = 64, num_workers: int = 0,
+                            is_main: bool = True, reference: str | Path | None = None) -> Path:
+    """Give an FID metric the real statistics of ``dataset``, computed once and cached; returns the cache
+    file, or ``reference`` when given.
 
     Args:
         metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
@@ -294,9 +280,6 @@ def prepare_real_statistics(
         batch_size, num_workers: of the data loader.
         is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
-
-    Returns:
-        The cache file, or ``reference`` when given.
 
     Example:
         >>> import tempfile
@@ -325,8 +308,7 @@ def prepare_real_statistics(
     if cache_file.is_file():
         metric.load_real_statistics(load_file(cache_file))
         return cache_file
-    device = metric.real_features_sum.device
     for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
-        metric.update(images.to(device), real=True)
+        metric.update(images.to(metric.real_features_sum.device), real=True)
     statistics = {name: getattr(metric, name).detach().cpu().clone() for name in _REAL_STATES}
     return write_atomic(cache_file, lambda tmp: save_file(statistics, tmp))

@@ -22,15 +22,13 @@ class MetricContext:
     """What metric factories may need; checked when built, not hours later at the first evaluation.
 
     Attributes:
-        clip_model: the open_clip model for the CLIP score and for CLIP FID features.
-        tokenizer: its tokenizer.
+        clip_model, tokenizer: the open_clip model for the CLIP score and CLIP FID features, its tokenizer.
         fid_features: ``"clip"`` or one of :data:`~ratlip_layers.metrics.FID_PROTOCOLS`.
         inception_weights: the local weights file of that protocol's network (nothing is downloaded).
 
     Example:
         >>> from ratlip_layers.metrics import MetricContext
-        >>> clip_model, tokenizer = tiny_clip()
-        >>> MetricContext(clip_model, tokenizer).fid_features
+        >>> MetricContext(*tiny_clip()).fid_features
         'clip'
     """
 
@@ -61,9 +59,7 @@ def register_metric(name: str, *, datasets: Sequence[str] | None = None):
 
     Example:
         >>> from ratlip_layers.metrics import ShapesAccuracy, metric_names, register_metric, unregister_metric
-        >>> @register_metric("my_colour", datasets=["shapes"])
-        ... def _build(context):
-        ...     return ShapesAccuracy()
+        >>> _ = register_metric("my_colour", datasets=["shapes"])(lambda context: ShapesAccuracy())
         >>> "my_colour" in metric_names("shapes"), "my_colour" in metric_names("cub")
         (True, False)
         >>> unregister_metric("my_colour")
@@ -101,18 +97,14 @@ def metric_names(dataset: str | None = None) -> tuple[str, ...]:
         >>> metric_names("shapes"), metric_names("cub")
         (('clip_score', 'fid', 'shapes_accuracy'), ('clip_score', 'fid'))
     """
-    return tuple(
-        n for n, (_, only) in _REGISTRY.items() if dataset is None or only is None or dataset in only
-    )
+    return tuple(n for n, (_, only) in _REGISTRY.items()
+                 if dataset is None or only is None or dataset in only)
 
 
-def build_metrics(
-    dataset: str, context: MetricContext, names: Sequence[str] | None = None
-) -> dict[str, Metric]:
-    """Build the named metrics (default: every one that applies to ``dataset``).
-
-    Raises:
-        ValueError: a name is unknown or does not apply to ``dataset``.
+def build_metrics(dataset: str, context: MetricContext,
+                  names: Sequence[str] | None = None) -> dict[str, Metric]:
+    """Build the named metrics (default: every one that applies to ``dataset``); ``ValueError`` if a name
+    is unknown or does not apply to ``dataset``.
 
     Example:
         >>> from ratlip_layers.metrics import MetricContext, build_metrics
@@ -124,25 +116,14 @@ def build_metrics(
         raise TypeError(f"context must be a MetricContext, got {type(context).__name__}")
     available = metric_names(dataset)
     chosen = available if names is None else tuple(names)
-    bad = [n for n in chosen if n not in available]
-    if bad:
+    if bad := [n for n in chosen if n not in available]:
         raise ValueError(f"metrics {bad} are unknown or do not apply to dataset {dataset!r}; "
                          f"available: {available}")
     return {name: _REGISTRY[name][0](context) for name in chosen}
 
 
-@register_metric("clip_score")
-def _clip_score(context: MetricContext) -> Metric:
-    return CLIPScore(context.clip_model, tokenizer=context.tokenizer)
-
-
-@register_metric("fid")
-def _fid(context: MetricContext) -> Metric:
-    if context.fid_features == "clip":
-        return FrechetDistance(CLIPFeatures(context.clip_model))
-    return FrechetDistance(InceptionFeatures(context.inception_weights, protocol=context.fid_features))
-
-
-@register_metric("shapes_accuracy", datasets=["shapes"])
-def _shapes_accuracy(context: MetricContext) -> Metric:
-    return ShapesAccuracy()
+register_metric("clip_score")(lambda context: CLIPScore(context.clip_model, tokenizer=context.tokenizer))
+register_metric("fid")(lambda context: FrechetDistance(
+    CLIPFeatures(context.clip_model) if context.fid_features == "clip"
+    else InceptionFeatures(context.inception_weights, protocol=context.fid_features)))
+register_metric("shapes_accuracy", datasets=["shapes"])(lambda context: ShapesAccuracy())

@@ -38,8 +38,7 @@ def _geometry(shape: str) -> tuple[float, float]:
 
 def _fit_shape(mask: np.ndarray) -> tuple[str, tuple[float, float]]:
     """The best-overlapping shape, and the mask's centroid ``(x, y)`` as fractions of the side."""
-    size = mask.shape[0]
-    ys, xs = np.nonzero(mask)
+    size, (ys, xs) = mask.shape[0], np.nonzero(mask)
     cx, cy = (xs.mean() + 0.5) / size, (ys.mean() + 0.5) / size
 
     def overlap(shape: str) -> float:
@@ -55,8 +54,7 @@ def _read(images: Tensor) -> list[tuple]:
     """``(shape, colour, background, centroid)`` per image; see :func:`read_shapes_image`."""
     check_tensor("images", images, 4, "(B, 3, S, S)")
     check_size("images", images, 1, 3, "channels")
-    size = images.shape[-1]
-    if size < 8 or images.shape[-2] != size:
+    if (size := images.shape[-1]) < 8 or images.shape[-2] != size:
         raise ValueError(f"images must be square with side >= 8, got shape {tuple(images.shape)}")
     pixels = (images.detach().float().clamp(-1, 1) + 1) * 127.5
     palette = torch.tensor(list(PALETTE.values()), dtype=pixels.dtype, device=pixels.device)
@@ -80,20 +78,14 @@ def _read(images: Tensor) -> list[tuple]:
 
 
 def read_shapes_image(images: Tensor) -> list[tuple[str | None, str | None, str]]:
-    """Read ``(shape, colour, background)`` names off each ``shapes`` image in ``[-1, 1]``.
-
-    Returns:
-        One tuple per image; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
-
-    Shape:
-        - images: :math:`(B, 3, S, S)`, ``S >= 8``
+    """Read ``(shape, colour, background)`` names off each ``shapes`` image, ``(B, 3, S, S)`` in ``[-1, 1]``
+    with ``S >= 8``; ``shape`` and ``colour`` are ``None`` when no shape was drawn.
 
     Example:
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import read_shapes_image
         >>> ds = ShapesDataset(4, image_size=32)
-        >>> spec = ds.spec(0)
-        >>> read_shapes_image(ds[0][0][None]) == [(spec.shape, spec.colour, spec.background)]
+        >>> read_shapes_image(ds[0][0][None]) == [ds.spec(0)[:3]]
         True
     """
     return [reading[:3] for reading in _read(images)]
@@ -120,10 +112,9 @@ class ShapesAccuracy(Metric):
     Example:
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import ShapesAccuracy
-        >>> ds = ShapesDataset(8, image_size=32)
-        >>> metric = ShapesAccuracy()
+        >>> ds, metric = ShapesDataset(8, image_size=32), ShapesAccuracy()
         >>> metric.update(torch.stack([ds[i][0] for i in range(8)]), [ds.caption(i) for i in range(8)])
-        >>> {k: round(v, 2) for k, v in metric.compute().items()}
+        >>> metric.compute()
         {'colour_acc': 1.0, 'fg_acc': 1.0, 'bg_acc': 1.0, 'shape_acc': 1.0, 'position_spread': nan}
     """
 
@@ -143,10 +134,8 @@ class ShapesAccuracy(Metric):
         """Score ``images`` against the ``captions`` they were generated from."""
         if len(captions) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(captions)} captions")
-        wanted = [parse_shapes_caption(c) for c in captions]
-        seen = _read(images)
+        wanted, seen, device = [parse_shapes_caption(c) for c in captions], _read(images), self.total.device
         self.image_size = images.shape[-1]
-        device = self.total.device
         hits = torch.tensor([[s[k] == w[k] for k in range(3)] for s, w in zip(seen, wanted)], device=device)
         shape, fg, bg = hits.unbind(1)
         self.total += len(captions)
@@ -154,8 +143,7 @@ class ShapesAccuracy(Metric):
         self.bg_correct += bg.sum()
         self.both_correct += (fg & bg).sum()
         self.shape_correct += shape.sum()
-        placed = [(_CLASSES[w], s[3]) for s, w in zip(seen, wanted) if s[3] is not None]
-        if placed:
+        if placed := [(_CLASSES[w], s[3]) for s, w in zip(seen, wanted) if s[3] is not None]:
             index = torch.tensor([c for c, _ in placed], device=device)
             centres = torch.tensor([xy for _, xy in placed], dtype=torch.float64, device=device)
             self.class_count.index_add_(0, index, torch.ones(len(placed), dtype=torch.float64, device=device))
