@@ -48,6 +48,7 @@ def file_sha256(path: str | Path) -> str:
     """The SHA-256 of a file's content, as hex: how a run records which weights file it used.
 
     Example:
+        >>> from ratlip_layers.clip import file_sha256
         >>> import tempfile
         >>> with tempfile.NamedTemporaryFile() as f:
         ...     file_sha256(f.name)[:16]
@@ -65,6 +66,7 @@ def clip_spec(model: nn.Module) -> dict[str, Any] | None:
     ``model_kwargs``); ``None`` for a model built otherwise, which a saved generator cannot rebuild.
 
     Example:
+        >>> from ratlip_layers.clip import clip_spec
         >>> clip_spec(tiny_clip()[0])["model_name"], clip_spec(nn.Linear(2, 2))
         ('ViT-B-32', None)
     """
@@ -86,6 +88,7 @@ def build_clip(model_name: str, pretrained: str | None = None, *, weights_sha256
         device, **model_kwargs: CPU by default; passed to ``open_clip.create_model`` (``embed_dim``...).
 
     Example:
+        >>> from ratlip_layers.clip import clip_spec
         >>> clip_model, tokenizer = build_clip(
         ...     "ViT-B-32", embed_dim=16,
         ...     vision_cfg=dict(image_size=16, layers=1, width=32, patch_size=8, head_width=16),

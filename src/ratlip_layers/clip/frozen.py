@@ -16,6 +16,7 @@ class FrozenCLIP(nn.Module):
     :func:`freeze_clip`: no gradients, eval mode.
 
     Example:
+        >>> from ratlip_layers.clip import FrozenCLIP
         >>> frozen = FrozenCLIP(nn.Linear(2, 2))
         >>> frozen.train().model.training, frozen.model.weight.requires_grad
         (False, False)
@@ -39,6 +40,7 @@ class WithFrozenCLIP(nn.Module):
     and the trainable state dict leaves CLIP's weights out.
 
     Example:
+        >>> from ratlip_layers.clip import FrozenCLIP, WithFrozenCLIP
         >>> class Head(WithFrozenCLIP):
         ...     def __init__(self, clip_model):
         ...         super().__init__()
