@@ -37,9 +37,8 @@ class RecurrentMemory(nn.Module):
 
     Example:
         >>> memory = RecurrentMemory(8)
-        >>> memory.open((torch.randn(2, 4),), {})
-        >>> memory.read(2) is None   # zeros: the first RAT step starts from h0 = c0 = 0
-        True
+        >>> memory.open((torch.randn(2, 4),), {}), memory.read(2)   # None: h0 = c0 = 0
+        (None, None)
         >>> memory.close()
         >>> memory.read(2)
         Traceback (most recent call last):
