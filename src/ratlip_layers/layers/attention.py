@@ -114,9 +114,7 @@ class ShuffleAttention(nn.Module):
         y_spatial = x_spatial * torch.sigmoid(scale_shift(normed, self.sweight.to(dtype), self.sbias.to(dtype)))
         split = (batch, 2, self.groups // 2, per_branch, height, width)
         to_shuffled = (0, 2, 3, 1, 4, 5)
-        out = torch.stack(
-            (y_channel.view(split).permute(to_shuffled), y_spatial.view(split).permute(to_shuffled)), dim=2
-        )
+        out = torch.stack([y.view(split).permute(to_shuffled) for y in (y_channel, y_spatial)], dim=2)
         return out.view(batch, channels, height, width)
 
     extra_repr = repr_of("channels", "groups", "impl")
