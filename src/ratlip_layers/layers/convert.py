@@ -162,8 +162,7 @@ def read_cat_dims(block: nn.Module) -> tuple[int, int]:
     cond_dim, num_features = getattr(block, "cond_dim", None), getattr(block, "num_features", None)
     if isinstance(cond_dim, int) and isinstance(num_features, int):
         return cond_dim, num_features
-    linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
-    if linears:
+    if linears := [m for m in block.modules() if isinstance(m, nn.Linear)]:
         return linears[0].in_features, linears[-1].out_features
     raise ValueError(
         f"cannot read the dimensions of {type(block).__name__}: it has neither int attributes "

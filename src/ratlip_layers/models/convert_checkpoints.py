@@ -158,8 +158,7 @@ def convert_dfgan_state_dict(
     """
     _check_state_dict("state_dict", state_dict)
     drop = dict(drop or {})
-    unknown = sorted(set(drop) - set(state_dict))
-    if unknown:
+    if unknown := sorted(set(drop) - set(state_dict)):
         raise ValueError(f"drop names keys that the state dict does not have: {unknown}")
     kept = [key for key in state_dict if key not in drop and not _AFFINE_KEY.fullmatch(key)]
     affines: dict[tuple[str, int | None], dict[str, str]] = {}  # (prefix, k) -> part -> source key
@@ -184,8 +183,7 @@ def convert_dfgan_state_dict(
     for (prefix, index), parts in affines.items():
         source = prefix + ("" if index is None else f"affine{index}.")
         target = prefix + ("" if index is None else f"affine{index + 1}.") + "head."
-        missing = [part for part in _AFFINE_PARTS if part not in parts]
-        if missing:
+        if missing := [part for part in _AFFINE_PARTS if part not in parts]:
             raise ValueError(f"the affine at {source!r} lacks {missing}")
         for name, (layer, join) in _HEAD_KEYS.items():
             sources = (parts[f"fc_gamma.{layer}"], parts[f"fc_beta.{layer}"])
