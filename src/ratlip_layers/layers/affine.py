@@ -39,9 +39,8 @@ class Affine(nn.Module):
         - output: :math:`(B, C, H, W)`, dtype of ``x``
 
     Example:
-        >>> layer = Affine(16, 8)
         >>> x = torch.randn(2, 8, 4, 4)
-        >>> torch.equal(layer(x, torch.randn(2, 16)), x)
+        >>> torch.equal(Affine(16, 8)(x, torch.randn(2, 16)), x)
         True
     """
 
@@ -68,8 +67,7 @@ class DFBlock(nn.Module):
     """DF-GAN's fusion block: Affine, LeakyReLU, Affine, LeakyReLU, with one condition.
 
     Args:
-        cond_dim: size of the condition vector.
-        num_features: number of channels ``C`` of ``x``.
+        cond_dim, num_features: as in :class:`Affine`.
         negative_slope: slope of the LeakyReLUs.
         impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
             :func:`modulate_twice` computes the block body; the same function either way.
@@ -79,8 +77,7 @@ class DFBlock(nn.Module):
         As :class:`Affine`.
 
     Example:
-        >>> block = DFBlock(16, 8)
-        >>> block(torch.randn(2, 8, 4, 4), torch.randn(2, 16)).shape
+        >>> DFBlock(16, 8)(torch.randn(2, 8, 4, 4), torch.randn(2, 16)).shape
         torch.Size([2, 8, 4, 4])
     """
 

@@ -38,8 +38,7 @@ class ShuffleAttention(nn.Module):
         - output: :math:`(B, C, H, W)`
 
     Example:
-        >>> sa = ShuffleAttention(32, groups=8)
-        >>> sa(torch.randn(2, 32, 5, 5)).shape
+        >>> ShuffleAttention(32, groups=8)(torch.randn(2, 32, 5, 5)).shape
         torch.Size([2, 32, 5, 5])
     """
 
@@ -91,8 +90,7 @@ class ShuffleAttention(nn.Module):
             x_spatial, self.gn.num_groups, self.gn.weight.to(dtype), self.gn.bias.to(dtype), self.gn.eps
         )
         x_spatial = x_spatial * torch.sigmoid(self.sweight.to(dtype) * normed + self.sbias.to(dtype))
-        out = torch.cat((x_channel, x_spatial), dim=1)
-        out = rearrange(out, "(b g) c h w -> b (g c) h w", g=self.groups)
+        out = rearrange(torch.cat((x_channel, x_spatial), dim=1), "(b g) c h w -> b (g c) h w", g=self.groups)
         # Channel shuffle with two groups: (B, 2, C/2, H, W) -> (B, C/2, 2, H, W).
         return rearrange(out, "b (two c) h w -> b (c two) h w", two=2)
 
@@ -116,9 +114,7 @@ class ShuffleAttention(nn.Module):
         y_spatial = x_spatial * torch.sigmoid(scale_shift(normed, self.sweight.to(dtype), self.sbias.to(dtype)))
         split = (batch, 2, self.groups // 2, per_branch, height, width)
         to_shuffled = (0, 2, 3, 1, 4, 5)
-        out = torch.stack(
-            (y_channel.view(split).permute(to_shuffled), y_spatial.view(split).permute(to_shuffled)), dim=2
-        )
+        out = torch.stack([y.view(split).permute(to_shuffled) for y in (y_channel, y_spatial)], dim=2)
         return out.view(batch, channels, height, width)
 
     extra_repr = repr_of("channels", "groups", "impl")
@@ -128,10 +124,8 @@ class SAConv(nn.Module):
     """The reference's SA convolution: Conv2d (no bias), norm, activation, :class:`ShuffleAttention`.
 
     Args:
-        in_channels: input channels.
-        out_channels: output channels; must be divisible by ``2 * groups``.
-        kernel_size: convolution kernel size.
-        stride: convolution stride.
+        in_channels, out_channels: ``out_channels`` must be divisible by ``2 * groups``.
+        kernel_size, stride: of the convolution.
         padding: convolution padding; ``None`` means ``kernel_size // 2`` ("same" at stride 1).
         groups: shuffle-attention groups (not convolution groups).
         norm_layer: builds the norm from the channel count and factory kwargs.
@@ -144,8 +138,7 @@ class SAConv(nn.Module):
         - output: :math:`(B, C_{out}, H', W')`
 
     Example:
-        >>> layer = SAConv(32, 64)
-        >>> layer(torch.randn(2, 32, 7, 7)).shape
+        >>> SAConv(32, 64)(torch.randn(2, 32, 7, 7)).shape
         torch.Size([2, 64, 7, 7])
     """
 

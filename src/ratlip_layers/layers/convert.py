@@ -32,14 +32,13 @@ class RecurrentMemory(nn.Module):
     Args:
         hidden_size: LSTM hidden size of the blocks that share the memory.
         init: module computing the initial state from the noise, or ``None`` for zeros.
-        noise_index: position of the noise among the model's positional arguments (with ``init``).
-        noise_name: name of the noise among the model's keyword arguments, if it has one.
+        noise_index, noise_name: position and (if any) keyword name of the noise among the model's
+            arguments (read with ``init``).
 
     Example:
         >>> memory = RecurrentMemory(8)
-        >>> memory.open((torch.randn(2, 4),), {})
-        >>> memory.read(2) is None   # zeros: the first RAT step starts from h0 = c0 = 0
-        True
+        >>> memory.open((torch.randn(2, 4),), {}), memory.read(2)   # None: h0 = c0 = 0
+        (None, None)
         >>> memory.close()
         >>> memory.read(2)
         Traceback (most recent call last):
@@ -119,16 +118,14 @@ class ThreadedRATBlock(nn.Module):
     state from the shared :class:`RecurrentMemory` and writes the new one back.
 
     Args:
-        block: the RAT block doing the work.
-        memory: the memory shared by all blocks of one converted model.
+        block, memory: the RAT block doing the work; the memory all blocks of one model share.
 
     Shape:
         As :class:`DFBlock`: ``x`` :math:`(B, C, H, W)` and ``y`` :math:`(B, \\text{cond\\_dim})` in.
 
     Example:
         >>> memory = RecurrentMemory(16)
-        >>> block = ThreadedRATBlock(RATBlock(8, 4, hidden_size=16), memory)
-        >>> memory.open((), {})
+        >>> block, _ = ThreadedRATBlock(RATBlock(8, 4, hidden_size=16), memory), memory.open((), {})
         >>> block(torch.randn(2, 4, 3, 3), torch.randn(2, 8)).shape
         torch.Size([2, 4, 3, 3])
         >>> memory.close()
@@ -165,8 +162,7 @@ def read_cat_dims(block: nn.Module) -> tuple[int, int]:
     cond_dim, num_features = getattr(block, "cond_dim", None), getattr(block, "num_features", None)
     if isinstance(cond_dim, int) and isinstance(num_features, int):
         return cond_dim, num_features
-    linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
-    if linears:
+    if linears := [m for m in block.modules() if isinstance(m, nn.Linear)]:
         return linears[0].in_features, linears[-1].out_features
     raise ValueError(
         f"cannot read the dimensions of {type(block).__name__}: it has neither int attributes "
@@ -272,7 +268,6 @@ def convert_to_rat(
     Args:
         model: the generator to convert (not itself a fusion block).
         block_type: the CAT fusion block's class, a tuple of classes, or a predicate on modules.
-        hidden_size: LSTM hidden size.
         cell: ``"shared"`` (RAT-GAN: one ``nn.LSTMCell`` for every affine) or ``"per_affine"``.
         state_init: ``"zeros"`` (with ``"per_affine"``, the first cell's ``weight_hh`` never trains) or
             ``"noise"``, a trainable :class:`StateFromNoise` (``model.rat_memory.init``).
@@ -300,8 +295,7 @@ def convert_to_rat(
         ...     def forward(self, x, y):
         ...         return self.fuse2(self.fuse1(x, y), y)
         >>> gen, x, y = Gen(), torch.randn(2, 8, 4, 4), torch.randn(2, 16)
-        >>> before = gen(x, y)
-        >>> gen = convert_to_rat(gen, DFBlock, hidden_size=32)
+        >>> before, gen = gen(x, y), convert_to_rat(gen, DFBlock, hidden_size=32)
         >>> type(gen.fuse1).__name__
         'ThreadedRATBlock'
         >>> torch.equal(gen(x, y), before)   # fresh CAT heads are copied: same output at init
@@ -330,9 +324,7 @@ def convert_to_rat(
             f"block_type={getattr(block_type, '__name__', block_type)!r}; "
             "pass the class of the model's CAT fusion block (e.g. DF-GAN's DFBLK) or a predicate"
         )
-    init = None
-    if state_init == "noise":
-        init = StateFromNoise(noise_dim, hidden_size, **_factory(targets[0][3]))
+    init = StateFromNoise(noise_dim, hidden_size, **_factory(targets[0][3])) if state_init == "noise" else None
     memory = RecurrentMemory(hidden_size, init, noise_index=noise_index, noise_name=noise_name)
 
     shared_cell: nn.LSTMCell | None = None

@@ -51,17 +51,11 @@ def _scale_shift_backward(grad: Tensor, x: Tensor, gamma: Tensor) -> tuple[Tenso
     # Half-precision maps take float32 statistics and weights (the kernel's mixed-type mode).
     stats_dtype = torch.float32 if x.element_size() < 4 else x.dtype
     stats = x.new_zeros(rows, dtype=stats_dtype)
+    # Arguments: grad_out, input, weight, running_mean, running_var, save_mean, save_invstd, train
+    # (False: the running statistics, i.e. the plain affine), eps, output_mask (all three grads).
     grad_x, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
-        grad.view(1, rows, height, width),  # grad_out
-        x.view(1, rows, height, width),  # input
-        gamma.reshape(rows).to(stats_dtype),  # weight
-        stats,  # running_mean
-        torch.ones_like(stats),  # running_var
-        None,  # save_mean
-        None,  # save_invstd
-        False,  # train: use the running statistics, i.e. the plain affine
-        0.0,  # eps
-        [True, True, True],  # output_mask: grad_input, grad_weight, grad_bias
+        grad.view(1, rows, height, width), x.view(1, rows, height, width), gamma.reshape(rows).to(stats_dtype),
+        stats, torch.ones_like(stats), None, None, False, 0.0, [True, True, True],
     )
     return grad_x.view_as(x), grad_gamma.view(batch, channels), grad_beta.view(batch, channels)
 

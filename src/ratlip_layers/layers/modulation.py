@@ -27,7 +27,6 @@ def modulate_twice(
     """The body of a DF/RAT block: ``lrelu(gamma2 * lrelu(gamma1 * x + beta1) + beta2)``.
 
     Args:
-        x: feature map.
         gamma1, beta1, gamma2, beta2: per-sample, per-channel scales and shifts, cast to ``x.dtype``.
         negative_slope: slope of both LeakyReLUs.
         impl: ``"ref"``, PyTorch ops composed, or ``"fused"``, one autograd node with a hand-written
@@ -41,12 +40,11 @@ def modulate_twice(
         - gamma1, beta1, gamma2, beta2: :math:`(B, C)`
 
     Example:
-        >>> x = -torch.ones(1, 2, 3, 3)
         >>> one, zero = torch.ones(1, 2), torch.zeros(1, 2)
-        >>> modulate_twice(x, one, zero, one, zero, 0.5)[0, 0, 0, 0].item()
+        >>> args = (-torch.ones(1, 2, 3, 3), one, zero, one, zero, 0.5)
+        >>> modulate_twice(*args)[0, 0, 0, 0].item()
         -0.25
-        >>> fused = modulate_twice(x, one, zero, one, zero, 0.5, impl="fused")
-        >>> torch.equal(fused, modulate_twice(x, one, zero, one, zero, 0.5))
+        >>> torch.equal(modulate_twice(*args, impl="fused"), modulate_twice(*args))
         True
     """
     check_tensor("x", x, 4, "(B, C, H, W)")
@@ -74,8 +72,7 @@ class ModulationHead(nn.Module):
     ``beta = 0``.
 
     Example:
-        >>> head = ModulationHead(8, 4)
-        >>> gamma, beta = head(torch.randn(2, 8))
+        >>> gamma, beta = ModulationHead(8, 4)(torch.randn(2, 8))
         >>> bool((gamma == 1).all() and (beta == 0).all())
         True
     """
@@ -86,14 +83,12 @@ class ModulationHead(nn.Module):
         self.fc1 = nn.Linear(in_features, 2 * num_features, **factory)
         # [0] is gamma's, [1] beta's; weights stored (out, in) like nn.Linear.
         self.weight2 = nn.Parameter(torch.zeros(2, num_features, num_features, **factory))
-        bias2 = torch.zeros(2, num_features, **factory)
-        bias2[0] = 1.0
-        self.bias2 = nn.Parameter(bias2)
+        self.bias2 = nn.Parameter(torch.stack((torch.ones(num_features, **factory),
+                                               torch.zeros(num_features, **factory))))
 
     def forward(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         hidden = F.relu(self.fc1(cond.to(self.fc1.weight.dtype)))
         hidden = hidden.view(-1, 2, self.num_features).transpose(0, 1)
-        gamma, beta = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2.transpose(1, 2)).unbind(0)
-        return gamma, beta
+        return torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2.transpose(1, 2)).unbind(0)
 
     extra_repr = repr_of("in_features", "num_features")

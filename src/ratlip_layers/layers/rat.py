@@ -29,8 +29,7 @@ class StateFromNoise(nn.Module):
         - output: ``(h0, c0)``, each :math:`(B, \\text{hidden\\_size})`
 
     Example:
-        >>> init = StateFromNoise(100, 64)
-        >>> h0, c0 = init(torch.randn(4, 100))
+        >>> h0, c0 = StateFromNoise(100, 64)(torch.randn(4, 100))
         >>> h0.shape, c0.shape
         (torch.Size([4, 64]), torch.Size([4, 64]))
     """
@@ -58,9 +57,8 @@ class LSTMAffine(nn.Module):
     Each sample has its own state (the reference ran its LSTM along the batch axis instead).
 
     Args:
-        cond_dim: size of the condition vector (the LSTM's input).
-        num_features: number of channels ``C`` of ``x``.
-        hidden_size: LSTM hidden size.
+        cond_dim, num_features, hidden_size: sizes of ``cond`` (the LSTM's input), of ``x``'s
+            channels ``C`` and of the LSTM state.
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` shared with other layers; by default a new one.
         device, dtype: factory device and dtype.
 
@@ -102,11 +100,9 @@ class LSTMAffine(nn.Module):
     def step(self, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, Tensor, LSTMState]:
         """Step the LSTM once; return ``(gamma, beta, (h, c))``. Unchecked, unlike :meth:`forward`."""
         weight_dtype = self.cell.weight_ih.dtype
-        if state is not None:
-            state = tuple(t.to(weight_dtype) for t in state)
+        state = None if state is None else tuple(t.to(weight_dtype) for t in state)
         h, c = self.cell(cond.to(weight_dtype), state)
-        gamma, beta = self.head(h)
-        return gamma, beta, (h, c)
+        return (*self.head(h), (h, c))
 
     def forward(self, x: Tensor, cond: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
         check_inputs(self, x, cond, state)
@@ -124,9 +120,7 @@ class RATBlock(nn.Module):
     generator without touching its code.
 
     Args:
-        cond_dim: size of the condition vector.
-        num_features: number of channels ``C`` of ``x``.
-        hidden_size: LSTM hidden size.
+        cond_dim, num_features, hidden_size: as in :class:`LSTMAffine`.
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` both affines share (RAT-GAN); by default one each.
         negative_slope: slope of the LeakyReLUs.
         impl: how the block body is computed, as for :class:`~ratlip_layers.layers.DFBlock`.

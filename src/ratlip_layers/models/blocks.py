@@ -25,9 +25,7 @@ class ConditionedBlock(nn.Module):
         - output: ``(out, state)``, the state advanced by the RAT fusions
 
     Args:
-        cond_dim: size of the condition.
-        in_channels: input channels (a 1x1 shortcut convolution when they differ from ``out_channels``).
-        out_channels: output channels.
+        cond_dim, in_channels, out_channels: sizes; a 1x1 shortcut convolution where the channels differ.
         fuse_channels: channels that ``fuse1`` and ``fuse2`` modulate.
         convs: ``(in, out, sa)`` of ``conv1`` and ``conv2``, a 3x3 convolution, or an
             :class:`~ratlip_layers.SAConv` where ``sa`` and ``shuffle_attention`` are both true.
@@ -74,7 +72,6 @@ class MapperBlock(ConditionedBlock):
     fusion, plus the shortcut. Keyword arguments and shapes as :class:`ConditionedBlock`.
 
     Example:
-        >>> from ratlip_layers.models.blocks import MapperBlock
         >>> block = MapperBlock(12, 8, 4, 8, fusion="rat", hidden_size=6, cell=None,
         ...                     shuffle_attention=True, sa_groups=2)
         >>> out, (h, c) = block(torch.randn(2, 8, 5, 5), torch.randn(2, 12), None)
@@ -98,7 +95,6 @@ class GBlock(ConditionedBlock):
     and shapes as :class:`ConditionedBlock`, ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
-        >>> from ratlip_layers.models.blocks import GBlock
         >>> block = GBlock(12, 8, 4, 16, fusion="cat", hidden_size=6, cell=None,
         ...                shuffle_attention=False, sa_groups=2)
         >>> out, state = block(torch.randn(2, 8, 8, 8), torch.randn(2, 12), None)

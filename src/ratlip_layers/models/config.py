@@ -37,10 +37,9 @@ class GeneratorConfig:
         z_dim: noise size.
         hidden_size: LSTM hidden size of every RAT layer.
         code_channels: channels of the noise map ``fc_code`` makes and of the mapper blocks.
-        mapper_mid_channels: inner channels of a mapper block.
-        mapper_blocks: number of mapper blocks.
-        mapper_fusion: ``"rat"`` (RATBlock) or ``"cat"`` (DFBlock) in the mapper blocks.
-        fusion: ``"rat"`` or ``"cat"`` in the G-blocks.
+        mapper_mid_channels, mapper_blocks: inner channels of a mapper block; how many there are.
+        mapper_fusion, fusion: ``"rat"`` (RATBlock) or ``"cat"`` (DFBlock) in the mapper blocks and
+            in the G-blocks.
         shuffle_attention: SA convolutions instead of plain convolutions in the blocks.
         sa_groups: shuffle-attention groups; ``2 * sa_groups`` must divide ``ngf`` and ``code_channels``.
         share_cell: one LSTM cell for every RAT layer (RAT-GAN) instead of one per affine.

@@ -136,7 +136,7 @@ def convert_dfgan_state_dict(
     is kept, except those in ``drop``.
 
     Args:
-        state_dict: the source state dict (e.g. from :func:`read_checkpoint`).
+        state_dict: e.g. from :func:`read_checkpoint`.
         drop: source keys to leave out, each with the reason, recorded in the accounting.
 
     Returns:
@@ -148,20 +148,17 @@ def convert_dfgan_state_dict(
 
     Example:
         >>> from ratlip_layers.layers import DFBlock
-        >>> shapes = {"linear1.weight": (8, 16), "linear1.bias": 8, "linear2.weight": (8, 8),
-        ...           "linear2.bias": 8}
-        >>> src = {f"fuse.affine{k}.fc_{w}.{name}": torch.randn(shape)
-        ...        for k in (0, 1) for w in ("gamma", "beta") for name, shape in shapes.items()}
+        >>> src = {f"affine{k}.fc_{w}.linear{i}.{p}": torch.randn((8, 16 // i) if p == "weight" else 8)
+        ...        for k in (0, 1) for w in ("gamma", "beta") for i in (1, 2) for p in ("weight", "bias")}
         >>> out, accounting = convert_dfgan_state_dict(src)
-        >>> DFBlock(16, 8).load_state_dict({k.removeprefix("fuse."): v for k, v in out.items()})
+        >>> DFBlock(16, 8).load_state_dict(out)
         <All keys matched successfully>
         >>> print(accounting)
         16 source keys: 16 mapped onto 8, 0 kept, 0 dropped
     """
     _check_state_dict("state_dict", state_dict)
     drop = dict(drop or {})
-    unknown = sorted(set(drop) - set(state_dict))
-    if unknown:
+    if unknown := sorted(set(drop) - set(state_dict)):
         raise ValueError(f"drop names keys that the state dict does not have: {unknown}")
     kept = [key for key in state_dict if key not in drop and not _AFFINE_KEY.fullmatch(key)]
     affines: dict[tuple[str, int | None], dict[str, str]] = {}  # (prefix, k) -> part -> source key
@@ -186,8 +183,7 @@ def convert_dfgan_state_dict(
     for (prefix, index), parts in affines.items():
         source = prefix + ("" if index is None else f"affine{index}.")
         target = prefix + ("" if index is None else f"affine{index + 1}.") + "head."
-        missing = [part for part in _AFFINE_PARTS if part not in parts]
-        if missing:
+        if missing := [part for part in _AFFINE_PARTS if part not in parts]:
             raise ValueError(f"the affine at {source!r} lacks {missing}")
         for name, (layer, join) in _HEAD_KEYS.items():
             sources = (parts[f"fc_gamma.{layer}"], parts[f"fc_beta.{layer}"])
@@ -220,10 +216,8 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
         ``galip`` preset; ``ValueError`` for a key not GALIP's ``NetG``'s or incomplete affines.
 
     Example:
-        >>> shapes = {"linear1.weight": (8, 20), "linear1.bias": 8, "linear2.weight": (8, 8),
-        ...           "linear2.bias": 8}
-        >>> src = {f"GBlocks.3.fuse1.affine{k}.fc_{w}.{name}": torch.zeros(shape)
-        ...        for k in (0, 1) for w in ("gamma", "beta") for name, shape in shapes.items()}
+        >>> src = {f"GBlocks.3.fuse1.affine{k}.fc_{w}.linear{i}.{p}": torch.zeros(8)
+        ...        for k in (0, 1) for w in ("gamma", "beta") for i in (1, 2) for p in ("weight", "bias")}
         >>> src["GBlocks.3.c_sc.weight"] = torch.zeros(4, 8, 1, 1)
         >>> src["mapping.clip_mapper.ln.bias"] = torch.zeros(8)   # a frozen CLIP weight
         >>> out, accounting = convert_galip_generator(src)
@@ -260,8 +254,7 @@ def convert_galip_discriminator(
     in its ``DBlocks`` but never applies is dropped, with that reason.
 
     Args:
-        net_d: GALIP's ``NetD`` state dict.
-        net_c: GALIP's ``NetC`` state dict.
+        net_d, net_c: GALIP's ``NetD`` and ``NetC`` state dicts.
 
     Returns:
         ``(converted, accounting)``, ``converted`` loadable by ``load_trainable_state_dict``; the

@@ -101,8 +101,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         cell = nn.LSTMCell(cond, hidden, **factory) if config.share_cell else None
         kwargs = dict(hidden_size=hidden, cell=cell, shuffle_attention=config.shuffle_attention,
                       sa_groups=config.sa_groups, impl=impl, **factory)
-        from_noise = config.state_init == "noise"
-        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if from_noise else None
+        self.state_init = StateFromNoise(config.z_dim, hidden, **factory) if config.state_init == "noise" else None
         self.fc_code = nn.Linear(config.z_dim, code * self.grid**2, **factory)
         self.mapper_blocks = nn.ModuleList(
             MapperBlock(cond, code, config.mapper_mid_channels, code, fusion=config.mapper_fusion, **kwargs)
@@ -188,7 +187,6 @@ class RATLIPGenerator(WithFrozenCLIP):
         (:meth:`trainable_state_dict`) to ``directory``, created if missing.
 
         Args:
-            directory: the folder to write.
             include_clip: also store CLIP's weights in ``clip.safetensors``; by default only when its
                 spec cannot restore them (a random CLIP, as in tests).
         """
@@ -214,8 +212,7 @@ class RATLIPGenerator(WithFrozenCLIP):
         Args:
             directory: the folder :meth:`save_pretrained` wrote.
             clip_model: the CLIP model to build on; by default rebuilt from the saved spec (and weights).
-            impl: as in the constructor.
-            device: where to put the generator (and a rebuilt CLIP).
+            impl, device: as in the constructor (``device`` also for a rebuilt CLIP).
         """
         path = Path(directory)
         for file in (path / CONFIG_FILE, path / WEIGHTS_FILE):
