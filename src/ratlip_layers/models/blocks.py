@@ -72,6 +72,7 @@ class MapperBlock(ConditionedBlock):
     fusion, plus the shortcut. Keyword arguments and shapes as :class:`ConditionedBlock`.
 
     Example:
+        >>> from ratlip_layers.models.blocks import MapperBlock
         >>> block = MapperBlock(12, 8, 4, 8, fusion="rat", hidden_size=6, cell=None,
         ...                     shuffle_attention=True, sa_groups=2)
         >>> out, (h, c) = block(torch.randn(2, 8, 5, 5), torch.randn(2, 12), None)
@@ -95,6 +96,7 @@ class GBlock(ConditionedBlock):
     and shapes as :class:`ConditionedBlock`, ``out`` :math:`(B, C_{out}, \\text{size}, \\text{size})`.
 
     Example:
+        >>> from ratlip_layers.models.blocks import GBlock
         >>> block = GBlock(12, 8, 4, 16, fusion="cat", hidden_size=6, cell=None,
         ...                shuffle_attention=False, sa_groups=2)
         >>> out, state = block(torch.randn(2, 8, 8, 8), torch.randn(2, 12), None)

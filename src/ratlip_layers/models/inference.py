@@ -25,6 +25,7 @@ class InferenceGenerator:
         cuda_graphs: capture and replay CUDA graphs (the generator must be on a CUDA device).
 
     Example:
+        >>> from ratlip_layers.models import InferenceGenerator
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), tiny_clip()[0])
         >>> run = InferenceGenerator(G.eval(), compile=False, cuda_graphs=False)
         >>> run(torch.randn(2, 16), torch.randn(2, 32)).shape
@@ -86,6 +87,7 @@ def optimize_for_inference(
         An :class:`InferenceGenerator`, called as ``run(noise, sentence)``.
 
     Example:
+        >>> from ratlip_layers.models import optimize_for_inference
         >>> G = RATLIPGenerator(GeneratorConfig.preset("tiny"), tiny_clip()[0])
         >>> run = optimize_for_inference(G, compile=False)  # compile=True in real use
         >>> run
