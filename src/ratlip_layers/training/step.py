@@ -292,7 +292,7 @@ class GANTrainStep:
         mark("text")
 
         with precision.autocast():
-            fake = self.g_forward(noise, torch.cat([sentence, sentence[:pairs]]))
+            fake = self.g_forward(noise, torch.cat([sentence, sentence[:pairs]]) if pairs else sentence)
             fake, fake_pairs = fake[:batch], fake[batch:]
             mark("g_forward")
             # One CLIP pass over the fakes, with the graph the G update needs; the D update reads a
