@@ -35,7 +35,6 @@ import importlib.util
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -47,14 +46,13 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as bench_blocks.py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ratlip_layers import CLIPDiscriminator, CLIPTextAdapter, GeneratorConfig, RATLIPGenerator, build_clip
 from ratlip_layers.clip import tiny_clip
-from ratlip_layers.clip.vision import ImageFeatures
 from ratlip_layers.training import GANTrainStep, Precision
 from ratlip_layers.training.config import RECIPES, TrainConfig
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from ratlip_layers import DFBlock, RATBlock, StateFromNoise, convert_to_rat
 
