@@ -31,7 +31,6 @@ class ShuffleAttention(nn.Module):
         eps: epsilon of the group norm.
         impl: ``"ref"``, SA-Net's formulation (two copies), ``"fused"``, the same maths with one copy
             (for even ``groups``), or ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C, H, W)`
@@ -72,8 +71,6 @@ class ShuffleAttention(nn.Module):
         # Under torch.compile the reference is traced: Inductor fuses it on its own.
         if self.impl != FUSED or self.groups % 2 or torch.compiler.is_compiling():
             return self._forward_ref(x)
-        if x.is_contiguous():
-            return self._forward_fused(x)
         # Measured on CPU: gating strided channels_last views costs more than two layout copies, so
         # compute in NCHW and hand the next (channels_last) convolution the layout it expects.
         memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
@@ -124,14 +121,12 @@ class SAConv(nn.Module):
     """The reference's SA convolution: Conv2d (no bias), norm, activation, :class:`ShuffleAttention`.
 
     Args:
-        in_channels, out_channels: ``out_channels`` must be divisible by ``2 * groups``.
-        kernel_size, stride: of the convolution.
+        out_channels: must be divisible by ``2 * groups``.
         padding: convolution padding; ``None`` means ``kernel_size // 2`` ("same" at stride 1).
         groups: shuffle-attention groups (not convolution groups).
         norm_layer: builds the norm from the channel count and factory kwargs.
         act_layer: builds the activation; LeakyReLU(0.01) by default, as in the reference.
         impl: the :class:`ShuffleAttention`'s implementation, ``"ref"``, ``"fused"`` or ``None``.
-        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C_{in}, H, W)`

@@ -30,11 +30,9 @@ class ConditionedBlock(nn.Module):
         convs: ``(in, out, sa)`` of ``conv1`` and ``conv2``, a 3x3 convolution, or an
             :class:`~ratlip_layers.SAConv` where ``sa`` and ``shuffle_attention`` are both true.
         fusion: ``"cat"`` (DFBlock) or ``"rat"`` (RATBlock).
-        hidden_size: LSTM hidden size of the RAT layers.
         cell: an LSTM cell shared by every RAT layer, or ``None`` for one per affine.
         shuffle_attention, sa_groups: whether the ``sa`` convolutions are SA convolutions; their groups.
         impl: implementation of the fusions and shuffle attention.
-        device, dtype: factory device and dtype.
     """
 
     def __init__(

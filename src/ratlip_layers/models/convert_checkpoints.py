@@ -62,12 +62,12 @@ _GALIP_G_KEYS = {
 # GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
 # where the channels change: a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
 _UNUSED_REASON = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
-_D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight"}
+_D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight",
+                  "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}
 _GALIP_D_KEYS = {
     **{f"DBlocks.<i>.{source}": f"net_d.blocks.<i>.{target}" for source, target in
-       {**_D_BLOCK_PARTS, "beta": "beta", "conv_s.*": "shortcut.*"}.items()},
-    **{f"main.{source}": f"net_d.main.{target}" for source, target in
-       {**_D_BLOCK_PARTS, "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}.items()},
+       {**_D_BLOCK_PARTS, "beta": "beta"}.items()},
+    **{f"main.{source}": f"net_d.main.{target}" for source, target in _D_BLOCK_PARTS.items()},
 }
 # GALIP's NetC -> CLIPDiscriminator.net_c.
 _GALIP_C_KEYS = {"joint_conv.0.weight": "net_c.joint.0.weight", "joint_conv.2.weight": "net_c.joint.2.weight"}

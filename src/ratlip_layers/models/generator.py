@@ -62,7 +62,6 @@ class RATLIPGenerator(WithFrozenCLIP):
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device, dtype: factory device and dtype of the trainable layers.
 
     Shape:
         - noise: :math:`(B, \\text{z\\_dim})`
@@ -151,15 +150,12 @@ class RATLIPGenerator(WithFrozenCLIP):
         self, captions_or_sentences: Sequence[str] | Tensor, *, noise: Tensor | None = None,
         seed: int | None = None
     ) -> Tensor:
-        """Images in [-1, 1], computed in eval mode without grad (the mode is restored afterwards).
+        """``(B, 3, S, S)`` images in [-1, 1], computed in eval mode without grad (the mode is restored).
 
         Args:
             captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
             noise: (B, z_dim) noise; drawn from N(0, I) when not given.
             seed: seed of the noise draw; not allowed together with ``noise``.
-
-        Returns:
-            (B, 3, S, S) images.
         """
         if seed is not None:
             if noise is not None:
@@ -210,7 +206,6 @@ class RATLIPGenerator(WithFrozenCLIP):
         """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
 
         Args:
-            directory: the folder :meth:`save_pretrained` wrote.
             clip_model: the CLIP model to build on; by default rebuilt from the saved spec (and weights).
             impl, device: as in the constructor (``device`` also for a rebuilt CLIP).
         """
