@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_divisible, check_float, check_positive_int, check_size, check_tensor
+from .._checks import check_divisible, check_float, check_size, check_tensor
 from .._checks import factory_kwargs
 from .config import FUSED, repr_of, resolve_impl, set_sizes
 from .fused import is_channels_last, scale_shift
@@ -145,9 +145,8 @@ class SAConv(nn.Module):
         impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        set_sizes(self, in_channels=in_channels, out_channels=out_channels)
-        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
-            check_positive_int(name, value)
+        set_sizes(self, in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size,
+                  stride=stride, groups=groups)
         check_divisible("out_channels", out_channels, 2 * groups, "2 * groups")
         if padding is None:
             padding = kernel_size // 2

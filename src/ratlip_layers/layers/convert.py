@@ -303,7 +303,6 @@ def convert_to_rat(
     """
     select = _selector(block_type)
     check_module("model", model)
-    check_positive_int("hidden_size", hidden_size)
     if cell not in ("shared", "per_affine"):
         raise ValueError(f"cell must be 'shared' or 'per_affine', got {cell!r}")
     if state_init not in ("zeros", "noise"):

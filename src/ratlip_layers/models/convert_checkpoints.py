@@ -32,9 +32,8 @@ __all__ = [
 GALIP_CLIP = ("ViT-B-32-quickgelu", "openai")
 """The CLIP GALIP is trained on (OpenAI's ViT-B/32), as an open_clip model name and pretrained tag."""
 
-# DF-GAN's and GALIP's Affine keeps gamma and beta in two MLPs, fc_gamma and fc_beta, each linear1,
-# relu, linear2; their DFBLK numbers its two affines from 0, DFBlock from 1. A key of one, inside a
-# DFBLK or standalone: <prefix>[affine<k>.]<part>, the shortest prefix first so that k is read.
+# A DF-GAN/GALIP affine key, inside a DFBLK (affines numbered from 0) or standalone:
+# <prefix>[affine<k>.]<part>, the shortest prefix first so that k is read.
 _AFFINE_KEY = re.compile(
     r"(?P<prefix>(?:.*?\.)??)(?:affine(?P<index>\d+)\.)?"
     r"(?P<part>fc_(?:gamma|beta)\.linear[12]\.(?:weight|bias))"
@@ -59,8 +58,7 @@ _GALIP_G_KEYS = {
     **{f"GBlocks.<i>.{source}.*": f"blocks.<i>.{target}.*" for source, target in (
         ("c1", "conv1"), ("c2", "conv2"), ("c_sc", "shortcut"), ("fuse1", "fuse1"), ("fuse2", "fuse2"))},
 }
-# GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
-# where the channels change: a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
+# GALIP's NetD -> CLIPDiscriminator.net_d; a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
 _UNUSED_REASON = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
 _D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight",
                   "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}
@@ -304,13 +302,11 @@ def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str =
     """
     if not isinstance(part, str):
         raise TypeError(f"part must be a str such as 'netG', got {type(part).__name__} ({part!r})")
+    if not isinstance(source, (Mapping, str, PathLike)):
+        kind = type(source).__name__
+        raise TypeError(f"source must be a path to a .pth file or a loaded checkpoint mapping, got {kind}")
     obj: object = source
     if not isinstance(source, Mapping):
-        if not isinstance(source, (str, PathLike)):
-            raise TypeError(
-                "source must be a path to a .pth file or a loaded checkpoint mapping, "
-                f"got {type(source).__name__}"
-            )
         if not os.path.isfile(source):
             what = "is a directory" if os.path.isdir(source) else "does not exist"
             raise ValueError(f"checkpoint file {source} {what}; expected a DF-GAN or GALIP .pth file")
