@@ -67,7 +67,6 @@ class DFBlock(nn.Module):
 
     Args:
         cond_dim, num_features: as in :class:`Affine`.
-        negative_slope: slope of the LeakyReLUs.
         impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
             :func:`modulate_twice` computes the block body; the same function either way.
 

@@ -28,7 +28,6 @@ class ShuffleAttention(nn.Module):
     Args:
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
-        eps: epsilon of the group norm.
         impl: ``"ref"``, SA-Net's formulation (two copies), ``"fused"``, the same maths with one copy
             (for even ``groups``), or ``None`` (:func:`~ratlip_layers.layers.default_impl`).
 

@@ -117,9 +117,6 @@ class ThreadedRATBlock(nn.Module):
     """A :class:`RATBlock` with a CAT block's signature, ``block(x, y) -> x``: each call reads the
     state from the shared :class:`RecurrentMemory` and writes the new one back.
 
-    Args:
-        block, memory: the RAT block doing the work; the memory all blocks of one model share.
-
     Shape:
         As :class:`DFBlock`: ``x`` :math:`(B, C, H, W)` and ``y`` :math:`(B, \\text{cond\\_dim})` in.
 

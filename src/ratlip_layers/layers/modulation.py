@@ -28,7 +28,6 @@ def modulate_twice(
 
     Args:
         gamma1, beta1, gamma2, beta2: per-sample, per-channel scales and shifts, cast to ``x.dtype``.
-        negative_slope: slope of both LeakyReLUs.
         impl: ``"ref"``, PyTorch ops composed, or ``"fused"``, one autograd node with a hand-written
             backward (the reference under ``torch.compile`` and for a negative ``negative_slope``).
 

@@ -19,10 +19,6 @@ LSTMState = tuple[Tensor, Tensor]
 class StateFromNoise(nn.Module):
     """The initial recurrent state from the noise, as in RAT-GAN: ``(h0, c0)`` = one ``Linear(z)`` split.
 
-    Args:
-        noise_dim: size of the noise vector ``z``.
-        hidden_size: LSTM hidden size of the RAT layers the state feeds.
-
     Shape:
         - noise: :math:`(B, \\text{noise\\_dim})`
         - output: ``(h0, c0)``, each :math:`(B, \\text{hidden\\_size})`
@@ -120,7 +116,6 @@ class RATBlock(nn.Module):
     Args:
         cond_dim, num_features, hidden_size: as in :class:`LSTMAffine`.
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` both affines share (RAT-GAN); by default one each.
-        negative_slope: slope of the LeakyReLUs.
         impl: how the block body is computed, as for :class:`~ratlip_layers.layers.DFBlock`.
 
     Shape:
