@@ -225,18 +225,16 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
         (('GBlocks.3.c_sc.weight',), ['mapping.clip_mapper.ln.bias'])
     """
     _check_state_dict("state_dict", state_dict)
-    renamed: dict[str, Tensor] = {}
     origin: dict[str, str] = {}  # renamed key -> source key
     dropped: dict[str, str] = {}
-    for key, value in state_dict.items():
-        new = _rename(key, _GALIP_G_KEYS)
-        if new is not None:
-            renamed[new], origin[new] = value, key
+    for key in state_dict:
+        if (new := _rename(key, _GALIP_G_KEYS)) is not None:
+            origin[new] = key
         elif _CLIP_COMPONENT.search(key):
             dropped[key] = "frozen CLIP weight: the galip preset uses the CLIP model it is built on"
         else:
             raise ValueError(f"{key!r} is not one of GALIP's NetG keys")
-    converted, inner = convert_dfgan_state_dict(renamed)
+    converted, inner = convert_dfgan_state_dict({new: state_dict[key] for new, key in origin.items()})
     mapped = {target: tuple(origin[s] for s in sources) for target, sources in inner.mapped.items()}
     mapped.update({k: (origin[k],) for k in inner.kept if origin[k] != k})
     kept = tuple(k for k in inner.kept if origin[k] == k)
@@ -271,8 +269,7 @@ def convert_galip_discriminator(
     dropped: dict[str, str] = {}
     for net, state, table in (("netD", net_d, _GALIP_D_KEYS), ("netC", net_c, _GALIP_C_KEYS)):
         for key, value in state.items():
-            new = _rename(key, table)
-            if new is None:
+            if (new := _rename(key, table)) is None:
                 raise ValueError(f"{net} key {key!r} is not one of GALIP's Net{net[3:]} keys {sorted(table)}")
             shortcut = state.get(key.rsplit(".", 1)[0] + ".weight") if ".conv_s." in key else None
             if shortcut is not None and shortcut.dim() == 4 and shortcut.shape[0] == shortcut.shape[1]:

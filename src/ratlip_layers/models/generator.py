@@ -150,12 +150,15 @@ class RATLIPGenerator(WithFrozenCLIP):
         self, captions_or_sentences: Sequence[str] | Tensor, *, noise: Tensor | None = None,
         seed: int | None = None
     ) -> Tensor:
-        """``(B, 3, S, S)`` images in [-1, 1], computed in eval mode without grad (the mode is restored).
+        """Images in [-1, 1], computed in eval mode without grad (the mode is restored afterwards).
 
         Args:
             captions_or_sentences: a list of B captions, (B, L) token ids or (B, E) sentence embeddings.
             noise: (B, z_dim) noise; drawn from N(0, I) when not given.
             seed: seed of the noise draw; not allowed together with ``noise``.
+
+        Returns:
+            (B, 3, S, S) images.
         """
         if seed is not None:
             if noise is not None:
