@@ -31,7 +31,6 @@ class Affine(nn.Module):
     Args:
         cond_dim: size of the condition vector (612 in RATLIP: 100 noise + 512 CLIP).
         num_features: number of channels ``C`` of ``x``.
-        device, dtype: factory device and dtype.
 
     Shape:
         - x: :math:`(B, C, H, W)`
@@ -68,10 +67,8 @@ class DFBlock(nn.Module):
 
     Args:
         cond_dim, num_features: as in :class:`Affine`.
-        negative_slope: slope of the LeakyReLUs.
         impl: ``"ref"``, ``"fused"`` or ``None`` (:func:`~ratlip_layers.layers.default_impl`): how
             :func:`modulate_twice` computes the block body; the same function either way.
-        device, dtype: factory device and dtype.
 
     Shape:
         As :class:`Affine`.

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .._checks import check_divisible, check_float, check_positive_int, check_size, check_tensor
+from .._checks import check_divisible, check_float, check_size, check_tensor
 from .._checks import factory_kwargs
 from .config import FUSED, repr_of, resolve_impl, set_sizes
 from .fused import is_channels_last, scale_shift
@@ -28,10 +28,8 @@ class ShuffleAttention(nn.Module):
     Args:
         channels: number of channels ``C``; must be divisible by ``2 * groups``.
         groups: number of groups ``G``.
-        eps: epsilon of the group norm.
         impl: ``"ref"``, SA-Net's formulation (two copies), ``"fused"``, the same maths with one copy
             (for even ``groups``), or ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C, H, W)`
@@ -72,8 +70,6 @@ class ShuffleAttention(nn.Module):
         # Under torch.compile the reference is traced: Inductor fuses it on its own.
         if self.impl != FUSED or self.groups % 2 or torch.compiler.is_compiling():
             return self._forward_ref(x)
-        if x.is_contiguous():
-            return self._forward_fused(x)
         # Measured on CPU: gating strided channels_last views costs more than two layout copies, so
         # compute in NCHW and hand the next (channels_last) convolution the layout it expects.
         memory_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
@@ -124,14 +120,12 @@ class SAConv(nn.Module):
     """The reference's SA convolution: Conv2d (no bias), norm, activation, :class:`ShuffleAttention`.
 
     Args:
-        in_channels, out_channels: ``out_channels`` must be divisible by ``2 * groups``.
-        kernel_size, stride: of the convolution.
+        out_channels: must be divisible by ``2 * groups``.
         padding: convolution padding; ``None`` means ``kernel_size // 2`` ("same" at stride 1).
         groups: shuffle-attention groups (not convolution groups).
         norm_layer: builds the norm from the channel count and factory kwargs.
         act_layer: builds the activation; LeakyReLU(0.01) by default, as in the reference.
         impl: the :class:`ShuffleAttention`'s implementation, ``"ref"``, ``"fused"`` or ``None``.
-        device, dtype: factory device and dtype.
 
     Shape:
         - input: :math:`(B, C_{in}, H, W)`
@@ -150,9 +144,8 @@ class SAConv(nn.Module):
         impl: str | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        set_sizes(self, in_channels=in_channels, out_channels=out_channels)
-        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
-            check_positive_int(name, value)
+        set_sizes(self, in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size,
+                  stride=stride, groups=groups)
         check_divisible("out_channels", out_channels, 2 * groups, "2 * groups")
         if padding is None:
             padding = kernel_size // 2

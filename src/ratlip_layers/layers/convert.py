@@ -117,9 +117,6 @@ class ThreadedRATBlock(nn.Module):
     """A :class:`RATBlock` with a CAT block's signature, ``block(x, y) -> x``: each call reads the
     state from the shared :class:`RecurrentMemory` and writes the new one back.
 
-    Args:
-        block, memory: the RAT block doing the work; the memory all blocks of one model share.
-
     Shape:
         As :class:`DFBlock`: ``x`` :math:`(B, C, H, W)` and ``y`` :math:`(B, \\text{cond\\_dim})` in.
 
@@ -303,7 +300,6 @@ def convert_to_rat(
     """
     select = _selector(block_type)
     check_module("model", model)
-    check_positive_int("hidden_size", hidden_size)
     if cell not in ("shared", "per_affine"):
         raise ValueError(f"cell must be 'shared' or 'per_affine', got {cell!r}")
     if state_init not in ("zeros", "noise"):

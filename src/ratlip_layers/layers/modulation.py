@@ -28,7 +28,6 @@ def modulate_twice(
 
     Args:
         gamma1, beta1, gamma2, beta2: per-sample, per-channel scales and shifts, cast to ``x.dtype``.
-        negative_slope: slope of both LeakyReLUs.
         impl: ``"ref"``, PyTorch ops composed, or ``"fused"``, one autograd node with a hand-written
             backward (the reference under ``torch.compile`` and for a negative ``negative_slope``).
 
@@ -56,8 +55,7 @@ def modulate_twice(
             raise ValueError(f"{name} must have shape (B, C) = {expected} to match x, got {tuple(t.shape)}")
         if t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}; move them to the same device")
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):  # layers pass a checked float
-        negative_slope = check_float("negative_slope", negative_slope)
+    negative_slope = check_float("negative_slope", negative_slope)
     if resolve_impl(impl) == FUSED and negative_slope >= 0 and not torch.compiler.is_compiling():
         return fused_modulate_twice(x, gamma1, beta1, gamma2, beta2, negative_slope)
     h = F.leaky_relu(modulate(x, gamma1, beta1), negative_slope)

@@ -19,11 +19,6 @@ LSTMState = tuple[Tensor, Tensor]
 class StateFromNoise(nn.Module):
     """The initial recurrent state from the noise, as in RAT-GAN: ``(h0, c0)`` = one ``Linear(z)`` split.
 
-    Args:
-        noise_dim: size of the noise vector ``z``.
-        hidden_size: LSTM hidden size of the RAT layers the state feeds.
-        device, dtype: factory device and dtype.
-
     Shape:
         - noise: :math:`(B, \\text{noise\\_dim})`
         - output: ``(h0, c0)``, each :math:`(B, \\text{hidden\\_size})`
@@ -60,7 +55,6 @@ class LSTMAffine(nn.Module):
         cond_dim, num_features, hidden_size: sizes of ``cond`` (the LSTM's input), of ``x``'s
             channels ``C`` and of the LSTM state.
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` shared with other layers; by default a new one.
-        device, dtype: factory device and dtype.
 
     Shape:
         - x: :math:`(B, C, H, W)`
@@ -122,9 +116,7 @@ class RATBlock(nn.Module):
     Args:
         cond_dim, num_features, hidden_size: as in :class:`LSTMAffine`.
         cell: an ``nn.LSTMCell(cond_dim, hidden_size)`` both affines share (RAT-GAN); by default one each.
-        negative_slope: slope of the LeakyReLUs.
         impl: how the block body is computed, as for :class:`~ratlip_layers.layers.DFBlock`.
-        device, dtype: factory device and dtype.
 
     Shape:
         As :class:`LSTMAffine`: ``(x, cond, state)`` in, ``(out, (h, c))`` out.
@@ -150,9 +142,7 @@ class RATBlock(nn.Module):
             LSTMAffine(cond_dim, num_features, hidden_size, cell=cell, device=device, dtype=dtype) for _ in range(2)
         )
 
-    def modulation(
-        self, cond: Tensor, state: LSTMState | None
-    ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], LSTMState]:
+    def modulation(self, cond: Tensor, state: LSTMState | None) -> tuple[tuple[Tensor, ...], LSTMState]:
         """Step both affines; return ``((gamma1, beta1, gamma2, beta2), state)``."""
         gamma1, beta1, state = self.affine1.step(cond, state)
         gamma2, beta2, state = self.affine2.step(cond, state)

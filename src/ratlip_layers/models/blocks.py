@@ -29,12 +29,9 @@ class ConditionedBlock(nn.Module):
         fuse_channels: channels that ``fuse1`` and ``fuse2`` modulate.
         convs: ``(in, out, sa)`` of ``conv1`` and ``conv2``, a 3x3 convolution, or an
             :class:`~ratlip_layers.SAConv` where ``sa`` and ``shuffle_attention`` are both true.
-        fusion: ``"cat"`` (DFBlock) or ``"rat"`` (RATBlock).
-        hidden_size: LSTM hidden size of the RAT layers.
+        fusion, sa_groups: as in :class:`~ratlip_layers.models.GeneratorConfig`.
         cell: an LSTM cell shared by every RAT layer, or ``None`` for one per affine.
-        shuffle_attention, sa_groups: whether the ``sa`` convolutions are SA convolutions; their groups.
         impl: implementation of the fusions and shuffle attention.
-        device, dtype: factory device and dtype.
     """
 
     def __init__(

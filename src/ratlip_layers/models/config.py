@@ -34,7 +34,6 @@ class GeneratorConfig:
         image_size: output size ``S``; the G-blocks upsample the ``g x g`` map through the powers of
             two between ``g`` and ``S``, then to ``S``, so ``S`` must exceed ``g``.
         ngf: base channel count; the G-blocks run ``8 ngf`` down to ``ngf`` channels.
-        z_dim: noise size.
         hidden_size: LSTM hidden size of every RAT layer.
         code_channels: channels of the noise map ``fc_code`` makes and of the mapper blocks.
         mapper_mid_channels, mapper_blocks: inner channels of a mapper block; how many there are.

@@ -32,9 +32,8 @@ __all__ = [
 GALIP_CLIP = ("ViT-B-32-quickgelu", "openai")
 """The CLIP GALIP is trained on (OpenAI's ViT-B/32), as an open_clip model name and pretrained tag."""
 
-# DF-GAN's and GALIP's Affine keeps gamma and beta in two MLPs, fc_gamma and fc_beta, each linear1,
-# relu, linear2; their DFBLK numbers its two affines from 0, DFBlock from 1. A key of one, inside a
-# DFBLK or standalone: <prefix>[affine<k>.]<part>, the shortest prefix first so that k is read.
+# A DF-GAN/GALIP affine key, inside a DFBLK (affines numbered from 0) or standalone:
+# <prefix>[affine<k>.]<part>, the shortest prefix first so that k is read.
 _AFFINE_KEY = re.compile(
     r"(?P<prefix>(?:.*?\.)??)(?:affine(?P<index>\d+)\.)?"
     r"(?P<part>fc_(?:gamma|beta)\.linear[12]\.(?:weight|bias))"
@@ -59,15 +58,14 @@ _GALIP_G_KEYS = {
     **{f"GBlocks.<i>.{source}.*": f"blocks.<i>.{target}.*" for source, target in (
         ("c1", "conv1"), ("c2", "conv2"), ("c_sc", "shortcut"), ("fuse1", "fuse1"), ("fuse2", "fuse2"))},
 }
-# GALIP's NetD -> CLIPDiscriminator.net_d. GALIP builds conv_s in every D-block but applies it only
-# where the channels change: a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
+# GALIP's NetD -> CLIPDiscriminator.net_d; a square conv_s (C -> C, as in the 768 -> 768 DBlocks) is dropped.
 _UNUSED_REASON = "GALIP builds this shortcut conv but never uses it (channels unchanged)"
-_D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight"}
+_D_BLOCK_PARTS = {"gamma": "gamma", "conv_r.0.weight": "res.0.weight", "conv_r.2.weight": "res.2.weight",
+                  "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}
 _GALIP_D_KEYS = {
     **{f"DBlocks.<i>.{source}": f"net_d.blocks.<i>.{target}" for source, target in
-       {**_D_BLOCK_PARTS, "beta": "beta", "conv_s.*": "shortcut.*"}.items()},
-    **{f"main.{source}": f"net_d.main.{target}" for source, target in
-       {**_D_BLOCK_PARTS, "conv_s.weight": "shortcut.weight", "conv_s.bias": "shortcut.bias"}.items()},
+       {**_D_BLOCK_PARTS, "beta": "beta"}.items()},
+    **{f"main.{source}": f"net_d.main.{target}" for source, target in _D_BLOCK_PARTS.items()},
 }
 # GALIP's NetC -> CLIPDiscriminator.net_c.
 _GALIP_C_KEYS = {"joint_conv.0.weight": "net_c.joint.0.weight", "joint_conv.2.weight": "net_c.joint.2.weight"}
@@ -227,18 +225,16 @@ def convert_galip_generator(state_dict: Mapping[str, Tensor]) -> tuple[dict[str,
         (('GBlocks.3.c_sc.weight',), ['mapping.clip_mapper.ln.bias'])
     """
     _check_state_dict("state_dict", state_dict)
-    renamed: dict[str, Tensor] = {}
     origin: dict[str, str] = {}  # renamed key -> source key
     dropped: dict[str, str] = {}
-    for key, value in state_dict.items():
-        new = _rename(key, _GALIP_G_KEYS)
-        if new is not None:
-            renamed[new], origin[new] = value, key
+    for key in state_dict:
+        if (new := _rename(key, _GALIP_G_KEYS)) is not None:
+            origin[new] = key
         elif _CLIP_COMPONENT.search(key):
             dropped[key] = "frozen CLIP weight: the galip preset uses the CLIP model it is built on"
         else:
             raise ValueError(f"{key!r} is not one of GALIP's NetG keys")
-    converted, inner = convert_dfgan_state_dict(renamed)
+    converted, inner = convert_dfgan_state_dict({new: state_dict[key] for new, key in origin.items()})
     mapped = {target: tuple(origin[s] for s in sources) for target, sources in inner.mapped.items()}
     mapped.update({k: (origin[k],) for k in inner.kept if origin[k] != k})
     kept = tuple(k for k in inner.kept if origin[k] == k)
@@ -273,8 +269,7 @@ def convert_galip_discriminator(
     dropped: dict[str, str] = {}
     for net, state, table in (("netD", net_d, _GALIP_D_KEYS), ("netC", net_c, _GALIP_C_KEYS)):
         for key, value in state.items():
-            new = _rename(key, table)
-            if new is None:
+            if (new := _rename(key, table)) is None:
                 raise ValueError(f"{net} key {key!r} is not one of GALIP's Net{net[3:]} keys {sorted(table)}")
             shortcut = state.get(key.rsplit(".", 1)[0] + ".weight") if ".conv_s." in key else None
             if shortcut is not None and shortcut.dim() == 4 and shortcut.shape[0] == shortcut.shape[1]:
@@ -304,13 +299,11 @@ def read_checkpoint(source: str | PathLike[str] | Mapping[str, Any], part: str =
     """
     if not isinstance(part, str):
         raise TypeError(f"part must be a str such as 'netG', got {type(part).__name__} ({part!r})")
+    if not isinstance(source, (Mapping, str, PathLike)):
+        kind = type(source).__name__
+        raise TypeError(f"source must be a path to a .pth file or a loaded checkpoint mapping, got {kind}")
     obj: object = source
     if not isinstance(source, Mapping):
-        if not isinstance(source, (str, PathLike)):
-            raise TypeError(
-                "source must be a path to a .pth file or a loaded checkpoint mapping, "
-                f"got {type(source).__name__}"
-            )
         if not os.path.isfile(source):
             what = "is a directory" if os.path.isdir(source) else "does not exist"
             raise ValueError(f"checkpoint file {source} {what}; expected a DF-GAN or GALIP .pth file")

@@ -92,7 +92,6 @@ class CLIPDiscriminator(WithFrozenCLIP):
             :class:`CLIPImageEncoder`).
         channels: NetD's output channels (512 in the reference).
         joint_channels: NetC's inner channels (128 in the reference).
-        device, dtype: factory device and dtype of NetD and NetC.
 
     Shape:
         - images: :math:`(B, 3, H, W)` in [-1, 1], any size

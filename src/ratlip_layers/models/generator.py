@@ -62,7 +62,6 @@ class RATLIPGenerator(WithFrozenCLIP):
         tokenizer: tokenizer for :meth:`generate` with captions; open_clip's CLIP tokenizer by default.
         impl: implementation of the fusions and shuffle attention, ``"ref"``, ``"fused"`` or
             ``None`` (:func:`~ratlip_layers.layers.default_impl`).
-        device, dtype: factory device and dtype of the trainable layers.
 
     Shape:
         - noise: :math:`(B, \\text{z\\_dim})`
@@ -210,7 +209,6 @@ class RATLIPGenerator(WithFrozenCLIP):
         """Load a generator written by :meth:`save_pretrained` (safetensors only, nothing unpickled).
 
         Args:
-            directory: the folder :meth:`save_pretrained` wrote.
             clip_model: the CLIP model to build on; by default rebuilt from the saved spec (and weights).
             impl, device: as in the constructor (``device`` also for a rebuilt CLIP).
         """
