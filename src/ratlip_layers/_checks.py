@@ -39,14 +39,12 @@ def check_nonnegative_int(name: str, value: object) -> int:
 
 
 def check_module(name: str, value: object) -> Any:
-    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``; return it."""
     if not isinstance(value, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value
 
 
 def check_path(name: str, value: object) -> Any:
-    """Raise ``TypeError`` unless ``value`` is a path (``str`` or ``os.PathLike``); return it."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} ({value!r})")
     return value
@@ -87,7 +85,6 @@ def check_float(name: str, value: object) -> float:
 
 
 def check_divisible(name: str, value: int, divisor: int, divisor_name: str) -> None:
-    """Raise ``ValueError`` unless ``divisor`` divides ``value``."""
     if (below := value - value % divisor) != value:
         raise ValueError(f"{name} ({value}) must be divisible by {divisor_name} ({divisor}); the nearest "
                          f"valid values are {below or divisor} and {below + divisor}")
@@ -105,13 +102,11 @@ def check_tensor(name: str, x: object, ndim: int, layout: str) -> Tensor:
 
 
 def check_size(name: str, x: Tensor, dim: int, expected: int, what: str) -> None:
-    """Raise ``ValueError`` unless ``x.shape[dim] == expected``."""
     if x.shape[dim] != expected:
         raise ValueError(f"{name} must have {what} = {expected} (dim {dim}), got shape {tuple(x.shape)}")
 
 
 def check_same_batch(named: Sequence[tuple[str, Tensor]]) -> None:
-    """Raise ``ValueError`` unless every tensor has the same leading (batch) size."""
     first_name, first = named[0]
     for name, t in named[1:]:
         if t.shape[0] != first.shape[0]:
@@ -120,7 +115,6 @@ def check_same_batch(named: Sequence[tuple[str, Tensor]]) -> None:
 
 
 def check_same_device(named: Sequence[tuple[str, Tensor]]) -> None:
-    """Raise ``ValueError`` unless every tensor lives on the same device."""
     first_name, first = named[0]
     for name, t in named[1:]:
         if t.device != first.device:
@@ -142,7 +136,6 @@ def check_state(state: object, x: Tensor, hidden_size: int) -> None:
 
 
 def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
-    """Validate a factory ``dtype`` argument (``None`` or a floating dtype)."""
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be None or a floating-point torch.dtype, got {dtype!r}")
     return dtype

@@ -12,7 +12,6 @@ from safetensors import SafetensorError
 
 
 def write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it."""
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
