@@ -21,9 +21,13 @@ __all__ = [
 
 def _int_at_least(name: str, value: object, minimum: int, what: str) -> int:
     """``value`` through ``operator.index`` (Python ints, NumPy/torch integer scalars, not bools)."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if (number := operator.index(value)) < minimum:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})") from None
+    if number < minimum:
         raise ValueError(f"{name} must be {what}, got {number}")
     return number
 

@@ -89,8 +89,7 @@ class CLIPImageEncoder(WithFrozenCLIP):
     def forward(self, images: Tensor) -> ImageFeatures:
         visual = self.clip.model.visual
         x = self.preprocess(images).to(visual.conv1.weight.dtype)
-        # open_clip returns contiguous maps: on strided views the discriminator's convolutions ran far
-        # slower (issue #14).
+        # open_clip's maps are contiguous: strided views slowed the discriminator's convolutions (issue #14).
         out = visual.forward_intermediates(x, indices=list(self.layers))
         maps = tuple(m.to(images.dtype) for m in out["image_intermediates"])
         return ImageFeatures(maps, out["image_features"].to(images.dtype))

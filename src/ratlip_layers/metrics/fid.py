@@ -125,7 +125,8 @@ class InceptionFeatures(nn.Module):
         self.name = "inception" if protocol == "inception" else "inception_torchvision"
         state = _weights(weights_path, download)
         if protocol == "inception":
-            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], weights_path)
+            path = None if weights_path is None else str(weights_path)  # torchmetrics takes a str
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], path)
             return
         from torchvision.models import Inception_V3_Weights, inception_v3
 
