@@ -4,6 +4,7 @@ Values are comparable only under the same features, which the result's key names
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +188,9 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
     if Path(path).is_dir():
         raise ValueError(f"FID statistics path {path} is a directory; expected a .npz file path")
     mu, sigma = _moments(mu, sigma, "FID statistics")
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
-            np.savez(f, mu=mu, sigma=sigma)
-
-    return write_atomic(path, write)
+    content = io.BytesIO()  # a file object: numpy appends no ".npz" to the name
+    np.savez(content, mu=mu, sigma=sigma)
+    return write_atomic(path, content.getvalue())
 
 
 class FrechetDistance(FrechetInceptionDistance):
