@@ -4,8 +4,8 @@ arrived. The checks only compare shapes in Python, so ``torch.compile`` traces t
 from __future__ import annotations
 
 import math
-import os
 import operator
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,41 +19,36 @@ __all__ = [
 ]
 
 
-def _as_int(name: str, value: object) -> int:
-    """``value`` through ``operator.index`` (Python ints, NumPy/torch integer scalars), not bools."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool ({value!r})")
+def _int_at_least(name: str, value: object, minimum: int, what: str) -> int:
+    """``value`` through ``operator.index`` (Python ints, NumPy/torch integer scalars, not bools)."""
     try:
-        return operator.index(value)
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be {what}, got {number}")
+    return number
 
 
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` (anything with ``__index__`` but a bool, as ``nn.Linear`` takes) as an int > 0."""
-    number = _as_int(name, value)
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive int, got {number}")
-    return number
+    return _int_at_least(name, value, 1, "a positive int")
 
 
 def check_nonnegative_int(name: str, value: object) -> int:
     """Return ``value`` as an ``int`` >= 0 (a seed, a rank, an index); raise otherwise."""
-    number = _as_int(name, value)
-    if number < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {number}")
-    return number
+    return _int_at_least(name, value, 0, "a non-negative int")
 
 
 def check_module(name: str, value: object) -> Any:
-    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``; return it."""
     if not isinstance(value, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value
 
 
 def check_path(name: str, value: object) -> Any:
-    """Raise ``TypeError`` unless ``value`` is a path (``str`` or ``os.PathLike``); return it."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} ({value!r})")
     return value
@@ -62,9 +57,8 @@ def check_path(name: str, value: object) -> Any:
 def check_captions(name: str, captions: object) -> list[str]:
     """Return ``captions`` as a list; raise unless it is a non-empty sequence of ``str``."""
     if isinstance(captions, str) or not isinstance(captions, Sequence):
-        raise TypeError(
-            f"{name} must be a list of str (wrap a single caption in a list), got {type(captions).__name__}"
-        )
+        raise TypeError(f"{name} must be a list of str (wrap a single caption in a list), "
+                        f"got {type(captions).__name__}")
     if len(captions) == 0:
         raise ValueError(f"{name} must hold at least one caption, got an empty list")
     for i, caption in enumerate(captions):
@@ -80,10 +74,8 @@ def check_device(name: str, device: object) -> torch.device | None:
     try:
         return torch.device(device)  # type: ignore[call-overload]
     except (RuntimeError, TypeError):
-        raise ValueError(
-            f"{name} must be None, a torch.device or a device string such as 'cpu' or 'cuda:0', "
-            f"got {device!r}"
-        ) from None
+        raise ValueError(f"{name} must be None, a torch.device or a device string such as 'cpu' or "
+                         f"'cuda:0', got {device!r}") from None
 
 
 def check_float(name: str, value: object) -> float:
@@ -97,13 +89,9 @@ def check_float(name: str, value: object) -> float:
 
 
 def check_divisible(name: str, value: int, divisor: int, divisor_name: str) -> None:
-    """Raise ``ValueError`` unless ``divisor`` divides ``value``."""
-    if value % divisor != 0:
-        raise ValueError(
-            f"{name} ({value}) must be divisible by {divisor_name} ({divisor}); "
-            f"the nearest valid values are {value - value % divisor or divisor} and "
-            f"{value - value % divisor + divisor}"
-        )
+    if (below := value - value % divisor) != value:
+        raise ValueError(f"{name} ({value}) must be divisible by {divisor_name} ({divisor}); the nearest "
+                         f"valid values are {below or divisor} and {below + divisor}")
 
 
 def check_tensor(name: str, x: object, ndim: int, layout: str) -> Tensor:
@@ -118,51 +106,40 @@ def check_tensor(name: str, x: object, ndim: int, layout: str) -> Tensor:
 
 
 def check_size(name: str, x: Tensor, dim: int, expected: int, what: str) -> None:
-    """Raise ``ValueError`` unless ``x.shape[dim] == expected``."""
     if x.shape[dim] != expected:
         raise ValueError(f"{name} must have {what} = {expected} (dim {dim}), got shape {tuple(x.shape)}")
 
 
 def check_same_batch(named: Sequence[tuple[str, Tensor]]) -> None:
-    """Raise ``ValueError`` unless every tensor has the same leading (batch) size."""
     first_name, first = named[0]
     for name, t in named[1:]:
         if t.shape[0] != first.shape[0]:
-            raise ValueError(
-                f"batch sizes differ: {first_name} has {first.shape[0]} samples "
-                f"(shape {tuple(first.shape)}) but {name} has {t.shape[0]} (shape {tuple(t.shape)})"
-            )
+            raise ValueError(f"batch sizes differ: {first_name} has {first.shape[0]} samples (shape "
+                             f"{tuple(first.shape)}) but {name} has {t.shape[0]} (shape {tuple(t.shape)})")
 
 
 def check_same_device(named: Sequence[tuple[str, Tensor]]) -> None:
-    """Raise ``ValueError`` unless every tensor lives on the same device."""
     first_name, first = named[0]
     for name, t in named[1:]:
         if t.device != first.device:
-            raise ValueError(
-                f"{name} is on {t.device} but {first_name} is on {first.device}; move them to the same device"
-            )
+            raise ValueError(f"{name} is on {t.device} but {first_name} is on {first.device}; "
+                             "move them to the same device")
 
 
 def check_state(state: object, x: Tensor, hidden_size: int) -> None:
     """Validate an LSTM state ``(h, c)``, each of shape ``(B, hidden_size)`` on ``x``'s device."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise TypeError(
-            f"state must be None or a pair (h, c) of tensors, got {type(state).__name__}"
-            + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
-        )
+        length = f" of length {len(state)}" if isinstance(state, (tuple, list)) else ""
+        raise TypeError(f"state must be None or a pair (h, c) of tensors, got {type(state).__name__}{length}")
     for name, t in zip(("state h", "state c"), state):
         check_tensor(name, t, 2, "(batch, hidden_size)")
         if tuple(t.shape) != (len(x), hidden_size):
-            raise ValueError(
-                f"{name} must have shape (batch, hidden_size) = ({len(x)}, {hidden_size}), "
-                f"got {tuple(t.shape)}"
-            )
+            raise ValueError(f"{name} must have shape (batch, hidden_size) = ({len(x)}, {hidden_size}), "
+                             f"got {tuple(t.shape)}")
         check_same_device((("x", x), (name, t)))
 
 
 def floating_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
-    """Validate a factory ``dtype`` argument (``None`` or a floating dtype)."""
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be None or a floating-point torch.dtype, got {dtype!r}")
     return dtype

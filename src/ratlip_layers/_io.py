@@ -10,12 +10,8 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-UNREADABLE = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError)
-"""What a reader of a truncated or corrupt file raises (json's and UTF-8's errors are ValueErrors)."""
-
 
 def write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it."""
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
@@ -29,9 +25,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | bytes) -> Pat
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        raise ValueError(
-            f"cannot write {path}: a file stands where its folder {path.parent} should be"
-        ) from None
+        raise ValueError(f"cannot write {path}: a file stands where its folder {path.parent} "
+                         "should be") from None
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
         if isinstance(write, bytes):
@@ -46,8 +41,9 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | bytes) -> Pat
 
 def read_reported(file: Path, reader: Callable[[Path], Any], error: type[Exception] = ValueError) -> Any:
     """``reader(file)``; a failure to read it is raised as ``error`` naming ``file``."""
+    # What a reader of a truncated or corrupt file raises (json's and UTF-8's errors are ValueErrors).
     try:
         return reader(file)
-    except UNREADABLE as err:
+    except (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise error(f"{file} is unreadable: {first}") from None

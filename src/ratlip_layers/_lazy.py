@@ -15,9 +15,8 @@ def lazy_attributes(
 
     def __getattr__(name: str) -> Any:
         if name in lazy:
-            value = getattr(importlib.import_module(f".{lazy[name]}", package), name)
-            namespace[name] = value  # later lookups skip this function
-            return value
+            namespace[name] = getattr(importlib.import_module(f".{lazy[name]}", package), name)
+            return namespace[name]  # stored: later lookups skip this function
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:

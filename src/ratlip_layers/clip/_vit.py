@@ -4,7 +4,7 @@ Tokens are batch-first throughout."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import torch
@@ -94,31 +94,15 @@ def embed_patches(visual: VisionTransformer, patches: Tensor) -> Tensor:
     return visual.ln_pre(visual.patch_dropout(x))
 
 
-def run_blocks(transformer: nn.Module, x: Tensor, *, attn_mask: Tensor | None = None,
-               prompts: Mapping[int, Tensor] | None = None,
-               taps: Sequence[int] = ()) -> tuple[Tensor, list[Tensor]]:
+def run_blocks(transformer: nn.Module, x: Tensor, prompts: Mapping[int, Tensor]) -> Tensor:
     """Run batch-first tokens ``x`` through every block of an open_clip ``Transformer`` (sequence-first
-    in older releases); ``prompts`` maps a block index to a (B, width) token appended before that block
-    and dropped after it. Returns the final tokens and the outputs of the blocks in ``taps``."""
+    if built so), with ``prompts[i]``, a (B, width) token, appended before block ``i``, dropped after it."""
     seq_first = not getattr(transformer, "batch_first", False)
-    prompts, tapped = prompts or {}, []
     for i, block in enumerate(transformer.resblocks):
         prompt = prompts.get(i)
         if prompt is not None:
             x = torch.cat((x, prompt.unsqueeze(1)), dim=1)
-        x = (block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1) if seq_first
-             else block(x, attn_mask=attn_mask))
+        x = block(x.transpose(0, 1)).transpose(0, 1) if seq_first else block(x)
         if prompt is not None:
             x = x[:, :-1]
-        if i in taps:
-            tapped.append(x)
-    return x, tapped
-
-
-def pool_tokens(visual: VisionTransformer, x: Tensor) -> Tensor:
-    """The projected image embedding from the final tokens, pooled as open_clip's ViT pools them."""
-    ln_after = getattr(visual, "final_ln_after_pool", False)
-    x = x if ln_after else visual.ln_post(x)
-    pooled = x[:, 1:].mean(dim=1) if getattr(visual, "pool_type", "tok") == "avg" else x[:, 0]
-    pooled = visual.ln_post(pooled) if ln_after else pooled
-    return pooled @ visual.proj if visual.proj is not None else pooled
+    return x

@@ -85,7 +85,7 @@ def build_clip(model_name: str, pretrained: str | None = None, *, weights_sha256
             (safetensors or a ``torch.save`` of tensors), or ``None`` (random weights).
         weights_sha256: the expected SHA-256 of the weights file (:func:`file_sha256`); another
             file is refused, so a run rebuilt from its config gets the same CLIP.
-        device, model_kwargs: CPU by default; the keyword arguments are passed to ``open_clip.create_model`` (``embed_dim``...).
+        device, model_kwargs: CPU by default; the keyword arguments go to ``open_clip.create_model``.
 
     Example:
         >>> from ratlip_layers.clip import clip_spec

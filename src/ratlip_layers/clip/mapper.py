@@ -66,7 +66,7 @@ class CLIPMapper(WithFrozenCLIP):
         clip_dtype = visual.conv1.weight.dtype
         tokens = embed_patches(visual, rearrange(x.to(clip_dtype), "b c h w -> b (h w) c"))
         by_block = {b: prompts[:, i].to(clip_dtype) for i, b in enumerate(self.prompt_blocks)}
-        tokens, _ = run_blocks(visual.transformer, tokens, prompts=by_block)
+        tokens = run_blocks(visual.transformer, tokens, by_block)
         return rearrange(tokens[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(x.dtype)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:

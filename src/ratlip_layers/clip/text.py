@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from .._checks import check_captions, check_same_device
 from ..layers.config import repr_of
-from ._vit import run_blocks
 from .build import build_clip
 from .frozen import FrozenCLIP, WithFrozenCLIP
 
@@ -125,7 +124,7 @@ class CLIPTextAdapter(WithFrozenCLIP):
         root, length, cast_dtype = self._root, tokens.shape[1], self._root.transformer.get_cast_dtype()
         x = root.token_embedding(tokens).to(cast_dtype) + root.positional_embedding[:length].to(cast_dtype)
         attn_mask = root.attn_mask[:length, :length] if root.attn_mask is not None else None
-        x = root.ln_final(run_blocks(root.transformer, x, attn_mask=attn_mask)[0])
+        x = root.ln_final(root.transformer(x, attn_mask=attn_mask))
         sentence = text_global_pool(x, tokens, self._pool_type, eos_token_id=self._eos_id)
         proj = root.text_projection
         if isinstance(proj, nn.Linear):

@@ -7,14 +7,12 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor, nn
 
 from .._checks import check_same_device, check_size, check_tensor
 from ..layers.config import repr_of
-from ._vit import check_block_indices, default_feature_blocks, embed_patches, pool_tokens, run_blocks
-from ._vit import vision_tower
+from ._vit import check_block_indices, default_feature_blocks, vision_tower
 from .frozen import FrozenCLIP, WithFrozenCLIP
 
 __all__ = ["CLIPImageEncoder", "ImageFeatures"]
@@ -91,11 +89,9 @@ class CLIPImageEncoder(WithFrozenCLIP):
     def forward(self, images: Tensor) -> ImageFeatures:
         visual = self.clip.model.visual
         x = self.preprocess(images).to(visual.conv1.weight.dtype)
-        tokens = embed_patches(visual, rearrange(visual.conv1(x), "b c h w -> b (h w) c"))
-        tokens, tapped = run_blocks(visual.transformer, tokens, taps=self.layers)
-        # Contiguous copies: on strided views the discriminator's convolutions ran far slower (issue #14).
-        maps = tuple(rearrange(t[:, 1:], "b (h w) c -> b c h w", h=self.grid).to(images.dtype).contiguous()
-                     for t in tapped)
-        return ImageFeatures(maps, pool_tokens(visual, tokens).to(images.dtype))
+        # open_clip's maps are contiguous: strided views slowed the discriminator's convolutions (issue #14).
+        out = visual.forward_intermediates(x, indices=list(self.layers))
+        maps = tuple(m.to(images.dtype) for m in out["image_intermediates"])
+        return ImageFeatures(maps, out["image_features"].to(images.dtype))
 
     extra_repr = repr_of("width", "grid", "image_size", "embed_dim", "layers")

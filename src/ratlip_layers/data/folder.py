@@ -78,14 +78,11 @@ class CaptionedImageFolder(Dataset):
         if not (keys := load_filenames(self.root / split / "filenames.pickle")):
             raise self._error(f"{split}/filenames.pickle lists no keys")
         self.keys, images = keys, self.root / self.image_dir
-        candidates = [[images / f"{key}{ext}" for ext in (".jpg", ".jpeg", ".png")] for key in keys]
-        found = [next((p for p in paths if p.is_file()), None) for paths in candidates]
-        self.image_paths = [p or paths[0] for p, paths in zip(found, candidates)]
-        self.text_paths = [self.root / "text" / f"{key}.txt" for key in self.keys]
-        missing_images = [paths[0] for p, paths in zip(found, candidates) if p is None]
-        missing_texts = [p for p in self.text_paths if not p.is_file()]
-        for what, missing in (("image", missing_images), ("caption file", missing_texts)):
-            if missing:
+        candidates = ([images / f"{key}{ext}" for ext in (".jpg", ".jpeg", ".png")] for key in keys)
+        self.image_paths = [next((p for p in paths if p.is_file()), paths[0]) for paths in candidates]
+        self.text_paths = [self.root / "text" / f"{key}.txt" for key in keys]
+        for what, paths in (("image", self.image_paths), ("caption file", self.text_paths)):
+            if missing := [p for p in paths if not p.is_file()]:
                 raise self._error(f"{len(missing)} {what}(s) missing: {_listed(missing)}")
         self._warned: set[str] = set()
 

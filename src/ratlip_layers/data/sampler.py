@@ -20,8 +20,7 @@ class ResumableSampler(DistributedSampler):
 
     Args:
         dataset: the dataset to sample (only its length is used).
-        num_replicas, rank, shuffle, drop_last: as in ``DistributedSampler``.
-        seed: seed of the order and of the draws.
+        seed: seed of the order and of the draws; the other arguments are ``DistributedSampler``'s.
 
     Example:
         >>> from ratlip_layers.data import ResumableSampler

@@ -46,7 +46,6 @@ def evaluate_generator(
         metrics: name -> metric with ``update(images, captions)`` and ``compute() -> dict``.
         num_images, z_dim, batch_size: images in total, noise size, images per generator call.
         seed, device: seed of the noise and the caption draws, and where the noise goes.
-        rank, world_size: this process's rank and the number of ranks.
         num_captions: the number of test items; then image ``i`` gets the caption of key ``(i % num_captions,
             draw_seed(seed, i))``, new on every pass (the reference's ``sample_times``); adds ``"passes"``.
 

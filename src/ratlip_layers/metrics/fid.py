@@ -4,6 +4,7 @@ Values are comparable only under the same features, which the result's key names
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,8 @@ def _existing_file(path: str | Path, what: str) -> Path:
 
 
 def _weights(weights_path: str | Path | None, download: bool) -> dict[str, Tensor] | None:
-    """The state dict in ``weights_path`` (``None`` when downloading), read with ``weights_only=True``
-    so that a file holding anything but tensors is refused before any other reader opens it."""
+    """The state dict in ``weights_path`` (``None`` when downloading): read with ``weights_only=True``
+    first, so that a file holding anything but tensors is refused before any other reader opens it."""
     if weights_path is None:
         if not download:
             raise ValueError("weights_path is required (or pass download=True to fetch the weights)")
@@ -125,7 +126,7 @@ class InceptionFeatures(nn.Module):
         self.name = "inception" if protocol == "inception" else "inception_torchvision"
         state = _weights(weights_path, download)
         if protocol == "inception":
-            path = None if weights_path is None else str(weights_path)
+            path = None if weights_path is None else str(weights_path)  # torchmetrics takes a str
             self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], path)
             return
         from torchvision.models import Inception_V3_Weights, inception_v3
@@ -187,12 +188,9 @@ def save_fid_statistics(path: str | Path, mu: Any, sigma: Any) -> Path:
     if Path(path).is_dir():
         raise ValueError(f"FID statistics path {path} is a directory; expected a .npz file path")
     mu, sigma = _moments(mu, sigma, "FID statistics")
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: numpy appends no ".npz" to the name
-            np.savez(f, mu=mu, sigma=sigma)
-
-    return write_atomic(path, write)
+    content = io.BytesIO()  # a file object: numpy appends no ".npz" to the name
+    np.savez(content, mu=mu, sigma=sigma)
+    return write_atomic(path, content.getvalue())
 
 
 class FrechetDistance(FrechetInceptionDistance):
@@ -277,7 +275,6 @@ def prepare_real_statistics(metric: FrechetDistance, dataset: Dataset, *, cache_
         metric, dataset: the FID metric to fill, and ``(image in [-1, 1], caption)`` items.
         cache_dir, dataset_id: the cache's folder, and the data's name in the cache file's name (which
             also holds a hash of the features' weights, so other data or features never reuse it).
-        batch_size, num_workers: of the data loader.
         is_main: whether this rank holds the statistics (under DDP only one may, or the sum counts twice).
         reference: an ``.npz`` of published statistics to score against instead; nothing is cached.
 
@@ -286,8 +283,8 @@ def prepare_real_statistics(metric: FrechetDistance, dataset: Dataset, *, cache_
         >>> from ratlip_layers.data import ShapesDataset
         >>> from ratlip_layers.metrics import CLIPFeatures, FrechetDistance, prepare_real_statistics
         >>> fid = FrechetDistance(CLIPFeatures(tiny_clip()[0]))
-        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"), cache_dir=tempfile.mkdtemp(),
-        ...                                 dataset_id="shapes-test-32-16")
+        >>> cache = prepare_real_statistics(fid, ShapesDataset(16, split="test"),
+        ...                                 cache_dir=tempfile.mkdtemp(), dataset_id="shapes-test-32-16")
         >>> cache.name.startswith("fid-shapes-test-32-16-clip-"), int(fid.real_features_num_samples)
         (True, 16)
     """
@@ -302,7 +299,8 @@ def prepare_real_statistics(metric: FrechetDistance, dataset: Dataset, *, cache_
     features = f"{metric.features_name}-{_fingerprint(metric.inception)}"
     cache_file = Path(cache_dir) / f"fid-{dataset_id}-{features}.safetensors"
     if cache_file.parent.exists() and not cache_file.parent.is_dir():  # found now, not after the pass
-        raise DataFileError(f"cache_dir {cache_file.parent} is a file; the FID statistics cache needs a directory")
+        raise DataFileError(f"cache_dir {cache_file.parent} is a file; the FID statistics cache needs "
+                            "a directory")
     if not is_main:
         return cache_file
     if cache_file.is_file():
