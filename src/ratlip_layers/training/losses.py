@@ -29,9 +29,8 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
     ``relu(1 - real).mean() + (relu(1 + fake).mean() + relu(1 + mismatched).mean()) / 2``.
 
     Args:
-        real: logits of real images with their own captions.
-        fake: logits of generated images with their captions.
-        mismatched: logits of real images with another image's caption.
+        real, fake, mismatched: logits of real images with their own captions, of generated images
+            with theirs, and of real images with another image's caption.
 
     Shape:
         - real, fake, mismatched: :math:`(B,)`
@@ -53,7 +52,7 @@ def matching_aware_gradient_penalty(
 
     Args:
         logits: D's logits for real images and matching captions, computed from ``inputs``.
-        inputs: tensors with ``requires_grad=True`` (CLIP feature maps, sentence embeddings), batch first.
+        inputs: tensors with ``requires_grad=True`` (CLIP feature maps, sentence embeddings).
 
     Shape:
         - logits: :math:`(B,)`
@@ -86,12 +85,9 @@ def matching_aware_gradient_penalty(
 def generator_loss(
     fake_logits: Tensor, image_embedding: Tensor, sentence: Tensor, *, sim_weight: float = 4.0
 ) -> tuple[Tensor, Tensor]:
-    """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``.
-
-    Args:
-        fake_logits: D's logits for generated images and their captions.
-        image_embedding: the generated images' CLIP embeddings (gradients flow through the frozen CLIP).
-        sentence: the captions' CLIP sentence embeddings.
+    """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``,
+    ``fake_logits`` being D's logits for generated images and their captions, ``image_embedding``
+    their CLIP embeddings (gradients flow through the frozen CLIP), ``sentence`` the captions'.
 
     Returns:
         ``(loss, similarity)``, the mean cosine similarity for logging.
@@ -122,14 +118,9 @@ def generator_loss(
 
 
 def mode_seeking_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise_b: Tensor) -> Tensor:
-    """Mode-seeking term (MSGAN, Mao et al. 2019): ``1 / (mean|a - b| / mean|z_a - z_b| + 1e-5)``.
-
-    Minimising it pushes images of one caption from two noises apart, so that samples of a caption
-    differ instead of collapsing to one picture.
-
-    Args:
-        images_a, images_b: generated images, pair by pair from the same caption.
-        noise_a, noise_b: the noise each was generated from.
+    """Mode-seeking term (MSGAN, Mao et al. 2019): ``1 / (mean|a - b| / mean|z_a - z_b| + 1e-5)``,
+    ``images_a`` and ``images_b`` generated pair by pair from the same caption, from ``noise_a`` and
+    ``noise_b``. Minimising it pushes them apart, so that a caption's samples do not collapse to one.
 
     Shape:
         - images_a, images_b: :math:`(B, C, H, W)`
