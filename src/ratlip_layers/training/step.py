@@ -76,6 +76,7 @@ class Precision:
             scaler.update(SCALE_RESET)
 
     def state_dict(self) -> dict[str, dict]:
+        """Both scalers' states."""
         return {"scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
 
     def load_state_dict(self, state: dict[str, dict]) -> None:
@@ -168,22 +169,19 @@ def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
 class GANTrainStep:
     """The D/G update of the recipe, with AMP, DDP and a non-finite-loss policy.
 
-    Per batch: one generator forward on fresh noise; a D update on (real, fake detached); then a G
-    update on ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward, plus
-    ``mode_seeking_weight`` times :func:`mode_seeking_loss` (the first half of the captions drawn
-    again with other noise, in the same forward). Adam with betas (0.0, 0.9). Under DDP the
-    generator and ``DiscriminatorLoss`` are wrapped in ``DistributedDataParallel`` and the
-    generator's BatchNorm statistics are averaged after each step.
+    Per batch: one generator forward on fresh noise; a D update on (real, fake detached) with MA-GP
+    (``magp_weight``, ``magp_power``); then a G update on ``-D(fake, s) - sim_weight * cos(CLIP(fake),
+    s)`` through the same forward, plus ``mode_seeking_weight`` (0: off, no extra samples) times
+    :func:`mode_seeking_loss` (the first half of the captions drawn again with other noise, in the
+    same forward). Adam with betas (0.0, 0.9) at ``lr_g`` and ``lr_d``. Under DDP the generator and
+    ``DiscriminatorLoss`` are wrapped in ``DistributedDataParallel`` and the generator's BatchNorm
+    statistics are averaged after each step.
 
     Args:
         generator: a :class:`ratlip_layers.models.RATLIPGenerator`, or a module with a ``z_dim``
             mapping ``(noise, sentence)`` to images.
         discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
         text_encoder: a frozen :class:`ratlip_layers.clip.CLIPTextAdapter`.
-        lr_g, lr_d: the generator's and the discriminator's learning rates.
-        sim_weight: weight of the generator's CLIP-similarity term.
-        mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
-        magp_weight, magp_power: MA-GP weight and exponent.
         precision, dist_ctx: the :class:`~ratlip_layers.training.Precision` (autocast, scalers) and the
             :class:`~ratlip_layers.training.DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
