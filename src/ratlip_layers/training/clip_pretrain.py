@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,13 +253,10 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
 
 
 @torch.no_grad()
-def _embed_captions(clip_model: nn.Module, tokenizer: Any, captions: list[str], device: torch.device,
-                    batch_size: int) -> Tensor:
-    chunks = [
-        clip_model.encode_text(tokenizer(captions[i : i + batch_size]).to(device), normalize=True)
-        for i in range(0, len(captions), batch_size)
-    ]
-    return torch.cat(chunks).float().cpu()
+def _embed(encode: Callable[[Any], Tensor], items: Any, batch_size: int) -> Tensor:
+    """``encode`` over ``items`` in chunks of ``batch_size``, L2-normalised, as float32 on the CPU."""
+    chunks = [encode(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    return F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
 
 
 def clip_retrieval_report(
@@ -292,11 +290,12 @@ def clip_retrieval_report(
     images = torch.stack([image for image, _ in items])
     captions = [caption for _, caption in items]
     encoder = CLIPImageEncoder(clip_model)
-    with torch.no_grad():
-        chunks = [encoder(images[i : i + batch_size].to(device)).embedding
-                  for i in range(0, count, batch_size)]
-    image_emb = F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
-    text_emb = _embed_captions(clip_model, tokenizer, captions, device, batch_size)
+
+    def encode_text(texts: list[str]) -> Tensor:
+        return clip_model.encode_text(tokenizer(texts).to(device))
+
+    image_emb = _embed(lambda chunk: encoder(chunk.to(device)).embedding, images, batch_size)
+    text_emb = _embed(encode_text, captions, batch_size)
     similarity = image_emb @ text_emb.T
     shapes = isinstance(dataset, ShapesDataset)
     meaning = [parse_shapes_caption(c) if shapes else c for c in captions]  # phrasings say the same
@@ -309,7 +308,7 @@ def clip_retrieval_report(
     if shapes:
         classes = CAPTION_CLASSES
         class_captions = [shapes_caption(*k) for k in classes]
-        class_emb = _embed_captions(clip_model, tokenizer, class_captions, device, batch_size)
+        class_emb = _embed(encode_text, class_captions, batch_size)
         predicted = [classes[j] for j in (image_emb @ class_emb.T).argmax(1).tolist()]
         wanted = [parse_shapes_caption(c) for c in captions]
         for key, part in (("shape", 0), ("colour", 1), ("background", 2)):
