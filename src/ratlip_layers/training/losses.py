@@ -8,20 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_float, check_same_batch
+from .._checks import check_float, check_same_batch, check_tensor
 
 __all__ = ["discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty",
            "mode_seeking_loss"]
-
-
-def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
-    for name, t in named:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (B,), got {type(t).__name__}")
-        if t.dim() != 1:
-            raise ValueError(f"{name} must be logits of shape (B,), got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
 def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> Tensor:
@@ -40,7 +30,8 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
         >>> discriminator_hinge_loss(torch.tensor([2.0]), torch.tensor([-2.0]), torch.tensor([0.0]))
         tensor(0.5000)
     """
-    _check_logits((("real", real), ("fake", fake), ("mismatched", mismatched)))
+    for name, logits in (("real", real), ("fake", fake), ("mismatched", mismatched)):
+        check_tensor(name, logits, 1, "(B,)")
     return F.relu(1.0 - real).mean() + (F.relu(1.0 + fake).mean() + F.relu(1.0 + mismatched).mean()) / 2
 
 
@@ -65,7 +56,7 @@ def matching_aware_gradient_penalty(
         >>> round(float(matching_aware_gradient_penalty(logits, [x, s], weight=1.0, power=2.0)), 4)
         1.5
     """
-    _check_logits((("logits", logits),))
+    check_tensor("logits", logits, 1, "(B,)")
     inputs = list(inputs)
     if not inputs:
         raise ValueError("inputs must hold at least one tensor")
@@ -102,7 +93,7 @@ def generator_loss(
         >>> generator_loss(torch.tensor([0.5]), e, e, sim_weight=4.0)
         (tensor(-4.5000), tensor(1.))
     """
-    _check_logits((("fake_logits", fake_logits),))
+    check_tensor("fake_logits", fake_logits, 1, "(B,)")
     check_float("sim_weight", sim_weight)
     for name, t in (("image_embedding", image_embedding), ("sentence", sentence)):
         if not isinstance(t, Tensor):
