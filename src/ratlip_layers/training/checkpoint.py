@@ -147,14 +147,16 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{path} is not a checkpoint: it has no {STATE_FILE} (a checkpoint directory holds "
             f"{STATE_FILE}, {CONFIG_FILE} and one .safetensors file per network)"
         )
-    device = str(map_location)
-    files = sorted(path.glob("*.safetensors"))
-    weights = {file.stem: read_reported(file, lambda f: load_file(f, device=device), CheckpointError) for file in files}
-    state = read_reported(
-        path / STATE_FILE, lambda f: torch.load(f, map_location=map_location, weights_only=True), CheckpointError
-    )
+    def read(file: Path, reader: Callable[[Path], Any]) -> Any:
+        return read_reported(file, reader, CheckpointError)
+
+    weights = {
+        file.stem: read(file, lambda f: load_file(f, device=str(map_location)))
+        for file in sorted(path.glob("*.safetensors"))
+    }
+    state = read(path / STATE_FILE, lambda f: torch.load(f, map_location=map_location, weights_only=True))
     config_file = path / CONFIG_FILE
-    config = read_reported(config_file, lambda f: json.loads(f.read_text()), CheckpointError) if config_file.is_file() else {}
+    config = read(config_file, lambda f: json.loads(f.read_text())) if config_file.is_file() else {}
     return Checkpoint(path, weights, state, config)
 
 
@@ -167,11 +169,8 @@ def _step_of(path: Path) -> int | None:
 
 
 class CheckpointManager:
-    """Saves ``step-NNNNNNNN`` checkpoints atomically under ``root``, keeping the newest ``keep``.
-
-    Args:
-        root: ``<run>/checkpoints``.
-        keep: how many to keep; older ones are deleted after each save.
+    """Saves ``step-NNNNNNNN`` checkpoints atomically under ``root`` (``<run>/checkpoints``), keeping
+    the newest ``keep``: older ones are deleted after each save.
 
     Example:
         >>> from ratlip_layers.training import CheckpointManager
@@ -202,10 +201,9 @@ class CheckpointManager:
         return next(reversed(self.checkpoints()), None)
 
     def load_latest(
-        self, *, map_location: str | torch.device = "cpu", on_skip: Callable[[str], None] = print,
-        set_aside: bool = True,
+        self, *, on_skip: Callable[[str], None] = print, set_aside: bool = True
     ) -> Checkpoint | None:
-        """Load the newest checkpoint that reads back, ``None`` when there is none.
+        """Load the newest checkpoint that reads back (onto the CPU), ``None`` when there is none.
 
         A newer one that does not is renamed ``<name>.unreadable`` (kept, and ignored from then on)
         and ``on_skip`` is told why; under DDP only rank 0 renames (``set_aside=False`` elsewhere).
@@ -214,7 +212,7 @@ class CheckpointManager:
         skipped = []
         for path in reversed(self.checkpoints()):
             try:
-                return load_checkpoint(path, map_location=map_location)
+                return load_checkpoint(path)
             except CheckpointError as err:
                 if not set_aside:
                     skipped.append(str(path))

@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": keep, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
-def _cached_images(dataset: Any, image_size: int) -> Tensor | None:
+def _cached_images(dataset: Any) -> Tensor | None:
     """All ``shapes`` training images as uint8, drawn once since drawing costs more than a tiny CLIP's
     step; ``None`` for other datasets, which augment per draw."""
     if not isinstance(dataset, ShapesDataset):
@@ -156,9 +157,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
     :func:`ratlip_layers.clip.tiny_clip` load), ``config.json``, ``report.json``
     (:func:`clip_retrieval_report` on the test split) and ``checkpoints/``.
 
-    Args:
-        config: the options (``None``: the defaults).
-        progress: show a tqdm bar (and log lines otherwise).
+    ``config`` ``None`` takes the defaults; ``progress`` shows a tqdm bar (else log lines).
 
     Example:
         >>> from ratlip_layers.training import CLIPPretrainConfig, pretrain_clip
@@ -205,7 +204,8 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
     )
     checkpoints = CheckpointManager(run_dir / "checkpoints", keep=1)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n")
+    options = dataclasses.asdict(config)
+    (run_dir / "config.json").write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
     start = 0
     latest = checkpoints.load_latest(on_skip=lambda message: print(message, file=sys.stderr))
     if latest is not None:
@@ -213,7 +213,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
         optimizer.load_state_dict(latest.state["optim"])
         scheduler.load_state_dict(latest.state["scheduler"])
         start = latest.state["step"]
-    cache = _cached_images(train_set, config.imsize)
+    cache = _cached_images(train_set)
     order = torch.Generator().manual_seed(config.seed)
     from tqdm import tqdm
 
@@ -241,7 +241,7 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
             print(f"clip step={step + 1} loss={loss.item():.3f} scale={logit_scale.item():.1f}", file=sys.stderr)
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.steps:
             state = {"step": step + 1, "optim": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-            checkpoints.save(step + 1, weights={"clip": model.state_dict()}, state=state, config=dataclasses.asdict(config))
+            checkpoints.save(step + 1, weights={"clip": model.state_dict()}, state=state, config=options)
     bar.close()
     model.eval().requires_grad_(False)
     report = clip_retrieval_report(model, tokenizer, test_set, device=device)
@@ -253,13 +253,10 @@ def pretrain_clip(config: CLIPPretrainConfig | None = None, *, progress: bool = 
 
 
 @torch.no_grad()
-def _embed_captions(clip_model: nn.Module, tokenizer: Any, captions: list[str], device: torch.device,
-                    batch_size: int) -> Tensor:
-    chunks = [
-        clip_model.encode_text(tokenizer(captions[i : i + batch_size]).to(device), normalize=True)
-        for i in range(0, len(captions), batch_size)
-    ]
-    return torch.cat(chunks).float().cpu()
+def _embed(encode: Callable[[Any], Tensor], items: Any, batch_size: int) -> Tensor:
+    """``encode`` over ``items`` in chunks of ``batch_size``, L2-normalised, as float32 on the CPU."""
+    chunks = [encode(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    return F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
 
 
 def clip_retrieval_report(
@@ -268,19 +265,13 @@ def clip_retrieval_report(
 ) -> dict[str, float]:
     """How well a CLIP matches a dataset's images and captions.
 
-    ``image_to_text_r1`` / ``text_to_image_r1``: how often an image's nearest caption among the
-    ``num_items`` test items' says what its own does, and the reverse. On ``shapes`` also zero-shot
+    ``image_to_text_r1`` / ``text_to_image_r1``: how often an image's nearest caption among the first
+    ``num_items`` items' of ``dataset`` says what its own does, and the reverse. On ``shapes`` also zero-shot
     classification among all 168 (shape, colour, background) captions (``zero_shot_acc``: all three
     right; ``zero_shot_shape``, ``_colour``, ``_background``) and ``swapped_colour_cosine``, the mean
     cosine between a caption's embedding and its colour-swapped twin's (near 1: colours confused).
-    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, which freezes ``clip_model``.
-
-    Args:
-        clip_model, tokenizer: an open_clip model and its tokenizer.
-        dataset: a dataset of ``(image, caption)`` items.
-        num_items: test items to use (the first ones).
-        batch_size: images per forward pass.
-        device: where the model is.
+    Images go through :class:`ratlip_layers.clip.CLIPImageEncoder`, which freezes ``clip_model``
+    (an open_clip model, on ``device``), ``batch_size`` per forward pass.
 
     Returns:
         The scores in ``[0, 1]`` (the cosine in ``[-1, 1]``), and ``num_items``.
@@ -299,11 +290,12 @@ def clip_retrieval_report(
     images = torch.stack([image for image, _ in items])
     captions = [caption for _, caption in items]
     encoder = CLIPImageEncoder(clip_model)
-    with torch.no_grad():
-        chunks = [encoder(images[i : i + batch_size].to(device)).embedding
-                  for i in range(0, count, batch_size)]
-    image_emb = F.normalize(torch.cat(chunks).float(), dim=-1).cpu()
-    text_emb = _embed_captions(clip_model, tokenizer, captions, device, batch_size)
+
+    def encode_text(texts: list[str]) -> Tensor:
+        return clip_model.encode_text(tokenizer(texts).to(device))
+
+    image_emb = _embed(lambda chunk: encoder(chunk.to(device)).embedding, images, batch_size)
+    text_emb = _embed(encode_text, captions, batch_size)
     similarity = image_emb @ text_emb.T
     shapes = isinstance(dataset, ShapesDataset)
     meaning = [parse_shapes_caption(c) if shapes else c for c in captions]  # phrasings say the same
@@ -316,7 +308,7 @@ def clip_retrieval_report(
     if shapes:
         classes = CAPTION_CLASSES
         class_captions = [shapes_caption(*k) for k in classes]
-        class_emb = _embed_captions(clip_model, tokenizer, class_captions, device, batch_size)
+        class_emb = _embed(encode_text, class_captions, batch_size)
         predicted = [classes[j] for j in (image_emb @ class_emb.T).argmax(1).tolist()]
         wanted = [parse_shapes_caption(c) for c in captions]
         for key, part in (("shape", 0), ("colour", 1), ("background", 2)):

@@ -33,13 +33,10 @@ class EMA:
     """One averaged copy of a network, ``average = decay * average + (1 - decay) * weights``, as timm's
     ``ModelEmaV3``.
 
+    Follows ``module`` (the unwrapped network, not a DDP wrapper or a compiled one); the attribute
     ``module`` is the copy (eval mode, no gradients) to sample and evaluate with. Only the learned
-    state is copied (floats averaged, integer buffers copied); the frozen CLIP stays shared. With
-    ``warmup`` the decay is at most ``(1 + n) / (10 + n)`` after ``n`` updates.
-
-    Args:
-        module: the network to follow (the unwrapped module, not a DDP wrapper or a compiled one).
-        decay, warmup: the decay, in ``[0, 1)``, and whether to lower it early as above.
+    state is copied (floats averaged, integer buffers copied); the frozen CLIP stays shared. ``decay``
+    is in ``[0, 1)``; with ``warmup`` it is at most ``(1 + n) / (10 + n)`` after ``n`` updates.
 
     Example:
         >>> from ratlip_layers.training import EMA

@@ -29,21 +29,19 @@ _FID_FEATURES = {
 
 class Evaluator:
     """The registered metrics of a dataset, scoring generators on its test captions: FID's real
-    statistics are prepared once (cached), then each :meth:`~ratlip_layers.training.Evaluator.evaluate` generates ``num_images``
-    images with fixed noise.
+    statistics are prepared once (cached), then each :meth:`~ratlip_layers.training.Evaluator.evaluate`
+    generates ``num_images`` images with fixed noise from ``seed``, ``batch_size`` per call, shared out
+    among the ranks of ``dist_ctx``.
 
     Args:
         test_dataset: the test split (``(image, caption)`` items with a ``caption(i)`` method).
         dataset_name: the registry's dataset name (which metrics apply).
         context: the :class:`ratlip_layers.metrics.MetricContext` (scoring CLIP, FID features).
-        num_images: images generated per evaluation.
         dataset_id: names the data in the FID cache; by default ``"<name>-test-<size>-<items>"``.
-        batch_size, seed: images per generator call, and the noise seed.
         fid_cache: the cache directory (default ``$XDG_CACHE_HOME/ratlip-layers/fid``).
         fid_reference: an ``.npz`` of reference ``mu`` and ``sigma`` to score FID against instead
             of the test images (the papers' protocol).
         metric_names: a subset of the registered metrics (default: all that apply).
-        dist_ctx: the ranks to share the work with.
         num_workers: data-loader workers for the real statistics.
 
     Example:
@@ -125,12 +123,11 @@ def evaluate_checkpoint(
         checkpoint: a run, checkpoint or ``save_pretrained`` directory (see :func:`load_generator`).
         dataset, data_dir: the data (default: the run's).
         num_images: images to generate (default: the run's ``eval_images``, else 30,000).
-        fid_features: ``"clip"`` or one of :data:`ratlip_layers.metrics.FID_PROTOCOLS`.
-        inception_weights: the local weights file of the chosen Inception network.
+        fid_features: ``"clip"`` or one of :data:`ratlip_layers.metrics.FID_PROTOCOLS`, with the local
+            ``inception_weights`` of the chosen Inception network.
         score_clip_model, score_clip_pretrained: the open_clip model that scores (CLIP score, CLIP
             FID features) and its weights; by default the generator's own CLIP.
-        device, use_ema: as for :func:`load_generator`.
-        batch_size, seed, fid_cache, fid_reference, metric_names, num_workers: as for :class:`Evaluator`.
+        device, use_ema: as for :func:`load_generator`; the rest as for :class:`Evaluator`.
 
     Returns:
         ``{"checkpoint", "step", "weights", "dataset", "num_images", "fid_features",

@@ -28,14 +28,10 @@ def sample_images(
     generator: nn.Module, captions: Sequence[str], *, n: int, seed: int = 0,
     text_encoder: nn.Module | None = None,
 ) -> Tensor:
-    """``n`` images per caption, caption by caption, in ``[-1, 1]``, from the generator in eval mode.
-    Column ``j`` of every caption uses the same noise, drawn from ``seed`` alone.
-
-    Args:
-        generator: a :class:`ratlip_layers.models.RATLIPGenerator` (``(noise, sentence) -> images``).
-        captions: the captions, one row each.
-        n, seed: images per caption, and the noise seed.
-        text_encoder: encodes the captions; by default ``generator.text``.
+    """``n`` images per caption, caption by caption, in ``[-1, 1]``, from a
+    :class:`ratlip_layers.models.RATLIPGenerator` in eval mode. Column ``j`` of every caption uses the
+    same noise, drawn from ``seed`` alone. ``text_encoder`` encodes the captions (default
+    ``generator.text``).
 
     Returns:
         ``(len(captions) * n, 3, S, S)`` images.
@@ -90,21 +86,10 @@ def _check_pixels(name: str, images: object, layout: str) -> Tensor:
     return pixels
 
 
-def _font() -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=13)
-    except TypeError:  # Pillow < 10.1 has one bitmap size only
-        return ImageFont.load_default()
-
-
 def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> Image.Image:
     """An RGB grid with one row per caption: the caption on the left (a 240 px panel), then ``columns``
-    images on white, enlarged (nearest) to at least 64 px so that small samples stay visible.
-
-    Args:
-        images: ``len(captions) * columns`` grey or RGB images in ``[-1, 1]``, row by row.
-        captions: one caption per row.
-        columns: images per row.
+    of ``images`` (grey or RGB in ``[-1, 1]``, row by row) on white, enlarged (nearest) to at least
+    64 px so that small samples stay visible.
 
     Shape:
         - images: :math:`(R \\cdot C, 3, H, W)` or :math:`(R \\cdot C, 1, H, W)`
@@ -134,7 +119,11 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
     pixels = pictures.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     grid = Image.new("RGB", (_TEXT_WIDTH + pixels.shape[1], pixels.shape[0]), (255, 255, 255))
     grid.paste(Image.fromarray(pixels), (_TEXT_WIDTH, 0))
-    draw, font = ImageDraw.Draw(grid), _font()
+    draw = ImageDraw.Draw(grid)
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        font = ImageFont.load_default()
     chars = max(8, int(_TEXT_WIDTH / max(1.0, draw.textlength("abcdefghij", font=font) / 10)) - 2)
     for row, caption in enumerate(captions):
         top = _PAD + row * (height * scale + _PAD)
@@ -145,10 +134,6 @@ def captioned_grid(images: Tensor, captions: Sequence[str], *, columns: int) -> 
 def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
     """Write a PIL image, or one ``(C, H, W)`` tensor in ``[-1, 1]`` (C = 1 or 3), as a PNG at ``path``,
     atomically.
-
-    Raises:
-        TypeError: ``image`` is neither, or ``path`` is not a path.
-        ValueError: the tensor has another shape, or ``path`` is a directory or lies below a file.
 
     Example:
         >>> from PIL import Image
@@ -173,16 +158,8 @@ def write_png(image: Image.Image | Tensor, path: str | Path) -> Path:
 
 
 def save_images(images: Tensor, directory: str | Path, *, prefix: str = "") -> list[Path]:
-    """Write each image as ``<directory>/<prefix><index:04d>.png``; return the paths.
-
-    Args:
-        images: ``(B, C, H, W)`` images in ``[-1, 1]``, C = 1 (grey) or 3 (RGB).
-        directory: the folder, created if missing.
-        prefix: the start of each file name, without path separators.
-
-    Raises:
-        TypeError: ``images`` is not a floating tensor, ``directory`` not a path, ``prefix`` not a str.
-        ValueError: ``images`` has another shape, or ``prefix`` holds a path separator.
+    """Write each of ``images`` (``(B, C, H, W)`` in ``[-1, 1]``, C = 1 or 3) as
+    ``<directory>/<prefix><index:04d>.png``, creating ``directory`` if missing; return the paths.
 
     Example:
         >>> from ratlip_layers.training import save_images

@@ -8,20 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_float, check_same_batch
+from .._checks import check_float, check_same_batch, check_tensor
 
 __all__ = ["discriminator_hinge_loss", "generator_loss", "matching_aware_gradient_penalty",
            "mode_seeking_loss"]
-
-
-def _check_logits(named: Sequence[tuple[str, Tensor]]) -> None:
-    for name, t in named:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (B,), got {type(t).__name__}")
-        if t.dim() != 1:
-            raise ValueError(f"{name} must be logits of shape (B,), got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
 def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> Tensor:
@@ -29,9 +19,8 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
     ``relu(1 - real).mean() + (relu(1 + fake).mean() + relu(1 + mismatched).mean()) / 2``.
 
     Args:
-        real: logits of real images with their own captions.
-        fake: logits of generated images with their captions.
-        mismatched: logits of real images with another image's caption.
+        real, fake, mismatched: logits of real images with their own captions, of generated images
+            with theirs, and of real images with another image's caption.
 
     Shape:
         - real, fake, mismatched: :math:`(B,)`
@@ -41,7 +30,8 @@ def discriminator_hinge_loss(real: Tensor, fake: Tensor, mismatched: Tensor) -> 
         >>> discriminator_hinge_loss(torch.tensor([2.0]), torch.tensor([-2.0]), torch.tensor([0.0]))
         tensor(0.5000)
     """
-    _check_logits((("real", real), ("fake", fake), ("mismatched", mismatched)))
+    for name, logits in (("real", real), ("fake", fake), ("mismatched", mismatched)):
+        check_tensor(name, logits, 1, "(B,)")
     return F.relu(1.0 - real).mean() + (F.relu(1.0 + fake).mean() + F.relu(1.0 + mismatched).mean()) / 2
 
 
@@ -53,7 +43,7 @@ def matching_aware_gradient_penalty(
 
     Args:
         logits: D's logits for real images and matching captions, computed from ``inputs``.
-        inputs: tensors with ``requires_grad=True`` (CLIP feature maps, sentence embeddings), batch first.
+        inputs: tensors with ``requires_grad=True`` (CLIP feature maps, sentence embeddings).
 
     Shape:
         - logits: :math:`(B,)`
@@ -66,7 +56,7 @@ def matching_aware_gradient_penalty(
         >>> round(float(matching_aware_gradient_penalty(logits, [x, s], weight=1.0, power=2.0)), 4)
         1.5
     """
-    _check_logits((("logits", logits),))
+    check_tensor("logits", logits, 1, "(B,)")
     inputs = list(inputs)
     if not inputs:
         raise ValueError("inputs must hold at least one tensor")
@@ -86,12 +76,9 @@ def matching_aware_gradient_penalty(
 def generator_loss(
     fake_logits: Tensor, image_embedding: Tensor, sentence: Tensor, *, sim_weight: float = 4.0
 ) -> tuple[Tensor, Tensor]:
-    """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``.
-
-    Args:
-        fake_logits: D's logits for generated images and their captions.
-        image_embedding: the generated images' CLIP embeddings (gradients flow through the frozen CLIP).
-        sentence: the captions' CLIP sentence embeddings.
+    """Generator loss: ``-fake_logits.mean() - sim_weight * cos(image_embedding, sentence).mean()``,
+    ``fake_logits`` being D's logits for generated images and their captions, ``image_embedding``
+    their CLIP embeddings (gradients flow through the frozen CLIP), ``sentence`` the captions'.
 
     Returns:
         ``(loss, similarity)``, the mean cosine similarity for logging.
@@ -106,7 +93,7 @@ def generator_loss(
         >>> generator_loss(torch.tensor([0.5]), e, e, sim_weight=4.0)
         (tensor(-4.5000), tensor(1.))
     """
-    _check_logits((("fake_logits", fake_logits),))
+    check_tensor("fake_logits", fake_logits, 1, "(B,)")
     check_float("sim_weight", sim_weight)
     for name, t in (("image_embedding", image_embedding), ("sentence", sentence)):
         if not isinstance(t, Tensor):
@@ -122,14 +109,9 @@ def generator_loss(
 
 
 def mode_seeking_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise_b: Tensor) -> Tensor:
-    """Mode-seeking term (MSGAN, Mao et al. 2019): ``1 / (mean|a - b| / mean|z_a - z_b| + 1e-5)``.
-
-    Minimising it pushes images of one caption from two noises apart, so that samples of a caption
-    differ instead of collapsing to one picture.
-
-    Args:
-        images_a, images_b: generated images, pair by pair from the same caption.
-        noise_a, noise_b: the noise each was generated from.
+    """Mode-seeking term (MSGAN, Mao et al. 2019): ``1 / (mean|a - b| / mean|z_a - z_b| + 1e-5)``,
+    ``images_a`` and ``images_b`` generated pair by pair from the same caption, from ``noise_a`` and
+    ``noise_b``. Minimising it pushes them apart, so that a caption's samples do not collapse to one.
 
     Shape:
         - images_a, images_b: :math:`(B, C, H, W)`

@@ -22,7 +22,6 @@ __all__ = [
     "NonFiniteLossError", "Precision",
 ]
 
-ADAM_BETAS = (0.0, 0.9)
 NONFINITE_POLICIES = ("stop", "skip")
 """The ``--on-nonfinite`` choices: raise :class:`NonFiniteLossError`, or skip the update."""
 
@@ -30,11 +29,10 @@ _DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 AMP_MODES = tuple(_DTYPES)
 """The ``--amp`` choices: full precision, bfloat16 autocast, float16 autocast with loss scaling."""
 
+# The reference's fp16 scale floor: a scale below SCALE_FLOOR is put back to SCALE_RESET, since
+# MA-GP's sixth power keeps producing overflows that would otherwise drive the scale to zero.
 SCALE_FLOOR = 64.0
-"""The reference's floor: a scale that falls below it is put back to :data:`SCALE_RESET`, since
-MA-GP's sixth power keeps producing overflows that would otherwise drive the scale to zero."""
 SCALE_RESET = 16384.0
-"""The scale a GradScaler is put back to when it falls below :data:`SCALE_FLOOR`."""
 
 
 class Precision:
@@ -97,13 +95,10 @@ class NonFiniteLossError(FloatingPointError):
 
 class DiscriminatorLoss(nn.Module):
     """The discriminator's objective as a module, so that DDP can wrap it: hinge loss on (real,
-    caption), (fake, caption) and (real, the batch's captions rolled by one), plus MA-GP on the real
-    images' CLIP feature maps and the sentences, its gradient taken inside ``forward`` so that DDP
-    synchronises one backward pass.
-
-    Args:
-        discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
-        magp_weight, magp_power: MA-GP weight (0 turns it off) and exponent.
+    caption), (fake, caption) and (real, the batch's captions rolled by one), plus MA-GP (weight 0:
+    off) on the real images' CLIP feature maps and the sentences, its gradient taken inside
+    ``forward`` so that DDP synchronises one backward pass. ``fake_features`` are the frozen CLIP's
+    features of the fakes, computed once per step as the reference does.
 
     Returns (forward):
         ``(total, hinge, penalty, real_logits, fake_logits, mismatched_logits)``, logits as batch means.
@@ -114,7 +109,8 @@ class DiscriminatorLoss(nn.Module):
         >>> from ratlip_layers.training.step import DiscriminatorLoss
         >>> D = CLIPDiscriminator(tiny_clip()[0], channels=16, joint_channels=8)
         >>> images = torch.rand(4, 3, 32, 32) * 2 - 1
-        >>> total, hinge, penalty, *_ = DiscriminatorLoss(D)(images, images.flip(0), torch.randn(4, 32))
+        >>> fake_features = D.features(images.flip(0))
+        >>> total, hinge, penalty, *_ = DiscriminatorLoss(D)(images, fake_features, torch.randn(4, 32))
         >>> total.backward()
         >>> bool(torch.isclose(total, hinge + penalty)), D.net_c.joint[0].weight.grad is not None
         (True, True)
@@ -128,22 +124,15 @@ class DiscriminatorLoss(nn.Module):
         self.magp_power = float(magp_power)
         self.on_phase: Callable[[str], None] | None = None  # as GANTrainStep.on_phase
 
-    def forward(
-        self, real: Tensor, fake: Tensor, sentence: Tensor, fake_features: ImageFeatures | None = None
-    ) -> tuple[Tensor, ...]:
+    def forward(self, real: Tensor, fake_features: ImageFeatures, sentence: Tensor) -> tuple[Tensor, ...]:
         d = self.discriminator
         mark = self.on_phase or (lambda name: None)
         with torch.no_grad():
             real_features = d.features(real)
             mark("clip_real")
-            if fake_features is None:
-                fake_features = d.features(fake)
-                mark("clip_fake")
-            else:
-                # The frozen CLIP's features of ``fake``, computed once as the reference does.
-                fake_features = ImageFeatures(
-                    tuple(m.detach() for m in fake_features.maps), fake_features.embedding.detach()
-                )
+        fake_features = ImageFeatures(
+            tuple(m.detach() for m in fake_features.maps), fake_features.embedding.detach()
+        )
         maps = tuple(m.detach().requires_grad_(True) for m in real_features.maps)
         matched = sentence.detach().requires_grad_(True)
         features = ImageFeatures(maps, real_features.embedding)
@@ -174,28 +163,25 @@ def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
     Python loop over each tensor was a quarter of the tiny preset's step."""
     params = [p for p in module.parameters() if p.requires_grad]
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, fused=fused or None)
+    return torch.optim.Adam(params, lr=lr, betas=(0.0, 0.9), fused=fused or None)
 
 
 class GANTrainStep:
     """The D/G update of the recipe, with AMP, DDP and a non-finite-loss policy.
 
-    Per batch: one generator forward on fresh noise; a D update on (real, fake detached); then a G
-    update on ``-D(fake, s) - sim_weight * cos(CLIP(fake), s)`` through the same forward, plus
-    ``mode_seeking_weight`` times :func:`mode_seeking_loss` (the first half of the captions drawn
-    again with other noise, in the same forward). Adam with betas (0.0, 0.9). Under DDP the
-    generator and ``DiscriminatorLoss`` are wrapped in ``DistributedDataParallel`` and the
-    generator's BatchNorm statistics are averaged after each step.
+    Per batch: one generator forward on fresh noise; a D update on (real, fake detached) with MA-GP
+    (``magp_weight``, ``magp_power``); then a G update on ``-D(fake, s) - sim_weight * cos(CLIP(fake),
+    s)`` through the same forward, plus ``mode_seeking_weight`` (0: off, no extra samples) times
+    :func:`mode_seeking_loss` (the first half of the captions drawn again with other noise, in the
+    same forward). Adam with betas (0.0, 0.9) at ``lr_g`` and ``lr_d``. Under DDP the generator and
+    ``DiscriminatorLoss`` are wrapped in ``DistributedDataParallel`` and the generator's BatchNorm
+    statistics are averaged after each step.
 
     Args:
         generator: a :class:`ratlip_layers.models.RATLIPGenerator`, or a module with a ``z_dim``
             mapping ``(noise, sentence)`` to images.
         discriminator: a :class:`ratlip_layers.models.CLIPDiscriminator`.
         text_encoder: a frozen :class:`ratlip_layers.clip.CLIPTextAdapter`.
-        lr_g, lr_d: the generator's and the discriminator's learning rates.
-        sim_weight: weight of the generator's CLIP-similarity term.
-        mode_seeking_weight: weight of the generator's mode-seeking term (0: off, no extra samples).
-        magp_weight, magp_power: MA-GP weight and exponent.
         precision, dist_ctx: the :class:`~ratlip_layers.training.Precision` (autocast, scalers) and the
             :class:`~ratlip_layers.training.DistributedContext`.
         on_nonfinite: ``"stop"`` raises :class:`NonFiniteLossError`; ``"skip"`` skips the update.
@@ -299,9 +285,7 @@ class GANTrainStep:
             # detached copy (the CLIP is frozen, so the D step in between cannot change them).
             features = self.discriminator.features(fake)
             mark("clip_fake")
-            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(
-                images, fake.detach(), sentence, features
-            )
+            loss_d, hinge, penalty, d_real, d_fake, d_mis = self.d_loss(images, features, sentence)
         skip_d = self._check(step, "loss_d", loss_d)
         precision.scaler_d.scale(loss_d).backward()
         mark("backward")

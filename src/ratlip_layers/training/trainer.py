@@ -84,7 +84,6 @@ class Trainer:
     (the EMA generator, for :meth:`ratlip_layers.models.RATLIPGenerator.from_pretrained`).
 
     Args:
-        config: the resolved configuration.
         dist_ctx: the process group (by default from the ``torchrun`` environment).
         progress: show the tqdm bar.
 
