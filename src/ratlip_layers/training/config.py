@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._io import write_atomic
 from ..data.build import DATASETS
 from ..models import GeneratorConfig
 from .step import AMP_MODES, NONFINITE_POLICIES
@@ -299,5 +300,5 @@ class TrainConfig:
         return config
 
     def save(self, path: str | Path) -> None:
-        """Write the config as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Write the config as JSON, atomically."""
+        write_atomic(path, (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode())
