@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .._checks import check_nonnegative_int, check_same_batch, check_same_device, check_size, check_tensor
 from .._checks import factory_kwargs
 from .._io import read_reported, write_atomic
+from .._modes import eval_mode
 from ..clip._vit import vision_tower
 from ..clip.build import CLIP_SPEC_ATTR, build_clip, clip_spec
 from ..clip.frozen import WithFrozenCLIP
@@ -174,12 +175,8 @@ class RATLIPGenerator(WithFrozenCLIP):
             w = self.fc_code.weight
             rng = torch.Generator(w.device).manual_seed(seed) if seed is not None else None
             noise = torch.randn(len(sentence), self.z_dim, generator=rng, device=w.device, dtype=w.dtype)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(noise, sentence).clamp(-1.0, 1.0)
-        finally:
-            self.train(was_training)
 
     def save_pretrained(self, directory: str | Path, *, include_clip: bool | None = None) -> None:
         """Write ``config.json`` (the config and how to rebuild CLIP) and ``model.safetensors``

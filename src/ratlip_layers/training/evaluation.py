@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .._checks import check_positive_int
+from .._modes import eval_mode
 from ..clip import CLIPTextAdapter
 from ..data import build_dataset
 from ..metrics import FrechetDistance, MetricContext, build_metrics, evaluate_generator
@@ -93,20 +94,16 @@ class Evaluator:
         (in eval mode meanwhile), with ``text_encoder`` (default ``generator.text``, else the scoring
         CLIP's)."""
         text = text_encoder or getattr(generator, "text", None) or self.text
-        was_training = generator.training
-        generator.eval()
 
         def generate(noise: Tensor, captions: list[str]) -> Tensor:
             return generator(noise, text(captions).sentence.float()).float().clamp(-1.0, 1.0)
 
-        try:
+        with eval_mode(generator):
             return evaluate_generator(
                 generate, self.dataset.caption, self.metrics, num_images=self.num_images,
                 z_dim=generator.z_dim, batch_size=self.batch_size, seed=self.seed, device=self.dist.device,
                 rank=self.dist.rank, world_size=self.dist.world_size, num_captions=len(self.dataset),
             )
-        finally:
-            generator.train(was_training)
 
 
 def evaluate_checkpoint(

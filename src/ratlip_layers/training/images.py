@@ -15,6 +15,7 @@ from torchvision.utils import make_grid, save_image
 
 from .._checks import check_captions, check_module, check_path, check_positive_int, check_tensor
 from .._io import write_atomic
+from .._modes import eval_mode
 
 __all__ = ["captioned_grid", "sample_images", "save_images"]
 
@@ -66,12 +67,8 @@ def sample_images(
     device = next(p.device for p in generator.parameters())
     sentence = text(captions).sentence.float().repeat_interleave(n, dim=0)
     noise = fixed_noise(list(range(n)), generator.z_dim, seed).to(device).repeat(len(captions), 1)
-    was_training = generator.training
-    generator.eval()
-    try:
+    with eval_mode(generator):
         return generator(noise, sentence).float().clamp(-1.0, 1.0)
-    finally:
-        generator.train(was_training)
 
 
 def _check_pixels(name: str, images: object, layout: str) -> Tensor:
